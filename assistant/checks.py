@@ -1,0 +1,28 @@
+"""System checks: bad settings fail at start with a clear message."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+
+@register(Tags.compatibility, deploy=False)
+def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
+    errors: list[Error] = []
+    if settings.SPEAKING_RATE_WPS <= 0 or settings.SPEAKING_RATE_WPS > 50:
+        errors.append(Error("SPEAKING_RATE_WPS must be between 0 and 50 words a second.", id="assistant.E001"))
+    if not 1 <= settings.MAX_UTTERANCE_CHARS <= 100_000:
+        errors.append(Error("MAX_UTTERANCE_CHARS must be between 1 and 100000.", id="assistant.E002"))
+    if not 0.0 <= settings.NLU_OOS_THRESHOLD < 1.0:
+        errors.append(Error("NLU_OOS_THRESHOLD must be in [0, 1).", id="assistant.E003"))
+    if settings.REDIS_URL and urlparse(settings.REDIS_URL).scheme not in ("redis", "rediss", "unix"):
+        errors.append(Error(f"REDIS_URL must be a redis:// URL, not {settings.REDIS_URL!r}.", id="assistant.E004"))
+    if settings.DATABASE_URL and urlparse(settings.DATABASE_URL).scheme not in (
+        "postgres", "postgresql", "sqlite", "pgsql", "postgis",
+    ):  # fmt: skip
+        errors.append(Error("DATABASE_URL must be a postgres:// or sqlite:// URL.", id="assistant.E005"))
+    if settings.TORCH_THREADS < 1:
+        errors.append(Error("TORCH_THREADS must be at least 1.", id="assistant.E006"))
+    return errors

@@ -1,0 +1,95 @@
+"""The intents and slots the assistant understands: the contract between the
+NLU, the seed utterances and the skills.
+
+Intent names follow SLURP's `scenario_action` style. Each intent is handled by
+exactly one skill (the `skill` name in assistant/skills/).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class IntentSpec(NamedTuple):
+    skill: str
+    description: str
+    slots: tuple[str, ...]
+
+
+OUT_OF_SCOPE = "out_of_scope"
+
+INTENTS: dict[str, IntentSpec] = {
+    # smart home: lights
+    "iot_hue_lighton": IntentSpec("smart_home", "turn lights on", ("room",)),
+    "iot_hue_lightoff": IntentSpec("smart_home", "turn lights off", ("room",)),
+    "iot_hue_lightdim": IntentSpec("smart_home", "dim lights / set brightness", ("room", "level")),
+    "iot_hue_lightup": IntentSpec("smart_home", "brighten lights", ("room", "level")),
+    "iot_hue_lightchange": IntentSpec("smart_home", "change light colour", ("room", "colour")),
+    # smart home: appliances
+    "iot_thermostat_set": IntentSpec("smart_home", "set the heating temperature", ("room", "temperature")),
+    "iot_temperature_query": IntentSpec("smart_home", "what's the temperature (oven if on, else thermostat)", ()),
+    "iot_oven_on": IntentSpec("smart_home", "turn the oven on / preheat", ("temperature",)),
+    "iot_oven_off": IntentSpec("smart_home", "turn the oven off", ()),
+    "iot_oven_set": IntentSpec("smart_home", "set the oven temperature", ("temperature",)),
+    "iot_garage_open": IntentSpec("smart_home", "open the garage door", ()),
+    "iot_garage_close": IntentSpec("smart_home", "close the garage door", ()),
+    "iot_tv_on": IntentSpec("smart_home", "turn the TV on", ("room",)),
+    "iot_tv_off": IntentSpec("smart_home", "turn the TV off", ("room",)),
+    "iot_wemo_on": IntentSpec("smart_home", "turn a plug / named device on", ("device", "room")),
+    "iot_wemo_off": IntentSpec("smart_home", "turn a plug / named device off", ("device", "room")),
+    "iot_cleaning": IntentSpec("smart_home", "start the vacuum", ("room",)),
+    "iot_device_query": IntentSpec("smart_home", "is the X on / open?", ("device", "room")),
+    # music and media
+    "play_music": IntentSpec(
+        "music", "play an artist, song, genre or playlist", ("artist", "song", "genre", "playlist")
+    ),
+    "play_media": IntentSpec("music", "play a title: a film on a screen, else the audiobook", ("title",)),
+    "music_pause": IntentSpec("music", "pause", ()),
+    "music_resume": IntentSpec("music", "resume", ()),
+    "music_next": IntentSpec("music", "next track", ()),
+    "music_query": IntentSpec("music", "what is playing", ()),
+    "audio_volume_up": IntentSpec("music", "louder", ("level",)),
+    "audio_volume_down": IntentSpec("music", "quieter", ("level",)),
+    "audio_volume_set": IntentSpec("music", "set volume to a level", ("level",)),
+    "audio_volume_mute": IntentSpec("music", "mute", ()),
+    "audio_volume_unmute": IntentSpec("music", "unmute", ()),
+    # timers and alarms
+    "timer_set": IntentSpec("timers", "set a timer", ("duration",)),
+    "timer_query": IntentSpec("timers", "list timers / time left", ()),
+    "timer_remove": IntentSpec("timers", "cancel a timer", ("duration",)),
+    "alarm_set": IntentSpec("timers", "set an alarm", ("time", "date")),
+    "alarm_query": IntentSpec("timers", "list alarms", ()),
+    "alarm_remove": IntentSpec("timers", "cancel an alarm", ("time",)),
+    # lists
+    "lists_createoradd": IntentSpec("lists", "add an item to a list", ("list_item", "list_name")),
+    "lists_query": IntentSpec("lists", "read a list", ("list_name",)),
+    "lists_remove": IntentSpec("lists", "remove an item from a list", ("list_item", "list_name")),
+    # information
+    "weather_query": IntentSpec("weather", "weather, optionally where and when", ("place", "date")),
+    "datetime_query": IntentSpec("datetime", "the time or date", ("place",)),
+    # chit-chat
+    "general_greet": IntentSpec("chitchat", "hello, how are you", ()),
+    "general_joke": IntentSpec("chitchat", "tell a joke", ()),
+    OUT_OF_SCOPE: IntentSpec("out_of_scope", "anything the assistant cannot do", ()),
+}
+
+# Slot types the NLU tags (BIO over tokens). `list_name` and `title` extend the
+# issue's list so that "add milk to my shopping list" and "play <film>" resolve.
+SLOTS: tuple[str, ...] = (
+    "room",
+    "device",
+    "level",
+    "colour",
+    "temperature",
+    "artist",
+    "song",
+    "genre",
+    "playlist",
+    "title",
+    "list_item",
+    "list_name",
+    "time",
+    "duration",
+    "place",
+    "date",
+)

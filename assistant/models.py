@@ -1,0 +1,105 @@
+"""The simulated world the skills act on, and API tokens.
+
+Each user owns one Home. Devices carry their state as a small JSON object whose
+shape depends on the device kind (see world/devices.py). The device a user speaks
+to is a Device of kind "speaker"; its room and screen give the turn its context.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+
+class Home(models.Model):
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="home")
+    name = models.CharField(max_length=100, default="Home")
+    place = models.CharField(max_length=100, default="London", help_text="Default place for weather.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.owner}"
+
+
+class Device(models.Model):
+    class Kind(models.TextChoices):
+        SPEAKER = "speaker", "Speaker"
+        LIGHT = "light", "Light"
+        THERMOSTAT = "thermostat", "Thermostat"
+        OVEN = "oven", "Oven"
+        GARAGE_DOOR = "garage_door", "Garage door"
+        TV = "tv", "TV"
+        PLUG = "plug", "Smart plug"
+        VACUUM = "vacuum", "Vacuum"
+
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="devices")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=100)
+    room = models.CharField(max_length=50)
+    has_screen = models.BooleanField(default=False, help_text="For speakers: a screen shows films and pictures.")
+    state = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["room", "kind", "name"]
+        constraints = [models.UniqueConstraint(fields=["home", "name"], name="device_name_unique_per_home")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.room})"
+
+
+class MediaPlayer(models.Model):
+    """What a home is playing; one per home (the speaker group plays together)."""
+
+    home = models.OneToOneField(Home, on_delete=models.CASCADE, related_name="media_player")
+    status = models.CharField(max_length=10, default="stopped")  # playing, paused, stopped
+    item = models.JSONField(default=dict, blank=True)  # the catalogue entry being played
+    queue = models.JSONField(default=list, blank=True)  # catalogue ids still to play
+    volume = models.PositiveSmallIntegerField(default=5)  # 0..10
+    muted = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class Timer(models.Model):
+    class Kind(models.TextChoices):
+        TIMER = "timer", "Timer"
+        ALARM = "alarm", "Alarm"
+
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="timers")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    label = models.CharField(max_length=100, blank=True)
+    fires_at = models.DateTimeField()
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["fires_at"]
+
+
+class ListItem(models.Model):
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="list_items")
+    list_name = models.CharField(max_length=50)  # "shopping", "to-do"
+    text = models.CharField(max_length=200)
+    done = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["list_name", "created_at"]
+
+
+def _new_token() -> str:
+    return secrets.token_hex(20)
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API (header `Authorization: Token <key>`)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    key = models.CharField(max_length=40, unique=True, default=_new_token)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"token of {self.user}"

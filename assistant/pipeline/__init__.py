@@ -1,0 +1,1 @@
+"""The turn pipeline: start reading at turn.handle_turn."""

@@ -1,0 +1,218 @@
+"""The feedback store: what happened in every turn, and how people reacted.
+
+Learning jobs read from here; nothing here is derived state that cannot be
+recomputed, except the model registry (ModelVersion) and job rows (Job).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Session(models.Model):
+    """A conversation with one device, from one entry point."""
+
+    class Channel(models.TextChoices):
+        WEB = "web", "Browser chat"
+        API = "api", "JSON API"
+        CLI = "cli", "Command line"
+        SIMULATOR = "sim", "Simulator"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assistant_sessions")
+    device = models.ForeignKey("assistant.Device", null=True, blank=True, on_delete=models.SET_NULL)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    started_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"session {self.pk} of {self.user} ({self.channel})"
+
+
+class Turn(models.Model):
+    """One utterance and the assistant's answer, with the trace of every stage."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "Answered"
+        OUT_OF_SCOPE = "oos", "Out of scope"
+        ERROR = "error", "Stage failed"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="turns")
+    created_at = models.DateTimeField(db_index=True)
+    # What came in: typed text, or the n-best list [{text, confidence}].
+    raw_text = models.TextField(blank=True)
+    nbest = models.JSONField(null=True, blank=True)
+    # What each stage decided (the full detail is in `trace`).
+    asr_text = models.TextField(blank=True)
+    asr_confidence = models.FloatField(null=True, blank=True)
+    intent = models.CharField(max_length=80, blank=True, db_index=True)
+    slots = models.JSONField(default=dict, blank=True)
+    nlu_confidence = models.FloatField(null=True, blank=True)
+    rewrite = models.JSONField(null=True, blank=True)
+    action = models.JSONField(null=True, blank=True)
+    response = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK, db_index=True)
+    context = models.JSONField(default=dict, blank=True)  # device, room, screen, time the turn saw
+    trace = models.JSONField(
+        default=list, blank=True
+    )  # [{stage, input, output, confidence, ms, model_version, error?}]
+    total_ms = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"turn {self.pk}: {self.raw_text[:40]!r}"
+
+    @property
+    def response_words(self) -> list[str]:
+        return self.response.split()
+
+    def as_dict(self) -> dict:
+        """The public shape of a turn: `say --json` and the JSON API print this."""
+        nlu = {"intent": self.intent, "slots": self.slots, "confidence": self.nlu_confidence}
+        return {
+            "turn_id": self.pk,
+            "session": self.session_id,
+            "created_at": self.created_at.isoformat(),
+            "text": self.raw_text,
+            "asr": {"text": self.asr_text, "confidence": self.asr_confidence},
+            "nlu": nlu,
+            "rewrite": self.rewrite,
+            "action": self.action,
+            "response": self.response,
+            "status": self.status,
+            "trace": self.trace,
+            "barge_ins": [b.as_dict() for b in self.barge_ins.all()],
+            "feedback": [f.as_dict() for f in self.feedback.all()],
+        }
+
+
+class BargeIn(models.Model):
+    """The user interrupted the reply: where it happened, and how."""
+
+    class Source(models.TextChoices):
+        STOP = "stop", "Stop button"
+        NEW_MESSAGE = "new_message", "Spoke over the reply"
+        API = "api", "Reported through the API"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="barge_ins")
+    offset_words = models.PositiveIntegerField(help_text="Words of the reply already delivered.")
+    offset_ms = models.PositiveIntegerField(help_text="Milliseconds since the reply began.")
+    source = models.CharField(max_length=20, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def as_dict(self) -> dict:
+        return {"offset_words": self.offset_words, "offset_ms": self.offset_ms, "source": self.source}
+
+
+class Feedback(models.Model):
+    """Explicit feedback on a turn."""
+
+    class Kind(models.TextChoices):
+        THUMBS_UP = "thumbs_up", "Thumbs up"
+        THUMBS_DOWN = "thumbs_down", "Thumbs down"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="feedback")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "created_at": self.created_at.isoformat()}
+
+
+class RewriteRule(models.Model):
+    """A precomputed rewrite: an utterance (normalised) is replaced by a better one.
+
+    Global rules apply to everyone; personal ones to their user only. Only active
+    rules fire; mined ones start as proposed and a reviewer (or the miner's
+    thresholds) activates them.
+    """
+
+    class Scope(models.TextChoices):
+        GLOBAL = "global", "Global"
+        PERSONAL = "personal", "Personal"
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Proposed"
+        ACTIVE = "active", "Active"
+        REJECTED = "rejected", "Rejected"
+
+    class Origin(models.TextChoices):
+        MINED = "mined", "Mined from rephrases"
+        TAUGHT = "taught", "Taught by a user"
+        MANUAL = "manual", "Written by staff"
+
+    source_text = models.CharField(max_length=1000, db_index=True, help_text="Normalised utterance to replace.")
+    target_text = models.CharField(max_length=1000)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.GLOBAL)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROPOSED, db_index=True)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.MANUAL)
+    confidence = models.FloatField(default=1.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.source_text!r} -> {self.target_text!r} ({self.scope}, {self.status})"
+
+
+class ModelVersion(models.Model):
+    """A trained model artifact on disk; one version per kind is active."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+        REJECTED = "rejected", "Rejected"
+
+    kind = models.CharField(max_length=30, db_index=True)  # "nlu", later "ranker", "defect"…
+    version = models.CharField(max_length=40)
+    path = models.CharField(max_length=500)
+    manifest = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "version"], name="model_version_unique"),
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(status="active"), name="one_active_model_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.version} ({self.status})"
+
+
+class Job(models.Model):
+    """A background job's durable state: Celery carries only its id."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=40)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0)  # 0..1
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.status})"

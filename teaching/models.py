@@ -1,0 +1,1 @@
+"""Taught preferences and concepts arrive with the teaching issue."""

@@ -1,0 +1,55 @@
+"""Shared fixtures. Personas: alice owns a home, bob owns another, charlie has no home yet.
+
+The NLU model is trained once per test session into a temporary folder
+(`nlu_artifact`); `nlu_model` registers it as the active version in the
+current test's database, so any test that runs turns asks for `nlu_model`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+
+@pytest.fixture(scope="session")
+def nlu_artifact(tmp_path_factory):
+    """Train the seed NLU model once for the whole test session; returns (path, manifest)."""
+    from assistant.nlu.seed import seed_examples
+    from assistant.nlu.training import train
+
+    out_dir = tmp_path_factory.mktemp("nlu") / "seed"
+    manifest = train(seed_examples(), out_dir)
+    return out_dir, manifest
+
+
+@pytest.fixture
+def nlu_model(db, nlu_artifact, settings):
+    """The session's NLU artifact, registered and active in this test's database."""
+    from assistant.nlu.registry import register
+
+    path, manifest = nlu_artifact
+    settings.MODEL_DIR = path.parent
+    return register(path, manifest, promote=True)
+
+
+@pytest.fixture
+def alice(db):
+    from assistant.world import ensure_home
+
+    user = get_user_model().objects.create_user("alice", password="alice-password-1")
+    ensure_home(user)
+    return user
+
+
+@pytest.fixture
+def bob(db):
+    from assistant.world import ensure_home
+
+    user = get_user_model().objects.create_user("bob", password="bob-password-1")
+    ensure_home(user)
+    return user
+
+
+@pytest.fixture
+def charlie(db):
+    return get_user_model().objects.create_user("charlie", password="charlie-password-1")
