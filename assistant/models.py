@@ -72,10 +72,12 @@ class Timer(models.Model):
     label = models.CharField(max_length=100, blank=True)
     fires_at = models.DateTimeField()
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    rang_at = models.DateTimeField(null=True, blank=True, help_text="When the assistant announced it.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["fires_at"]
+        indexes = [models.Index(fields=["rang_at", "cancelled_at", "fires_at"])]
 
 
 class ListItem(models.Model):

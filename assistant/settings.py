@@ -123,6 +123,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# What beat runs. Learning jobs are added here by the issues that bring them.
+CELERY_BEAT_SCHEDULE = {
+    "ring-due-timers": {"task": "assistant.ring_due_timers", "schedule": 5.0, "options": {"expires": 5}},
+}
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -155,6 +159,8 @@ NLU_OOS_THRESHOLD = envfloat("NLU_OOS_THRESHOLD", 0.45)
 TORCH_THREADS = envint("TORCH_THREADS", 1)
 # Public NLU data used by tests, benchmarks and the simulator (never copied in).
 SHARED_DATA_DIR = Path(envstr("SHARED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
+# Dotted path of the weather provider class (assistant/world/weather.py); offline by default.
+WEATHER_PROVIDER = envstr("WEATHER_PROVIDER", "assistant.world.weather.OfflineWeatherProvider")
 
 LOGGING = {
     "version": 1,

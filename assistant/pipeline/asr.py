@@ -20,7 +20,6 @@ _UNITS = {
 }  # fmt: skip
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 _SCALES = {"hundred": 100, "thousand": 1000}
-_NUMBER_WORDS = set(_UNITS) | set(_TENS) | set(_SCALES)
 
 # Keep letters, digits, spaces and the few symbols that carry meaning in requests.
 _DROP = re.compile(r"[^\w\s%°:'.-]")
@@ -29,43 +28,75 @@ _SPACES = re.compile(r"\s+")
 _TRAILING_PUNCT = re.compile(r"(?<!\d)[.:'-]+(?=\s|$)|(?<=\s)[.:'-]+")
 
 
-def _words_to_number(words: list[str]) -> int | None:
-    total, current = 0, 0
-    for word in words:
-        if word in _UNITS:
-            current += _UNITS[word]
-        elif word in _TENS:
-            current += _TENS[word]
-        elif word == "hundred":
-            current = max(current, 1) * 100
-        elif word == "thousand":
-            total += max(current, 1) * 1000
-            current = 0
-        else:
-            return None
-    return total + current
+_TEENS = {w for w, n in _UNITS.items() if n >= 10}
+
+# Which kind of number word may follow which inside one number: "twenty five" and
+# "one hundred and five" are one number, "five thirty" (a time) and "two twenty"
+# are two, so a tens word never follows a units word.
+_MAY_FOLLOW = {
+    None: {"unit", "teen", "tens"},
+    "unit": {"hundred", "thousand"},
+    "teen": {"hundred", "thousand"},
+    "tens": {"unit", "thousand"},
+    "hundred": {"unit", "teen", "tens", "thousand"},
+    "thousand": {"unit", "teen", "tens"},
+}
+
+
+def _kind(word: str) -> str | None:
+    if word in _TEENS:
+        return "teen"
+    if word in _UNITS:
+        return "unit"
+    if word in _TENS:
+        return "tens"
+    if word in _SCALES:
+        return word
+    return None
 
 
 def _spell_numbers(words: list[str]) -> list[str]:
-    """Replace runs of number words with digits; 'a hundred' stays words (ambiguous)."""
+    """Replace runs of number words with digits ("twenty five" -> "25", "five thirty" -> "5 30").
+
+    A run may not start with a scale word, so "a hundred" stays words.
+    """
     out: list[str] = []
-    i = 0
-    while i < len(words):
-        if words[i] in _NUMBER_WORDS and words[i] not in _SCALES:
-            j = i
-            while j < len(words) and (
-                words[j] in _NUMBER_WORDS
-                or (words[j] == "and" and j + 1 < len(words) and words[j + 1] in _NUMBER_WORDS and j > i)
-            ):
-                j += 1
-            run = [w for w in words[i:j] if w != "and"]
-            number = _words_to_number(run)
-            if number is not None:
-                out.append(str(number))
-                i = j
+    total = current = 0
+    last: str | None = None
+
+    def flush() -> None:
+        nonlocal total, current, last
+        if last is not None:
+            out.append(str(total + current))
+        total = current = 0
+        last = None
+
+    for i, word in enumerate(words):
+        kind = _kind(word)
+        if word == "and" and last in ("hundred", "thousand") and i + 1 < len(words) and _kind(words[i + 1]) in (
+            "unit", "teen", "tens",
+        ):  # fmt: skip
+            continue  # "one hundred and five"
+        if kind is None or (last is None and kind in _SCALES):
+            flush()
+            out.append(word)
+            continue
+        if kind not in _MAY_FOLLOW[last]:
+            flush()
+            if kind in _SCALES:
+                out.append(word)
                 continue
-        out.append(words[i])
-        i += 1
+        if kind in ("unit", "teen"):
+            current += _UNITS[word]
+        elif kind == "tens":
+            current += _TENS[word]
+        elif kind == "hundred":
+            current = current * 100
+        else:  # thousand
+            total += current * 1000
+            current = 0
+        last = kind
+    flush()
     return out
 
 

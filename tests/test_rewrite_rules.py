@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from assistant.pipeline.rewrite import apply_rewrite, find_rule
+from assistant.pipeline.types import NluResult
+from feedback.models import RewriteRule
+
+
+def _nlu(text: str, intent: str, confidence: float, oos: bool = False) -> NluResult:
+    return NluResult(text=text, intent=intent, confidence=confidence, slots={}, out_of_scope=oos)
+
+
+@pytest.fixture
+def understand():
+    table = {
+        "play the wheels": _nlu("play the wheels", "play_music", 0.9),
+        "play nothing": _nlu("play nothing", "out_of_scope", 0.3, oos=True),
+    }
+    return lambda text: table[text]
+
+
+def test_only_active_rules_fire(alice):
+    RewriteRule.objects.create(source_text="play the weeds", target_text="play the wheels", status="proposed")
+    assert find_rule("play the weeds", alice.pk) is None
+
+
+def test_a_personal_rule_beats_a_global_one(alice):
+    RewriteRule.objects.create(source_text="play mine", target_text="play the wheels", status="active")
+    personal = RewriteRule.objects.create(
+        source_text="play mine", target_text="play nothing", status="active", scope="personal", user=alice
+    )
+    assert find_rule("play mine", alice.pk) == personal
+
+
+def test_another_users_personal_rule_does_not_fire(alice, bob):
+    RewriteRule.objects.create(
+        source_text="play mine", target_text="play the wheels", status="active", scope="personal", user=bob
+    )
+    assert find_rule("play mine", alice.pk) is None
+
+
+def test_a_rewrite_that_wins_is_kept(alice, understand):
+    RewriteRule.objects.create(source_text="play the weeds", target_text="play the wheels", status="active")
+    original = _nlu("play the weeds", "out_of_scope", 0.2, oos=True)
+    outcome, chosen = apply_rewrite("play the weeds", original, alice.pk, understand)
+    assert outcome.kept
+    assert chosen.intent == "play_music"
+    assert outcome.as_dict()["to"] == "play the wheels"
+
+
+def test_a_rewrite_that_loses_is_recorded_but_not_used(alice, understand):
+    RewriteRule.objects.create(source_text="play jazz", target_text="play nothing", status="active")
+    original = _nlu("play jazz", "play_music", 0.8)
+    outcome, chosen = apply_rewrite("play jazz", original, alice.pk, understand)
+    assert outcome is not None
+    assert not outcome.kept
+    assert chosen is original
+
+
+def test_no_rule_means_no_rewrite(alice, understand):
+    original = _nlu("play jazz", "play_music", 0.8)
+    assert apply_rewrite("play jazz", original, alice.pk, understand) == (None, original)
