@@ -1,0 +1,81 @@
+"""Skills: resolve an understood utterance into an Action, then execute it on the user's home.
+
+Each skill is a module with `resolve(request) -> Action` and
+`execute(action, ctx, home) -> SkillResult`, registered under the skill name
+that assistant/intents.INTENTS gives each intent. A request the skill cannot
+resolve (unknown room, song, missing value…) becomes an Action carrying an
+`error` sentence; executing it answers that sentence with ok=False. Nothing here
+raises for bad slots: the user hears what went wrong.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from types import ModuleType
+
+from django.db import transaction
+
+from assistant.intents import INTENTS, OUT_OF_SCOPE
+from assistant.models import Home
+from assistant.pipeline.types import Action, NluResult, SkillResult, TurnContext
+from assistant.skills import chitchat, datetime_skill, lists, music, out_of_scope, smart_home, timers, weather
+from assistant.skills.base import MAX_SLOT_CHARS, Request, failed
+
+REGISTRY: dict[str, ModuleType] = {
+    "smart_home": smart_home,
+    "music": music,
+    "timers": timers,
+    "lists": lists,
+    "weather": weather,
+    "datetime": datetime_skill,
+    "chitchat": chitchat,
+    "out_of_scope": out_of_scope,
+}
+
+
+def _home(ctx: TurnContext) -> Home | None:
+    return Home.objects.filter(pk=ctx.home_id, owner_id=ctx.user_id).first()
+
+
+def _clean_slots(slots: dict) -> dict[str, str]:
+    cleaned = {}
+    for name, value in (slots or {}).items():
+        if isinstance(name, str) and isinstance(value, str):
+            # Control characters (NUL above all) cannot be stored and mean nothing in a name.
+            value = "".join(ch for ch in value if unicodedata.category(ch)[0] != "C")
+            value = " ".join(value.split())[:MAX_SLOT_CHARS]
+            if value:
+                cleaned[name] = value
+    return cleaned
+
+
+def resolve(nlu: NluResult, ctx: TurnContext) -> Action:
+    """Slots + context + home state -> an Action with resolved parameters."""
+    intent = nlu.intent if nlu.intent in INTENTS and not nlu.out_of_scope else OUT_OF_SCOPE
+    skill = INTENTS[intent].skill
+    home = _home(ctx)
+    if home is None:
+        return Action(skill=skill, intent=intent, params={"error": "I couldn't find your home."})
+    request = Request(
+        intent=intent, skill=skill, slots=_clean_slots(nlu.slots), text=nlu.text or "", ctx=ctx, home=home
+    )
+    return REGISTRY[skill].resolve(request)
+
+
+def execute(action: Action, ctx: TurnContext) -> SkillResult:
+    """Carry out an Action on the user's home; the caller wraps this in a transaction."""
+    module = REGISTRY.get(action.skill)
+    if module is None or action.intent not in INTENTS or INTENTS[action.intent].skill != action.skill:
+        return failed("Sorry, I don't know how to do that.")
+    if action.params.get("error"):
+        return failed(str(action.params["error"]), **{k: v for k, v in action.params.items() if k != "error"})
+    home = _home(ctx)
+    if home is None:
+        return failed("I couldn't find your home.")
+    # Skills lock the rows they change (select_for_update), which needs a transaction;
+    # inside the pipeline's own transaction this is a cheap savepoint.
+    with transaction.atomic():
+        return module.execute(action, ctx, home)
+
+
+__all__ = ["REGISTRY", "execute", "resolve"]
