@@ -1,0 +1,157 @@
+"""The chat WebSocket: utterances in, replies streamed word by word out.
+
+Thin on purpose: frames are parsed by chat.messages, turns run through
+pipeline.handle_turn, barge-ins and feedback are stored by feedback.store, and
+HTML comes from chat.fragments. What lives here is the socket's own state: the
+reply being spoken (a ReplyStream run as an asyncio task so the socket keeps
+receiving) and one Session per speaker talked to on this socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from assistant.chat import fragments
+from assistant.chat.conversation import find_own_turn, find_speaker, panel_context, turn_view
+from assistant.chat.messages import FeedbackMessage, MessageError, SayMessage, parse_message
+from assistant.chat.streaming import ReplyStream
+from assistant.pipeline.turn import TurnInputError, handle_turn
+from assistant.world import ensure_home, home_group
+from feedback.models import BargeIn, Session, Turn
+from feedback.store import record_barge_in, record_feedback
+
+log = logging.getLogger(__name__)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    # Class-level defaults so disconnect() is safe even when connect() refused the socket.
+    group: str | None = None
+    stream: ReplyStream | None = None
+    stream_task: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close()  # before accept(): the handshake is refused with a 403
+            return
+        self.user = user
+        self.sessions: dict[int | None, Session] = {}
+        home = await database_sync_to_async(ensure_home)(user)
+        self.group = home_group(home.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        # A closed socket is not a barge-in: nobody stopped the reply, the page went away.
+        await self._cancel_stream()
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = parse_message(text_data)
+            if message["type"] == "say":
+                await self.on_say(message)
+            elif message["type"] == "stop":
+                await self.on_stop()
+            else:
+                await self.on_feedback(message)
+        except (MessageError, TurnInputError) as exc:
+            await self.send(fragments.error(str(exc)))
+        except Exception:
+            # One bad frame must not close the conversation; the turn store is untouched.
+            log.exception("chat message failed")
+            await self.send(fragments.error("Something went wrong. Please try again."))
+
+    # --- messages from the page -------------------------------------------------
+
+    async def on_say(self, message: SayMessage) -> None:
+        device = await database_sync_to_async(find_speaker)(self.user, message["device"])
+        # Speaking over the reply interrupts it before the new utterance is handled.
+        await self.barge_in(BargeIn.Source.NEW_MESSAGE)
+        key = device.pk if device else None
+        turn: Turn = await database_sync_to_async(handle_turn)(
+            self.user,
+            text=message["text"],
+            device=device,
+            session=self.sessions.get(key),
+            channel=Session.Channel.WEB,
+        )
+        self.sessions[key] = turn.session
+        view = await database_sync_to_async(turn_view)(turn.pk)
+        await self.send(fragments.new_turn(view))
+        self.stream = ReplyStream(turn.pk, turn.response, settings.SPEAKING_RATE_WPS)
+        self.stream_task = asyncio.create_task(self._speak(self.stream))
+        await self.send_panel()
+
+    async def on_stop(self) -> None:
+        if not await self.barge_in(BargeIn.Source.STOP):
+            # Nothing was being said (the reply ended as Stop was pressed): just hide the button.
+            await self.send(fragments.stop_control(streaming=False))
+
+    async def on_feedback(self, message: FeedbackMessage) -> None:
+        turn = await database_sync_to_async(find_own_turn)(self.user, message["turn_id"])
+        await database_sync_to_async(record_feedback)(turn, self.user, message["kind"])
+        view = await database_sync_to_async(turn_view)(turn.pk)
+        await self.send(fragments.feedback(view))
+
+    # --- messages from the home's group -------------------------------------------
+
+    async def devices_changed(self, event: dict[str, Any]) -> None:
+        await self.send_panel()
+
+    async def timer_rang(self, event: dict[str, Any]) -> None:
+        await self.send(fragments.notice(str(event.get("text", ""))))
+
+    async def send_panel(self) -> None:
+        context = await database_sync_to_async(panel_context)(self.user)
+        await self.send(fragments.device_panel(context))
+
+    # --- speaking -----------------------------------------------------------------
+
+    async def _speak(self, stream: ReplyStream) -> None:
+        async def send_word(index: int, word: str) -> None:
+            await self.send(fragments.word(stream.turn_id, index, word))
+
+        try:
+            await stream.run(send_word)
+            await self.send(fragments.reply_done(stream.turn_id, stream.text))
+            if self.stream is stream:  # spoken to the end: nothing left to interrupt
+                self.stream = self.stream_task = None
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("streaming the reply of turn %s failed", stream.turn_id)
+
+    async def _cancel_stream(self) -> ReplyStream | None:
+        """Stop the reply being spoken, if any; return its stream (None when there was none)."""
+        stream, task = self.stream, self.stream_task
+        self.stream = self.stream_task = None
+        if task is None:
+            return None
+        task.cancel()
+        # wait() neither raises the task's CancelledError nor swallows our own cancellation.
+        await asyncio.wait([task])
+        return stream
+
+    async def barge_in(self, source: str) -> bool:
+        """Interrupt the reply being spoken and record where; False when nothing was cut."""
+        stream = await self._cancel_stream()
+        if stream is None:
+            return False
+        if stream.complete:
+            # Every word was out already; make sure the page shows the reply as finished.
+            await self.send(fragments.reply_done(stream.turn_id, stream.text))
+            return False
+        cut = stream.interruption()
+        turn = await database_sync_to_async(Turn.objects.get)(pk=stream.turn_id)
+        await database_sync_to_async(record_barge_in)(turn, cut.offset_words, cut.offset_ms, source, user=self.user)
+        view = await database_sync_to_async(turn_view)(turn.pk)
+        await self.send(fragments.interrupted_turn(view))
+        return True

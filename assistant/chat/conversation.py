@@ -1,0 +1,118 @@
+"""What the chat page shows and checks, as plain (synchronous) functions.
+
+The view and the consumer both call these: the person's speakers, their recent
+turns with barge-ins and feedback, the device panel, and the ownership lookups
+that turn an id from the browser into one of the person's own rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Prefetch
+
+from assistant.chat.messages import MessageError
+from assistant.models import Device
+from assistant.world import ensure_home
+from assistant.world.devices import device_summary, media_summary
+from feedback.models import BargeIn, Feedback, Turn
+
+HISTORY_LIMIT = 50
+
+
+def speaker_devices(user: AbstractBaseUser) -> list[Device]:
+    """The speakers in the person's home (made on first visit), the devices they can talk to."""
+    home = ensure_home(user)
+    return list(home.devices.filter(kind=Device.Kind.SPEAKER).order_by("room", "name"))
+
+
+def find_speaker(user: AbstractBaseUser, device_id: int | None) -> Device | None:
+    """One of the person's own speakers by id; another home's id is as unknown as a made-up one."""
+    if device_id is None:
+        return None
+    device = Device.objects.filter(pk=device_id, home__owner=user, kind=Device.Kind.SPEAKER).first()
+    if device is None:
+        raise MessageError("Unknown device: choose one of your speakers.", "wrong_device")
+    return device
+
+
+def find_own_turn(user: AbstractBaseUser, turn_id: int) -> Turn:
+    """The person's turn by id. Someone else's turn is reported as unknown, not as forbidden,
+    so ids cannot be probed."""
+    turn = Turn.objects.filter(pk=turn_id, user=user).first()
+    if turn is None:
+        raise MessageError("Unknown turn.", "unknown_turn")
+    return turn
+
+
+@dataclass(frozen=True)
+class TurnView:
+    """One exchange as the page shows it."""
+
+    turn_id: int
+    created_at: datetime
+    text: str
+    response: str
+    heard: str  # the words delivered before a barge-in (the whole reply if none)
+    unheard: str  # the rest, shown dimmed
+    interrupted: bool
+    feedback: str | None  # "thumbs_up", "thumbs_down" or None
+    device_id: int | None
+    device_name: str
+
+    @classmethod
+    def from_turn(cls, turn: Turn) -> TurnView:
+        words = turn.response.split()
+        barge_ins = list(turn.barge_ins.all())  # prefetched, oldest first
+        cut = barge_ins[0].offset_words if barge_ins else len(words)
+        feedback = list(turn.feedback.all())  # prefetched, oldest first
+        return cls(
+            turn_id=turn.pk,
+            created_at=turn.created_at,
+            text=turn.raw_text,
+            response=turn.response,
+            heard=" ".join(words[:cut]),
+            unheard=" ".join(words[cut:]),
+            interrupted=bool(barge_ins),
+            feedback=feedback[-1].kind if feedback else None,
+            device_id=turn.session.device_id,
+            device_name=turn.session.device.name if turn.session.device else "",
+        )
+
+
+def recent_turns(user: AbstractBaseUser, limit: int = HISTORY_LIMIT) -> list[TurnView]:
+    """The person's last `limit` turns, oldest first, with what they heard and thought of them."""
+    turns = (
+        Turn.objects.filter(user=user)
+        .select_related("session__device")
+        .prefetch_related(
+            Prefetch("barge_ins", queryset=BargeIn.objects.order_by("created_at", "id")),
+            Prefetch("feedback", queryset=Feedback.objects.order_by("created_at", "id")),
+        )
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return [TurnView.from_turn(t) for t in reversed(list(turns))]
+
+
+def turn_view(turn_id: int) -> TurnView:
+    turn = (
+        Turn.objects.select_related("session__device")
+        .prefetch_related(
+            Prefetch("barge_ins", queryset=BargeIn.objects.order_by("created_at", "id")),
+            Prefetch("feedback", queryset=Feedback.objects.order_by("created_at", "id")),
+        )
+        .get(pk=turn_id)
+    )
+    return TurnView.from_turn(turn)
+
+
+def panel_context(user: AbstractBaseUser) -> dict[str, Any]:
+    """Everything the device panel template needs: devices grouped by room, and the media."""
+    home = ensure_home(user)
+    rooms: dict[str, list[dict[str, Any]]] = {}
+    for row in device_summary(home):
+        rooms.setdefault(str(row.get("room") or "elsewhere"), []).append(row)
+    return {"home": home, "rooms": sorted(rooms.items()), "media": media_summary(home)}

@@ -1,0 +1,53 @@
+"""`manage.py say --user NAME [--device ROOM_OR_NAME] [--json] "utterance"`: one turn from the command line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from assistant.api.lookups import find_speaker, get_or_create_user, speaker_names
+from assistant.api.schema import text_problem
+from assistant.pipeline.turn import TurnInputError, handle_turn
+from assistant.world import ensure_home
+from feedback.models import Session
+
+
+class Command(BaseCommand):
+    help = "Run one utterance through the assistant and print the reply (or the whole turn with --json)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("utterance", help="What the user says, in quotes.")
+        parser.add_argument("--user", required=True, help="User name; created with a demo home if missing.")
+        parser.add_argument("--device", help="The speaker spoken to: its name or its room (e.g. kitchen).")
+        parser.add_argument("--json", action="store_true", help="Print the turn as one JSON object.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        text: str = options["utterance"]
+        problem = text_problem(text)
+        # A control character or an undecodable byte from the shell cannot be stored; say why.
+        if problem is not None:
+            raise CommandError(problem[1])
+        try:
+            user = get_or_create_user(options["user"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        ensure_home(user)
+
+        device = None
+        if options["device"] is not None:
+            device = find_speaker(user, options["device"])
+            if device is None:
+                known = ", ".join(speaker_names(user)) or "none"
+                raise CommandError(f"No speaker named or in {options['device']!r}. Your speakers: {known}.")
+
+        try:
+            turn = handle_turn(user, text=text, device=device, channel=Session.Channel.CLI)
+        except TurnInputError as exc:
+            raise CommandError(str(exc)) from None
+
+        if options["json"]:
+            self.stdout.write(json.dumps(turn.as_dict(), ensure_ascii=False))
+        else:
+            self.stdout.write(turn.response)

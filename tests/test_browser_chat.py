@@ -1,0 +1,225 @@
+"""The chat page in headless Chromium against the real ASGI app served by daphne.
+
+daphne runs in a subprocess on a free localhost port, pointed at this test's
+database (transaction=True, so what either side writes the other sees), the
+same Redis channel layer and the session's NLU artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from assistant.models import Device
+from feedback.models import BargeIn, Feedback, Turn
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
+UTTERANCE = "what's the weather like today"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+@pytest.fixture
+def daphne_server(nlu_model, alice, tmp_path):
+    """daphne serving assistant.asgi:application on this test's database; yields its base URL."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip("Debian's chromium is not installed (make browser)")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "MODEL_DIR": str(settings.MODEL_DIR),
+        "SPEAKING_RATE_WPS": "2",  # slow enough for Stop to land mid-reply
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DEBUG": "False",
+    }
+    log_path = tmp_path / "daphne.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "assistant.asgi:application"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"daphne did not start:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_chat_in_a_real_browser(daphne_server, alice):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    seen: dict = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            page.set_default_timeout(30_000)
+
+            # Log in: the chat page sends us to the login form and back.
+            page.goto(f"{daphne_server}/")
+            expect(page).to_have_url(re.compile(r"/accounts/login/"))
+            page.fill("#id_username", "alice")
+            page.fill("#id_password", "alice-password-1")
+            page.click("button[type=submit]")
+            expect(page).to_have_url(f"{daphne_server}/")
+            expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+
+            # Record when each word appears (a page script, so nothing is missed between polls).
+            page.evaluate(
+                """() => {
+                    window.wordTimes = [];
+                    new MutationObserver((records) => {
+                        for (const r of records) for (const n of r.addedNodes) {
+                            if (n.nodeType === 1 && n.classList.contains("w")) window.wordTimes.push(performance.now());
+                        }
+                    }).observe(document.getElementById("messages"), {childList: true, subtree: true});
+                }"""
+            )
+
+            # Speak to the kitchen speaker.
+            page.select_option("#device", label="Kitchen speaker")
+            page.fill("#text", UTTERANCE)
+            page.press("#text", "Enter")
+            expect(page.locator("#text")).to_have_value("")  # the box clears after sending
+
+            exchange = page.locator("#messages li.exchange").last
+            # The server's first turn loads the NLU model: allow for that once.
+            expect(exchange.locator(".utterance")).to_have_text(UTTERANCE, timeout=120_000)
+            turn_id = int(exchange.get_attribute("id").removeprefix("turn-"))
+            stop = page.locator("#stop")
+            expect(stop).to_be_visible()
+
+            # Word by word: a partial reply is on screen, then the next word comes.
+            page.wait_for_function("window.wordTimes.length >= 1")
+            seen["first_word"] = page.locator(f"#reply-{turn_id} .w").first.inner_text()
+            page.wait_for_function("window.wordTimes.length >= 2", timeout=10_000)
+            seen["partial"] = page.locator(f"#reply-{turn_id}").inner_text()
+            seen["word_times"] = page.evaluate("window.wordTimes")
+            page.screenshot(path=str(ARTIFACTS / "chat-streaming.png"))
+
+            # Barge in with Stop.
+            stop.click()
+            expect(exchange.locator(".status")).to_have_text("Interrupted")
+            expect(stop).to_be_hidden()
+            # The exchange is re-rendered as after a reload: what was heard, then the rest dimmed.
+            heard = page.locator(f"#reply-{turn_id}")
+            seen["heard_words"] = len(heard.inner_text().split())
+            page.wait_for_timeout(1200)  # at 2 words/s, two more words would have come by now
+            assert len(heard.inner_text().split()) == seen["heard_words"]
+
+            # Thumbs down on the interrupted reply.
+            thumbs_down = exchange.locator("button[aria-label='Bad answer']")
+            thumbs_down.click()
+            expect(thumbs_down).to_have_attribute("aria-pressed", "true")
+
+            seen["all_word_times"] = page.evaluate("window.wordTimes")
+
+            # Reload: the history is there, the reply marked interrupted, the thumb kept.
+            page.reload()
+            expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+            again = page.locator(f"#turn-{turn_id}")
+            expect(again.locator(".utterance")).to_have_text(UTTERANCE)
+            expect(again.locator(".status")).to_have_text("Interrupted")
+            expect(again.locator("button[aria-label='Bad answer']")).to_have_attribute("aria-pressed", "true")
+            seen["reloaded_heard"] = again.locator(f"#reply-{turn_id}").inner_text()
+            seen["reloaded_unheard"] = again.locator(".unheard").inner_text()
+
+            # A second request that changes a device: the panel updates live.
+            page.fill("#text", "turn on the kitchen light")
+            page.press("#text", "Enter")
+            second = page.locator("#messages li.exchange").last
+            expect(second.locator(".utterance")).to_have_text("turn on the kitchen light")
+            expect(page.locator("#stop")).to_be_hidden(timeout=30_000)  # reply finished
+            kitchen_light = page.locator("#device-panel li.device", has_text="Kitchen light")
+            expect(kitchen_light.locator(".device-state")).to_have_text(re.compile(r"^on\b"))
+            seen["panel"] = page.locator("#device-panel").inner_text()
+            kitchen_light.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "chat.png"))
+        finally:
+            browser.close()
+
+    # The database, after the browser is gone (Playwright's sync API runs a loop).
+    turn = Turn.objects.get(pk=turn_id)
+    assert turn.user_id == alice.pk
+    assert turn.raw_text == UTTERANCE
+    assert turn.session.channel == "web"
+    assert turn.session.device.name == "Kitchen speaker"
+    reply = turn.response.split()
+    assert seen["first_word"] == reply[0]
+    assert 2 <= seen["heard_words"] < len(reply), "Stop must land mid-reply"
+    partial = seen["partial"].split()
+    assert 2 <= len(partial) < len(reply)
+    assert partial == reply[: len(partial)]
+    # Paced at 2 words a second: the second word came about half a second after the first.
+    first_gap = seen["word_times"][1] - seen["word_times"][0]
+    assert first_gap > 250, f"words came in a burst ({first_gap:.0f} ms apart)"
+    assert len(seen["all_word_times"]) == seen["heard_words"]
+
+    barge_in = BargeIn.objects.get(turn=turn)
+    assert barge_in.source == "stop"
+    assert barge_in.offset_words == seen["heard_words"]
+    # Word n goes out n/2 s after the first: the stop came after the second word, before the next.
+    assert 500 <= barge_in.offset_ms < (barge_in.offset_words * 500) + 1500
+    assert seen["reloaded_heard"].split() == reply[: barge_in.offset_words]
+    assert seen["reloaded_unheard"].split() == reply[barge_in.offset_words :]
+
+    assert list(Feedback.objects.filter(turn=turn).values_list("kind", flat=True)) == ["thumbs_down"]
+    assert Turn.objects.filter(user=alice).count() == 2
+    assert "Kitchen light" in seen["panel"]
+    assert Device.objects.get(home=alice.home, name="Kitchen light").state["on"] is True
