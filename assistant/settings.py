@@ -123,6 +123,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Learning jobs go to their own queue so a long training never delays timers.
+CELERY_TASK_ROUTES = {"feedback.train_nlu": {"queue": "learning"}}
 # What beat runs. Learning jobs are added here by the issues that bring them.
 CELERY_BEAT_SCHEDULE = {
     "ring-due-timers": {"task": "assistant.ring_due_timers", "schedule": 5.0, "options": {"expires": 5}},

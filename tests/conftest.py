@@ -53,3 +53,10 @@ def bob(db):
 @pytest.fixture
 def charlie(db):
     return get_user_model().objects.create_user("charlie", password="charlie-password-1")
+
+
+def pytest_configure(config):
+    # Tests create many users; the default password hasher is deliberately slow.
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -17,6 +17,8 @@ from assistant.pipeline.turn import TurnInputError, clean_request
         ({"text": "x" * 1001}, "too_long"),
         ({"text": "bad\x00byte"}, "binary"),
         ({"text": 42}, "wrong_type"),
+        ({"text": "turn\x07 off the lights"}, "control_chars"),
+        ({"text": "escape \x1b[31m"}, "control_chars"),
         ({"nbest": []}, "wrong_type"),
         ({"nbest": "play jazz"}, "wrong_type"),
         ({"nbest": [{"confidence": 0.5}]}, "wrong_type"),
@@ -45,3 +47,7 @@ def test_the_raw_text_of_an_nbest_request_is_its_most_confident_hypothesis():
     request = clean_request(nbest=[{"text": "a", "confidence": 0.2}, {"text": "b", "confidence": 0.9}])
     assert request.raw_text == "b"
     assert request.is_nbest
+
+
+def test_tabs_and_line_breaks_are_not_control_characters():
+    assert clean_request(text="turn off\tthe lights\r\n").raw_text == "turn off\tthe lights\r\n"

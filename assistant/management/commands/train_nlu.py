@@ -1,0 +1,83 @@
+"""Train the NLU on the seed utterances, register it and make it the active version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Train the NLU model on the seed utterances, register it and promote it."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            help="Do nothing when an active NLU version with an artifact on disk exists.",
+        )
+        parser.add_argument("--out", type=Path, default=None, help="Folder for versions (default MODEL_DIR/nlu).")
+        parser.add_argument("--force", action="store_true", help="Retrain even if the data did not change.")
+        parser.add_argument("--no-promote", action="store_true", help="Register as a candidate only.")
+
+    def handle(self, *args, **options) -> None:
+        # Only the registry here: --if-missing must answer without importing torch.
+        from assistant.nlu.registry import RegistryError, active_artifact_exists
+
+        if options["if_missing"]:
+            active = active_artifact_exists()
+            if active is not None:
+                self.stdout.write(f"NLU {active.version} is active ({active.path}); nothing to do.")
+                return
+
+        from assistant.nlu.service import train_and_register
+        from assistant.nlu.training import TrainingError
+
+        last = [-1.0]
+
+        def progress(fraction: float, message: str) -> None:
+            if fraction - last[0] >= 0.1 or fraction >= 1.0:
+                last[0] = fraction
+                self.stdout.write(f"  {fraction:4.0%}  {message}")
+
+        try:
+            outcome = train_and_register(
+                out_base=options["out"],
+                force=options["force"],
+                promote=not options["no_promote"],
+                progress=progress,
+            )
+        except (TrainingError, RegistryError, FileExistsError) as exc:
+            raise CommandError(str(exc)) from exc
+
+        self.stdout.write("Examples per intent:")
+        for intent, count in outcome.counts.items():
+            self.stdout.write(f"  {intent:24s} {count:5d}")
+        if outcome.skipped:
+            self.stdout.write(self.style.WARNING(f"Skipped retraining: {outcome.reason}."))
+        metrics = outcome.manifest.get("metrics", {}).get("validation", {})
+        if metrics:
+            slots = metrics.get("slots", {})
+            self.stdout.write(
+                "Validation (held-out templates, {n} examples): intent accuracy {acc:.3f}, "
+                "OOS precision {op:.3f} recall {orc:.3f}, slot F1 {f1:.3f} (P {p:.3f} R {r:.3f}), "
+                "ECE {ece:.3f} (uncalibrated {ece0:.3f}), temperature {t:.2f}".format(
+                    n=metrics.get("examples", 0),
+                    acc=metrics.get("intent_accuracy", 0.0),
+                    op=metrics.get("oos_precision", 0.0),
+                    orc=metrics.get("oos_recall", 0.0),
+                    f1=slots.get("f1", 0.0),
+                    p=slots.get("precision", 0.0),
+                    r=slots.get("recall", 0.0),
+                    ece=metrics.get("ece", 0.0),
+                    ece0=metrics.get("ece_uncalibrated", 0.0),
+                    t=metrics.get("temperature", 1.0),
+                )
+            )
+        if not outcome.skipped and outcome.version is not None:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Registered NLU {outcome.version.version} ({outcome.version.status}) at {outcome.version.path} "
+                    f"in {outcome.manifest.get('train_seconds', 0):.1f}s"
+                )
+            )

@@ -1,0 +1,71 @@
+"""Celery tasks of the learning loop. Tasks are thin: the work is in plain modules,
+the durable state in feedback.Job rows (Celery carries only the job id)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from feedback.models import Job
+
+log = logging.getLogger(__name__)
+
+NLU_JOB_KIND = "train_nlu"
+# Long learning jobs run on their own queue so they never delay short tasks. Celery 5.7
+# deprecates the task-level `queue` option: callers route explicitly (or CELERY_TASK_ROUTES).
+LEARNING_QUEUE = "learning"
+
+
+def start_nlu_training(params: dict | None = None) -> Job:
+    """Create a queued Job and enqueue the training task once the row is committed."""
+    job = Job.objects.create(kind=NLU_JOB_KIND, params=params or {})
+    transaction.on_commit(lambda: train_nlu_task.apply_async(args=[job.pk], queue=LEARNING_QUEUE))
+    return job
+
+
+def _progress_reporter(job_id: int):
+    """Write progress into the job row, at most a few times a second."""
+    last = [0.0, -1.0]
+
+    def report(fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if fraction < 1.0 and now - last[0] < 0.5 and fraction - last[1] < 0.1:
+            return
+        last[0], last[1] = now, fraction
+        Job.objects.filter(pk=job_id).update(progress=round(max(0.0, min(1.0, fraction)), 3), message=message[:500])
+
+    return report
+
+
+@shared_task(name="feedback.train_nlu", time_limit=1800, soft_time_limit=1700, ignore_result=True)
+def train_nlu_task(job_id: int) -> None:
+    """Train the NLU on the seed data, register and promote it; the Job row says how it went."""
+    from assistant.nlu.service import train_and_register
+
+    updated = Job.objects.filter(pk=job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).update(
+        status=Job.Status.RUNNING, started_at=timezone.now(), progress=0.0, message="starting"
+    )
+    if not updated:
+        log.warning("train_nlu job %s is missing or already running/done; skipped", job_id)
+        return
+    job = Job.objects.get(pk=job_id)
+    try:
+        outcome = train_and_register(force=bool(job.params.get("force")), progress=_progress_reporter(job_id))
+    except Exception as exc:  # the job row must say why, whatever went wrong
+        log.exception("train_nlu job %s failed", job_id)
+        Job.objects.filter(pk=job_id).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(), message=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        return
+    message = outcome.reason if outcome.skipped else f"registered {outcome.version.version}"
+    Job.objects.filter(pk=job_id).update(
+        status=Job.Status.DONE,
+        progress=1.0,
+        finished_at=timezone.now(),
+        message=message,
+        result=outcome.as_dict(),
+    )

@@ -1,0 +1,99 @@
+"""manage.py train_nlu and the Celery training task."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from feedback.models import Job, ModelVersion
+
+
+@pytest.mark.django_db
+def test_if_missing_is_a_noop_when_a_model_exists(nlu_model):
+    out = StringIO()
+    call_command("train_nlu", "--if-missing", stdout=out)
+    assert "nothing to do" in out.getvalue()
+    assert ModelVersion.objects.filter(kind="nlu").count() == 1
+
+
+@pytest.mark.django_db
+def test_same_data_is_not_retrained(nlu_model):
+    out = StringIO()
+    call_command("train_nlu", stdout=out)
+    text = out.getvalue()
+    assert "Skipped retraining" in text
+    assert "iot_hue_lightoff" in text  # per-intent counts are printed
+    assert "intent accuracy" in text
+    assert ModelVersion.objects.filter(kind="nlu").count() == 1
+
+
+def test_if_missing_does_not_import_torch():
+    """The check runs on every `make run`: it must not pay for torch."""
+    code = (
+        "import django, sys; django.setup();"
+        "from django.core.management import call_command;"
+        "from assistant.nlu.registry import active_artifact_exists;"
+        "import assistant.management.commands.train_nlu, assistant.nlu, feedback.tasks;"
+        "print('torch' in sys.modules)"
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "assistant.settings", "PATH": "/usr/bin:/bin"}
+    import os
+
+    env.update({k: v for k, v in os.environ.items() if k in {"DATABASE_URL", "REDIS_URL", "VAR_DIR", "HOME"}})
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("False")
+
+
+@pytest.mark.django_db
+def test_task_marks_job_done(nlu_model):
+    from feedback.tasks import train_nlu_task
+
+    job = Job.objects.create(kind="train_nlu")
+    train_nlu_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert job.progress == 1.0
+    assert job.finished_at is not None and job.started_at is not None
+    assert job.result["version"] == nlu_model.version
+    assert job.result["skipped"] is True  # same data as the active model
+
+
+@pytest.mark.django_db
+def test_task_marks_job_failed_with_a_message(nlu_model, tmp_path, settings):
+    from feedback.tasks import train_nlu_task
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    settings.MODEL_DIR = blocker  # versions cannot be written under a file
+    job = Job.objects.create(kind="train_nlu", params={"force": True})
+    train_nlu_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.message
+    assert ModelVersion.objects.filter(kind="nlu", status="active").get().pk == nlu_model.pk
+
+
+@pytest.mark.django_db
+def test_start_nlu_training_enqueues_on_commit(nlu_model, django_capture_on_commit_callbacks):
+    from assistant.celery import app
+    from feedback.tasks import start_nlu_training
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        job = start_nlu_training()
+    assert job.status == Job.Status.QUEUED
+    assert len(callbacks) == 1  # nothing is sent before the row is committed
+    app.conf.task_always_eager = True  # run the enqueued task here instead of on a worker
+    try:
+        callbacks[0]()
+    finally:
+        app.conf.task_always_eager = False
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
