@@ -216,3 +216,43 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} ({self.status})"
+
+
+class Experiment(models.Model):
+    """An A/B test: users are split into arms by a stable hash (feedback/experiments.py).
+
+    `arms` is a list of {"name": str, "config": dict, "weight": number (optional, default 1)}.
+    The rewrite stage reads {"global_rewrites": bool, "personal_rewrites": bool} from the config.
+    """
+
+    name = models.SlugField(max_length=80, unique=True, help_text="Also the salt of the assignment hash.")
+    description = models.TextField(blank=True)
+    arms = models.JSONField(default=list, help_text='[{"name": "control", "config": {...}, "weight": 1}, …]')
+    username_prefix = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="Enrol only users whose username starts with this (blank: everyone). Overrides always count.",
+    )
+    is_active = models.BooleanField(default=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"experiment {self.name} ({'active' if self.is_active else 'inactive'})"
+
+
+class ExperimentAssignment(models.Model):
+    """An operator's override: this user is in this arm, whatever the hash says."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="experiment_assignments")
+    arm = models.CharField(max_length=80)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "user"], name="one_assignment_per_experiment")]
+
+    def __str__(self) -> str:
+        return f"{self.user} -> {self.arm} in {self.experiment.name}"

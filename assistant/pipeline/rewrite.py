@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Q
 
 from assistant.pipeline.types import NluResult
 from feedback.models import RewriteRule
@@ -42,20 +42,22 @@ class RewriteOutcome:
 
 
 def find_rule(text: str, user_id: int, *, allow_global: bool = True, allow_personal: bool = True) -> RewriteRule | None:
-    scopes = Q(pk__in=[])
-    if allow_personal:
-        scopes |= Q(scope=RewriteRule.Scope.PERSONAL, user_id=user_id)
-    if allow_global:
-        scopes |= Q(scope=RewriteRule.Scope.GLOBAL)
-    return (
-        RewriteRule.objects.filter(scopes, source_text=text, status=RewriteRule.Status.ACTIVE)
-        .annotate(
-            personal_first=Case(
-                When(scope=RewriteRule.Scope.PERSONAL, then=Value(0)), default=Value(1), output_field=IntegerField()
-            )
+    """The active rule for this text: the user's own first, then the most confident, then the newest."""
+    if not (allow_global or allow_personal):
+        return None
+    candidates = [
+        rule
+        # Other users' personal rules for the same text are never fetched.
+        for rule in RewriteRule.objects.filter(
+            Q(scope=RewriteRule.Scope.GLOBAL) | Q(user_id=user_id), source_text=text, status=RewriteRule.Status.ACTIVE
         )
-        .order_by("personal_first", "-confidence", "-created_at")
-        .first()
+        if (allow_personal and rule.scope == RewriteRule.Scope.PERSONAL and rule.user_id == user_id)
+        or (allow_global and rule.scope == RewriteRule.Scope.GLOBAL)
+    ]
+    if not candidates:
+        return None
+    return min(
+        candidates, key=lambda r: (r.scope != RewriteRule.Scope.PERSONAL, -r.confidence, -r.created_at.timestamp())
     )
 
 
@@ -66,10 +68,22 @@ def rewrite_wins(original: NluResult, rewritten: NluResult) -> bool:
 
 
 def apply_rewrite(
-    text: str, original: NluResult, user_id: int, understand: Callable[[str], NluResult]
+    text: str,
+    original: NluResult,
+    user_id: int,
+    understand: Callable[[str], NluResult],
+    *,
+    allow_global: bool = True,
+    allow_personal: bool = True,
 ) -> tuple[RewriteOutcome | None, NluResult]:
-    """Return the rewrite that was tried (or None) and the interpretation to act on."""
-    rule = find_rule(text, user_id)
+    """Return the rewrite that was tried (or None) and the interpretation to act on.
+
+    allow_global / allow_personal come from the user's experiment arm
+    (feedback.experiments.rewrite_layers_for); with both off no rule is looked up.
+    """
+    if not (allow_global or allow_personal):
+        return None, original
+    rule = find_rule(text, user_id, allow_global=allow_global, allow_personal=allow_personal)
     if rule is None or rule.target_text == text:
         return None, original
     rewritten = understand(rule.target_text)

@@ -15,6 +15,7 @@ with the error in its trace.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,17 +26,20 @@ from django.utils import timezone
 
 from assistant import nlu, skills
 from assistant.intents import OUT_OF_SCOPE
-from assistant.models import Device
+from assistant.models import Device, Home
 from assistant.pipeline.asr import recognise
 from assistant.pipeline.rewrite import apply_rewrite
 from assistant.pipeline.trace import StageFailed, Trace
 from assistant.pipeline.types import Action, Hypothesis, NluResult, SkillResult, TurnContext
 from assistant.world import broadcast_device_changes, ensure_home
+from feedback.experiments import RewriteLayers, rewrite_layers_for
 from feedback.models import Session, Turn
 
 log = logging.getLogger(__name__)
 
 SORRY = "Sorry, I couldn't do that."
+# C0/C1 control characters other than tab and line breaks: never typed or spoken.
+_CONTROL_CHARS = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 ASR_VERSION = "normalise-1"
 SKILLS_VERSION = "skills-1"
 
@@ -82,6 +86,8 @@ def clean_request(text: str | None = None, nbest: list[dict] | None = None) -> T
     for hyp in hyps:
         if "\x00" in hyp.text:
             raise TurnInputError("Text must not contain NUL characters.", "binary")
+        if _CONTROL_CHARS.search(hyp.text):
+            raise TurnInputError("Text must not contain control characters.", "control_chars")
         if len(hyp.text) > limit:
             raise TurnInputError(f"Text is longer than {limit} characters.", "too_long")
         if not hyp.text.strip():
@@ -94,12 +100,13 @@ def clean_request(text: str | None = None, nbest: list[dict] | None = None) -> T
 
 
 def build_context(user: AbstractBaseUser, device: Device | None, now: datetime) -> TurnContext:
-    home = ensure_home(user)
-    if device is not None and device.home_id != home.pk:
+    # One cheap query on the hot path; ensure_home() only for a user without a home yet.
+    home_id = Home.objects.filter(owner=user).values_list("pk", flat=True).first() or ensure_home(user).pk
+    if device is not None and device.home_id != home_id:
         raise TurnInputError("That device is not in your home.", "wrong_device")
     return TurnContext(
         user_id=user.pk,
-        home_id=home.pk,
+        home_id=home_id,
         device_id=device.pk if device else None,
         room=device.room if device else None,
         has_screen=bool(device and device.has_screen),
@@ -107,7 +114,7 @@ def build_context(user: AbstractBaseUser, device: Device | None, now: datetime) 
     )
 
 
-def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace) -> dict:
+def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: RewriteLayers | None = None) -> dict:
     """Run stages 1-6; return the fields of the Turn they decided."""
     fields: dict = {"status": Turn.Status.OK}
 
@@ -130,7 +137,15 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace) -> dict:
         )
 
     with trace.stage("rewrite", input=asr.text, model_version="rules") as st:
-        outcome, understood = apply_rewrite(asr.text, understood, ctx.user_id, understand)
+        layers = layers or RewriteLayers()
+        outcome, understood = apply_rewrite(
+            asr.text,
+            understood,
+            ctx.user_id,
+            understand,
+            allow_global=layers.global_rewrites,
+            allow_personal=layers.personal_rewrites,
+        )
         st.output = outcome.as_dict() if outcome else None
         st.confidence = understood.confidence if outcome else None
     fields.update(
@@ -148,8 +163,7 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace) -> dict:
     fields["action"] = action.as_dict()
 
     with trace.stage("execute", input=action.as_dict(), model_version=SKILLS_VERSION) as st:
-        with transaction.atomic():
-            result: SkillResult = skills.execute(action, ctx)
+        result: SkillResult = skills.execute(action, ctx)
         st.output = {"ok": result.ok, "text": result.text, "data": result.data}
     fields["changed_device_ids"] = result.changed_device_ids
 
@@ -181,17 +195,21 @@ def handle_turn(
     ctx = build_context(user, device, now)
 
     trace = Trace()
-    try:
-        fields = _run_stages(request, ctx, trace)
-    except StageFailed as failed:
-        log.warning("turn failed at %s: %s", failed.stage, failed.error)
-        fields = {"status": Turn.Status.ERROR, "response": SORRY}
-        for record in trace.records:
-            if record.stage == "asr" and isinstance(record.output, str):
-                fields["asr_text"], fields["asr_confidence"] = record.output, record.confidence
-    changed = fields.pop("changed_device_ids", ())
-
+    # One transaction per turn (one commit); the stages run in a savepoint so a
+    # failing stage undoes whatever the turn had changed, and the turn is still stored.
     with transaction.atomic():
+        try:
+            with transaction.atomic():
+                # The user's experiment arm decides which rewrite layers may fire.
+                fields = _run_stages(request, ctx, trace, rewrite_layers_for(user))
+        except StageFailed as failed:
+            log.warning("turn failed at %s: %s", failed.stage, failed.error)
+            fields = {"status": Turn.Status.ERROR, "response": SORRY}
+            for record in trace.records:
+                if record.stage == "asr" and isinstance(record.output, str):
+                    fields["asr_text"], fields["asr_confidence"] = record.output, record.confidence
+        changed = fields.pop("changed_device_ids", ())
+
         if session is None:
             session = Session.objects.create(user=user, device=device, channel=channel, started_at=now)
         turn = Turn.objects.create(
