@@ -10,6 +10,7 @@ from django.db import transaction
 
 from assistant import skills
 from assistant.intents import INTENTS
+from assistant.pipeline.turn import build_context
 from assistant.pipeline.types import Action, NluResult, TurnContext
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -17,16 +18,9 @@ NASTY = ["", "   ", "<script>alert(1)</script>", "x" * 5000, "\u202e\u0000?", "-
 
 
 def ctx_for(user, speaker: str | None = "Kitchen speaker") -> TurnContext:
-    home = user.home
-    device = home.devices.get(name=speaker) if speaker else None
-    return TurnContext(
-        user_id=user.pk,
-        home_id=home.pk,
-        device_id=device.pk if device else None,
-        room=device.room if device else None,
-        has_screen=bool(device and device.has_screen),
-        now=NOW,
-    )
+    """The context a turn spoken to `speaker` (a device name) would get."""
+    device = user.home.devices.get(name=speaker) if speaker else None
+    return build_context(user, device, NOW)
 
 
 def test_every_intent_is_handled_by_a_registered_skill():

@@ -10,22 +10,16 @@ from django.db import transaction
 
 from assistant import skills
 from assistant.models import MediaPlayer
+from assistant.pipeline.turn import build_context
 from assistant.pipeline.types import NluResult, TurnContext
 
 NOW = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
 
 
 def ctx_for(user, speaker: str | None = None) -> TurnContext:
-    home = user.home
-    device = home.devices.get(name=speaker) if speaker else None
-    return TurnContext(
-        user_id=user.pk,
-        home_id=home.pk,
-        device_id=device.pk if device else None,
-        room=device.room if device else None,
-        has_screen=bool(device and device.has_screen),
-        now=NOW,
-    )
+    """The context a turn spoken to `speaker` (a device name) at NOW would get."""
+    device = user.home.devices.get(name=speaker) if speaker else None
+    return build_context(user, device, NOW)
 
 
 def say(user, intent: str, speaker: str | None = "Kitchen speaker", **slots: str):
