@@ -48,6 +48,20 @@ def test_lights_without_a_room_are_the_lights_of_the_room_of_the_speaker(alice):
     assert "kitchen light" in result.text.lower()
 
 
+def test_several_named_rooms_each_get_their_lights(alice):
+    _, result = say(alice, "iot_hue_lighton", room="kitchen, bedroom and office")
+    assert result.ok, result.text
+    assert lights_on(alice) == {"kitchen", "bedroom", "office"}
+    assert result.text == "Turning on the lights in the bedroom, kitchen and office."
+
+
+def test_one_unknown_room_among_several_is_named(alice):
+    _, result = say(alice, "iot_hue_lighton", room="kitchen and attic")
+    assert not result.ok
+    assert "attic" in result.text
+    assert lights_on(alice) == set()
+
+
 def test_lights_without_a_room_or_a_speaker_ask_which_room(alice):
     _, result = say(alice, "iot_hue_lighton")
     assert not result.ok

@@ -12,6 +12,8 @@ Importing this package does not import torch; the first understand() call does.
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
@@ -19,6 +21,22 @@ from assistant.nlu.errors import NluUnavailable
 from assistant.pipeline.types import NluResult, SlotSpan, TurnContext
 
 __all__ = ["NluUnavailable", "understand"]
+
+
+# What may stand between two pieces of one slot value: "on | friday" (a tagger
+# that split one value) or "eggs and milk", "kitchen, bedroom" (a list of values).
+_JOINABLE_GAP = re.compile(r"\s*(,|and|&|plus|or)?\s*")
+
+
+def join_spans(text: str, spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Merge neighbouring spans of the same type, so each slot carries its whole value."""
+    joined: list[tuple[str, int, int]] = []
+    for kind, start, end in sorted(spans, key=lambda s: s[1]):
+        if joined and joined[-1][0] == kind and _JOINABLE_GAP.fullmatch(text[joined[-1][2] : start]):
+            joined[-1] = (kind, joined[-1][1], end)
+        else:
+            joined.append((kind, start, end))
+    return joined
 
 
 def understand(text: str, ctx: TurnContext | None = None) -> NluResult:
@@ -47,8 +65,7 @@ def understand(text: str, ctx: TurnContext | None = None) -> NluResult:
     allowed = set(INTENTS[intent].slots) if intent in INTENTS else set()
     spans = tuple(
         SlotSpan(type=kind, value=text[start:end], start=start, end=end)
-        for kind, start, end in prediction.spans
-        if kind in allowed
+        for kind, start, end in join_spans(text, [(k, a, b) for k, a, b in prediction.spans if k in allowed])
     )
     slots: dict[str, str] = {}
     for span in spans:

@@ -33,6 +33,7 @@ _ALL_WORDS = {
     "flat", "interior", "entire house", "all the rooms", "every light", "all lights", "all the lights",
     "everything", "all of them", "whole flat", "whole apartment",
 }  # fmt: skip
+_ROOM_LIST = re.compile(r"\s*(?:,|\band\b|&|\bplus\b)\s*")
 _HERE_WORDS = {"room", "this room", "here", "in here", "current room", "this", "the room", "in this room"}
 _COLOUR_ALIASES = {
     "violet": "purple", "lilac": "purple", "lavender": "purple", "gold": "yellow", "amber": "orange",
@@ -178,14 +179,19 @@ def _resolve_lights(req: Request) -> Action:
     if len(named) > 1 and {d.kind for d in named} == {Device.Kind.LIGHT}:
         named = []  # "the lights": a kind, not one light; the room decides
     room: str | None = None
+    rooms = []
     targets: list[Device]
     if room_text:
-        room = find_room(room_text, req.home, req.ctx)
-        if room is None:
-            return req.fail(f"I couldn't find a light in the {clean(room_text) or room_text}.")
-        targets = list(lights) if room == ALL else list(lights.filter(room=room))
+        # "the kitchen and bedroom lights": every room named, each on its own
+        for part in _ROOM_LIST.split(room_text) if _ROOM_LIST.search(room_text) else [room_text]:
+            found = find_room(part, req.home, req.ctx) if part.strip() else None
+            if found is None:
+                return req.fail(f"I couldn't find a light in the {clean(part) or part}.")
+            rooms.append(found)
+        room = ALL if ALL in rooms else (rooms[0] if len(set(rooms)) == 1 else None)
+        targets = list(lights) if room == ALL else list(lights.filter(room__in=rooms))
         if not targets:
-            return req.fail(f"I couldn't find a light in the {room}.")
+            return req.fail(f"I couldn't find a light in the {join(rooms)}.")
     elif named:
         # "turn off the lamp": a named light or a lamp on a plug
         device = _pick(named, req.ctx)
@@ -204,6 +210,8 @@ def _resolve_lights(req: Request) -> Action:
         return req.fail(f"Which room? I can control the lights in the {join(rooms)}.", needs="room")
 
     params: dict[str, Any] = {"device_ids": [d.pk for d in targets], "room": room, "op": op}
+    if room is None and len(set(rooms)) > 1:
+        params["rooms"] = sorted(set(rooms))
     if op == "colour" and not req.slot("colour") and parse_level(req.slot("level") or "") is not None:
         op = params["op"] = "brightness"  # "set the lights to 50 percent" heard as a colour change
     if op == "colour":
@@ -363,9 +371,11 @@ def _locked(home: Home, ids: list[int]) -> list[Device]:
     return list(home.devices.select_for_update().filter(pk__in=ids or []).order_by("room", "name"))
 
 
-def _label(devices: list[Device], room: str | None = None) -> str:
+def _label(devices: list[Device], room: str | None = None, rooms: list[str] | None = None) -> str:
     if len(devices) == 1:
         return "the TV" if devices[0].kind == Device.Kind.TV else f"the {devices[0].name.lower()}"
+    if rooms:
+        return f"the lights in the {join(rooms)}"
     if room == ALL or room is None:
         return "all the lights"
     return f"the lights in the {room}"
@@ -398,7 +408,7 @@ def _device_data(device: Device) -> dict[str, Any]:
 
 def _apply_lights(devices: list[Device], params: dict[str, Any]) -> SkillResult:
     op, room = params["op"], params.get("room")
-    label = _label(devices, room)
+    label = _label(devices, room, params.get("rooms"))
     changed = []
     for device in devices:
         state = {**default_state(device.kind), **(device.state or {})}
