@@ -146,6 +146,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise expects it even when serving from the finders
 WHITENOISE_USE_FINDERS = True  # serve from static/ without collectstatic
 
 # --- The assistant ----------------------------------------------------------

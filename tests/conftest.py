@@ -59,4 +59,17 @@ def pytest_configure(config):
     # Tests create many users; the default password hasher is deliberately slow.
     from django.conf import settings
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # PBKDF2 stays available for tests whose server runs in another process with
+    # the real settings (see `server_password`).
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+
+
+def server_password(user, raw: str) -> None:
+    """Give `user` a password that a server process with the production settings can check."""
+    from django.contrib.auth.hashers import make_password
+
+    user.password = make_password(raw, hasher="pbkdf2_sha256")
+    user.save(update_fields=["password"])

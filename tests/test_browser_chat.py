@@ -22,6 +22,7 @@ from django.db import connection
 
 from assistant.models import Device
 from feedback.models import BargeIn, Feedback, Turn
+from tests.conftest import server_password
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -59,6 +60,7 @@ def daphne_server(nlu_model, alice, tmp_path):
     """daphne serving assistant.asgi:application on this test's database; yields its base URL."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip("Debian's chromium is not installed (make browser)")
+    server_password(alice, "alice-password-1")  # the server process checks it with the real hashers
     port = _free_port()
     env = {
         **os.environ,
