@@ -25,4 +25,12 @@ def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(Error("DATABASE_URL must be a postgres:// or sqlite:// URL.", id="assistant.E005"))
     if settings.TORCH_THREADS < 1:
         errors.append(Error("TORCH_THREADS must be at least 1.", id="assistant.E006"))
+    if settings.API_MAX_BODY_BYTES < 1024:
+        errors.append(Error("API_MAX_BODY_BYTES must be at least 1024.", id="assistant.E007"))
+    try:
+        from django.utils.module_loading import import_string
+
+        import_string(settings.WEATHER_PROVIDER)
+    except ImportError as exc:
+        errors.append(Error(f"WEATHER_PROVIDER cannot be imported: {exc}", id="assistant.E008"))
     return errors

@@ -156,6 +156,8 @@ MODEL_DIR = Path(envstr("MODEL_DIR", str(VAR_DIR / "models")))
 SPEAKING_RATE_WPS = envfloat("SPEAKING_RATE_WPS", 3.0)
 # Utterances longer than this are refused before they reach the pipeline.
 MAX_UTTERANCE_CHARS = envint("MAX_UTTERANCE_CHARS", 1000)
+# Largest JSON API request body, in bytes; larger ones get a 413.
+API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 64 * 1024)
 # Below this NLU confidence the turn is treated as out of scope.
 NLU_OOS_THRESHOLD = envfloat("NLU_OOS_THRESHOLD", 0.45)
 # Threads torch may use for one forward pass.

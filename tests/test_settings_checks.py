@@ -20,6 +20,8 @@ def test_it_passes_with_the_default_settings():
         ("REDIS_URL", "http://example.invalid", "assistant.E004"),
         ("DATABASE_URL", "mysql://x", "assistant.E005"),
         ("TORCH_THREADS", 0, "assistant.E006"),
+        ("API_MAX_BODY_BYTES", 10, "assistant.E007"),
+        ("WEATHER_PROVIDER", "assistant.world.weather.NoSuchProvider", "assistant.E008"),
     ],
 )
 def test_it_reports_a_bad_setting_by_name(settings, name, value, check_id):

@@ -308,4 +308,4 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
 
 def max_body_bytes() -> int:
     """Largest request body accepted (API_MAX_BODY_BYTES, 64 KB unless set)."""
-    return int(getattr(settings, "API_MAX_BODY_BYTES", 64 * 1024))
+    return settings.API_MAX_BODY_BYTES
