@@ -232,6 +232,33 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def metrics_pretty(self, obj: ModelVersion) -> str:
         return pretty_json(obj.metrics)
 
+    # -- NLU promote / roll back (through assistant.nlu.registry; running processes
+    # pick the new active version up on their next turn) --------------------------
+    actions = ("promote_selected_version", "roll_back_to_selected_version")
+
+    def _activate(self, request: HttpRequest, queryset: QuerySet, rollback: bool) -> None:
+        from assistant.nlu.registry import RegistryError, activate_version
+
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version.", messages.ERROR)
+            return
+        row = queryset.get()
+        note = f"rolled back to {row.version} by {request.user.get_username()} in the admin" if rollback else ""
+        try:
+            row = activate_version(row, note=note)
+        except RegistryError as exc:
+            self.message_user(request, f"Not changed: {exc}", messages.ERROR)
+            return
+        self.message_user(request, f"NLU {row.version} is now active.", messages.SUCCESS)
+
+    @admin.action(description="Promote this version", permissions=["change"])
+    def promote_selected_version(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._activate(request, queryset, rollback=False)
+
+    @admin.action(description="Roll back to this version", permissions=["change"])
+    def roll_back_to_selected_version(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._activate(request, queryset, rollback=True)
+
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):

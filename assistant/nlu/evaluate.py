@@ -99,3 +99,142 @@ def evaluate_slurp(split: str = "test", path: Path | None = None, limit: int | N
         "foreign_oos_rate": round(foreign_oos / foreign_total, 4) if foreign_total else None,
         "top_confusions": [[g, p, n] for (g, p), n in confusions.most_common(10)],
     }
+
+
+# -- evaluate_nlu: any imported file, or ASR hypotheses against their reference's labels ----------
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 4) if b else 0.0
+
+
+def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
+    p, r = (tp / n_pred if n_pred else 0.0), (tp / n_gold if n_gold else 0.0)
+    return round(p, 4), round(r, 4), round(2 * p * r / (p + r), 4) if p + r else 0.0
+
+
+def _slot_pairs(spans, text: str) -> Counter:
+    """Spans as a multiset of (type, normalised value): comparable across texts (gold
+    reference vs ASR hypothesis), which offsets are not."""
+    return Counter((kind, normalise(text[start:end])) for kind, start, end in spans)
+
+
+def score(
+    model,
+    items: list[tuple[str, str, Counter]],
+    *,
+    threshold: float | None = None,
+    clinc: bool = False,
+) -> dict:
+    """Metrics of `model` on (input text, gold intent, gold slot pairs) items.
+
+    The predicted intent follows the pipeline's policy (out of scope below the
+    threshold); `intent_accuracy_argmax` is the plain top class, for comparisons
+    with published numbers. Latency is one single-threaded predict() per item.
+    """
+    import time
+
+    import numpy as np
+    import torch
+
+    threshold = settings.NLU_OOS_THRESHOLD if threshold is None else threshold
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        latencies, rows = [], []
+        for text, gold, gold_slots in items:
+            started = time.perf_counter()
+            prediction = model.predict(text)
+            latencies.append((time.perf_counter() - started) * 1000.0)
+            best = int(prediction.probs.argmax())
+            top = model.intents[best]
+            predicted = OUT_OF_SCOPE if prediction.probs[best] < threshold else top
+            rows.append((gold, predicted, top, gold_slots, _slot_pairs(prediction.spans, text)))
+    finally:
+        torch.set_num_threads(before)
+
+    n = len(rows)
+    tp_slots = sum(sum((g & p).values()) for _, _, _, g, p in rows)
+    n_pred_slots = sum(sum(p.values()) for *_, p in rows)
+    n_gold_slots = sum(sum(g.values()) for _, _, _, g, _ in rows)
+    sp, sr, sf = _prf(tp_slots, n_pred_slots, n_gold_slots)
+    per_intent: dict[str, dict] = {}
+    for name in sorted({r[0] for r in rows} | {r[1] for r in rows}):
+        gold_n = sum(1 for r in rows if r[0] == name)
+        pred_n = sum(1 for r in rows if r[1] == name)
+        tp = sum(1 for r in rows if r[0] == name and r[1] == name)
+        p, rc, f = _prf(tp, pred_n, gold_n)
+        per_intent[name] = {"n": gold_n, "accuracy": rc, "precision": p, "recall": rc, "f1": f}
+    out = {
+        "n": n,
+        "model_version": model.version,
+        "oos_threshold": threshold,
+        "intent_accuracy": _ratio(sum(r[0] == r[1] for r in rows), n),
+        "intent_accuracy_argmax": _ratio(sum(r[0] == r[2] for r in rows), n),
+        "slot_precision": sp,
+        "slot_recall": sr,
+        "slot_f1": sf,
+        "exact_match": _ratio(sum(r[0] == r[1] and r[3] == r[4] for r in rows), n),
+        "latency_ms": {
+            "p50": round(float(np.percentile(latencies, 50)), 2) if latencies else 0.0,
+            "p95": round(float(np.percentile(latencies, 95)), 2) if latencies else 0.0,
+        },
+        "per_intent": per_intent,
+    }
+    if clinc:
+        in_scope = [r for r in rows if r[0] != OUT_OF_SCOPE]
+        gold_oos = sum(1 for r in rows if r[0] == OUT_OF_SCOPE)
+        pred_oos = sum(1 for r in rows if r[1] == OUT_OF_SCOPE)
+        both = sum(1 for r in rows if r[0] == OUT_OF_SCOPE and r[1] == OUT_OF_SCOPE)
+        out.update(
+            in_scope_accuracy=_ratio(sum(r[0] == r[1] for r in in_scope), len(in_scope)),
+            oos_precision=_ratio(both, pred_oos),
+            oos_recall=_ratio(both, gold_oos),
+        )
+    return out
+
+
+def file_items(
+    path: Path, fmt: str, split: str | None, limit: int | None, report=None
+) -> list[tuple[str, str, Counter]]:
+    """(text, gold intent, gold slot pairs) of an imported file, normalised and mapped as for training."""
+    from assistant.nlu.datasets import load_examples
+
+    if fmt == "clinc" and split is None:
+        split = "test"
+    examples = load_examples(path, fmt, split, report)
+    if limit is not None:
+        examples = examples[:limit]
+    return [(e.text, e.intent, Counter((s.type, s.value) for s in e.spans)) for e in examples]
+
+
+def asr_pair_items(path: Path, limit: int | None, report=None) -> tuple[list[tuple[str, str, Counter]], dict]:
+    """Each pair's normalised `hypothesis` with the gold labels of its reference
+    (`gold_intent`, `gold_annotation`), plus the baseline's accuracy (`pred_intent_on_hyp`)."""
+    from assistant.nlu.datasets import (
+        DatasetError,
+        ImportReport,
+        Labelled,
+        _jsonl_rows,
+        parse_inline,
+        to_example,
+    )
+
+    report = report if report is not None else ImportReport()
+    items: list[tuple[str, str, Counter]] = []
+    baseline_right = 0
+    for number, row in _jsonl_rows(path):
+        if limit is not None and len(items) >= limit:
+            break
+        hypothesis, gold, annotation = row.get("hypothesis"), row.get("gold_intent"), row.get("gold_annotation")
+        if not all(isinstance(v, str) for v in (hypothesis, gold, annotation)):
+            raise DatasetError(f"{path}:{number}: an ASR pair needs hypothesis, gold_intent and gold_annotation")
+        try:
+            text, spans = parse_inline(annotation)
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{number}: {exc}") from exc
+        reference = to_example(Labelled(text=text, intent=gold, spans=tuple(spans), line=number), "slurp", report)
+        if reference is None:
+            continue  # counted in the report
+        items.append((normalise(hypothesis), reference.intent, Counter((s.type, s.value) for s in reference.spans)))
+        baseline = row.get("pred_intent_on_hyp")
+        baseline_right += isinstance(baseline, str) and baseline == gold
+    return items, {"baseline_intent_accuracy": _ratio(baseline_right, len(items)), "baseline": "pred_intent_on_hyp"}

@@ -123,6 +123,35 @@ def rollback(note: str = "") -> ModelVersion:
     return previous
 
 
+def activate_version(row: ModelVersion, *, note: str = "") -> ModelVersion:
+    """Make a chosen NLU version active again (the admin's "Promote"/"Roll back to this
+    version"): its artifact must still hold a readable, compatible manifest of the same
+    version, so a broken folder never replaces the working model. With `note`, the
+    version being replaced is marked rejected (a rollback) instead of retired."""
+    from assistant.nlu.model import ArtifactError, read_manifest
+
+    if row.kind != KIND:
+        raise RegistryError(f"{row.version} is a {row.kind!r} model, not an NLU one")
+    try:
+        on_disk = read_manifest(Path(row.path))
+    except ArtifactError as exc:
+        raise RegistryError(f"{row.version} cannot be activated: {exc}") from exc
+    if on_disk.get("version") != row.version:
+        raise RegistryError(f"{row.path} holds version {on_disk.get('version')!r}, not {row.version!r}")
+    with transaction.atomic():
+        current = ModelVersion.objects.select_for_update().filter(kind=KIND, status=ModelVersion.Status.ACTIVE).first()
+        if current is not None and current.pk == row.pk:
+            raise RegistryError(f"{row.version} is already the active version")
+        row = promote_version(row)
+        if note and current is not None:
+            current.refresh_from_db(fields=["status", "note"])
+            current.status = ModelVersion.Status.REJECTED
+            current.note = (current.note + "\n" if current.note else "") + note
+            current.save(update_fields=["status", "note"])
+    log.warning("activated NLU %s (was %s)", row.version, current.version if current else None)
+    return row
+
+
 def active_artifact_exists() -> ModelVersion | None:
     """The active version if its folder still holds a manifest (cheap, no torch)."""
     row = active_version()

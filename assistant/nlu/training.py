@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -68,8 +69,16 @@ class TrainingError(ValueError):
     """The examples cannot make a model (too few, unknown labels…)."""
 
 
-def slot_label_set() -> list[str]:
-    return ["O"] + [f"{p}-{s}" for s in SLOTS for p in ("B", "I")]
+def slot_label_set(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """BIO labels for our SLOTS, then any other slot types the data brings (sorted)."""
+    types = list(SLOTS) + sorted(set(extra) - set(SLOTS))
+    return ["O"] + [f"{p}-{s}" for s in types for p in ("B", "I")]
+
+
+# Imported data (SLURP, HWU, CLINC, Rasa: assistant/nlu/datasets.py) brings intents
+# and slot types beyond assistant.intents: they join the label set (the pipeline
+# answers an intent without a skill as out of scope), but must be plain label names.
+_LABEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 # -- 1 split -------------------------------------------------------------------
@@ -318,15 +327,15 @@ def evaluate(
 def _check(examples: list[Example]) -> None:
     if len(examples) < 10:
         raise TrainingError("need at least 10 examples")
-    unknown = {e.intent for e in examples} - set(INTENTS)
+    unknown = {e.intent for e in examples if not _LABEL_NAME.match(e.intent)}
     if unknown:
-        raise TrainingError(f"unknown intents: {sorted(unknown)}")
+        raise TrainingError(f"unusable intent names: {sorted(unknown)}")
     if OUT_OF_SCOPE not in {e.intent for e in examples}:
         raise TrainingError("the examples need out_of_scope utterances")
     for e in examples:
         for s in e.spans:
-            if s.type not in SLOTS:
-                raise TrainingError(f"unknown slot type {s.type!r} in {e.text!r}")
+            if s.type not in SLOTS and not _LABEL_NAME.match(s.type):
+                raise TrainingError(f"unusable slot type {s.type!r} in {e.text!r}")
             if not (0 <= s.start < s.end <= len(e.text)):
                 raise TrainingError(f"span {s} outside {e.text!r}")
 
@@ -351,8 +360,9 @@ def train(
     started = time.perf_counter()
     examples = list(examples)
     _check(examples)
-    intents = sorted(INTENTS)  # the full label set, even for intents without examples
-    labels = slot_label_set()
+    # The full label set, even for intents without examples, plus those the data adds.
+    intents = sorted(set(INTENTS) | {e.intent for e in examples})
+    labels = slot_label_set([s.type for e in examples for s in e.spans])
     label_index = {name: i for i, name in enumerate(labels)}
     train_idx, val_idx = split_examples(examples, HYPER["validation_fraction"])
 

@@ -170,7 +170,7 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: Re
     with trace.stage("respond", input=result.text, model_version=SKILLS_VERSION) as st:
         fields["response"] = " ".join(result.text.split()) or SORRY
         st.output = fields["response"]
-    if understood.intent == OUT_OF_SCOPE:
+    if understood.intent == OUT_OF_SCOPE or action.intent == OUT_OF_SCOPE:  # incl. intents no skill handles
         fields["status"] = Turn.Status.OUT_OF_SCOPE
     return fields
 

@@ -50,7 +50,13 @@ def _clean_slots(slots: dict) -> dict[str, str]:
 
 
 def resolve(nlu: NluResult, ctx: TurnContext) -> Action:
-    """Slots + context + home state -> an Action with resolved parameters."""
+    """Slots + context + home state -> an Action with resolved parameters.
+
+    A model trained on imported data (SLURP, HWU, CLINC…) can predict intents that no
+    skill here handles (email_query, qa_factoid…): those are answered as out of scope,
+    and the action's `unhandled_intent` says which one it was (it lands in the trace).
+    """
+    unhandled = nlu.intent if nlu.intent not in INTENTS and not nlu.out_of_scope else None
     intent = nlu.intent if nlu.intent in INTENTS and not nlu.out_of_scope else OUT_OF_SCOPE
     skill = INTENTS[intent].skill
     home = _home(ctx)
@@ -59,7 +65,12 @@ def resolve(nlu: NluResult, ctx: TurnContext) -> Action:
     request = Request(
         intent=intent, skill=skill, slots=_clean_slots(nlu.slots), text=nlu.text or "", ctx=ctx, home=home
     )
-    return REGISTRY[skill].resolve(request)
+    action = REGISTRY[skill].resolve(request)
+    if unhandled:
+        action = Action(
+            skill=action.skill, intent=action.intent, params={**action.params, "unhandled_intent": unhandled}
+        )
+    return action
 
 
 def execute(action: Action, ctx: TurnContext) -> SkillResult:

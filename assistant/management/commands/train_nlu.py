@@ -19,6 +19,26 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=None, help="Folder for versions (default MODEL_DIR/nlu).")
         parser.add_argument("--force", action="store_true", help="Retrain even if the data did not change.")
         parser.add_argument("--no-promote", action="store_true", help="Register as a candidate only.")
+        parser.add_argument(
+            "--data",
+            action="append",
+            type=Path,
+            default=[],
+            metavar="FILE",
+            help="Training file to merge with the seed examples (repeatable): SLURP/HWU JSONL, Rasa YAML, CLINC JSON.",
+        )
+        parser.add_argument(
+            "--format",
+            default="auto",
+            choices=("auto", "slurp", "hwu", "rasa", "clinc"),
+            help="Format of every --data file (default: guess from each file).",
+        )
+        parser.add_argument(
+            "--split",
+            default=None,
+            help="Only rows of this split where a file has a `split` field (e.g. devel); CLINC defaults to train.",
+        )
+        parser.add_argument("--no-seed", action="store_true", help="Train on the --data files only.")
 
     def handle(self, *args, **options) -> None:
         # Only the registry here: --if-missing must answer without importing torch.
@@ -40,8 +60,15 @@ class Command(BaseCommand):
                 last[0] = fraction
                 self.stdout.write(f"  {fraction:4.0%}  {message}")
 
+        examples = None
+        if options["data"]:
+            examples = self._imported_examples(options)
+        elif options["no_seed"]:
+            raise CommandError("--no-seed needs at least one --data file")
+
         try:
             outcome = train_and_register(
+                examples,
                 out_base=options["out"],
                 force=options["force"],
                 promote=not options["no_promote"],
@@ -81,3 +108,49 @@ class Command(BaseCommand):
                     f"in {outcome.manifest.get('train_seconds', 0):.1f}s"
                 )
             )
+
+    def _imported_examples(self, options: dict) -> list:
+        from assistant.nlu.datasets import DatasetError, ImportReport, dedupe, detect_format, load_examples
+        from assistant.nlu.seed import seed_examples
+
+        seed = [] if options["no_seed"] else seed_examples()
+        merged = list(seed)  # seed first: on a duplicate text, the seed's label wins
+        report = ImportReport()
+        try:
+            for path in options["data"]:
+                fmt = options["format"] if options["format"] != "auto" else detect_format(path)
+                # CLINC's file holds its val/test sections too: without --split, train on train only.
+                split = options["split"] or ("train" if fmt == "clinc" else None)
+                found = load_examples(path, fmt, split, report)
+                self.stdout.write(f"Read {len(found)} examples from {path} ({fmt}{', ' + split if split else ''})")
+                merged.extend(found)
+        except DatasetError as exc:
+            raise CommandError(str(exc)) from exc
+        examples = dedupe(merged, report)
+        self._print_report(report, len(seed), len(examples))
+        return examples
+
+    def _print_report(self, report, n_seed: int, n_total: int) -> None:
+        from collections import Counter
+
+        if n_seed:
+            self.stdout.write(f"Seed examples: {n_seed}")
+        if report.mapped_intents:
+            self.stdout.write("Intents mapped:")
+            for what, count in sorted(report.mapped_intents.items()):
+                self.stdout.write(f"  {what:40s} {count:6d}")
+        if report.mapped_slots:
+            self.stdout.write("Slot types mapped:")
+            for what, count in sorted(report.mapped_slots.items()):
+                self.stdout.write(f"  {what:40s} {count:6d}")
+        dropped = Counter(report.dropped)
+        self.stdout.write(f"Dropped: {sum(dropped.values())}")
+        for reason, count in sorted(dropped.items()):
+            self.stdout.write(f"  {reason:50s} {count:6d}")
+        self.stdout.write(
+            f"Duplicates removed (same normalised text): {report.duplicates}, "
+            f"of which with different intents: {len(report.conflicts)} (the first source's label kept)"
+        )
+        for text, intents in report.conflicts[:10]:
+            self.stdout.write(f"  {text!r}: {' / '.join(intents)}")
+        self.stdout.write(f"Training examples after merging: {n_total}")

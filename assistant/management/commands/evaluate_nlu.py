@@ -1,0 +1,103 @@
+"""Evaluate an NLU model on a labelled file (SLURP/HWU/CLINC/Rasa) and/or real ASR hypotheses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = (
+        "Intent accuracy, span-level slot P/R/F1, exact match, latency and per-intent figures of the active "
+        "NLU model (or --model PATH) on a labelled file; --asr-pairs scores ASR hypotheses against their "
+        "reference's gold labels."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--data", type=Path, default=None, metavar="FILE", help="Labelled evaluation file.")
+        parser.add_argument("--format", default="auto", choices=("auto", "slurp", "hwu", "rasa", "clinc"))
+        parser.add_argument(
+            "--split", default=None, help="Rows of this split (SLURP: test/devel; CLINC: test by default)."
+        )
+        parser.add_argument(
+            "--asr-pairs", type=Path, default=None, metavar="FILE", help="ASR pairs JSONL (slurp/asr_pairs.jsonl)."
+        )
+        parser.add_argument("--limit", type=int, default=None, help="Only the first N examples (and N pairs).")
+        parser.add_argument("--model", type=Path, default=None, help="An artifact folder instead of the active model.")
+        parser.add_argument(
+            "--threshold", type=float, default=None, help="OOS confidence threshold (default NLU_OOS_THRESHOLD)."
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON object (the only output).")
+
+    def handle(self, *args, **options) -> None:
+        if options["data"] is None and options["asr_pairs"] is None:
+            raise CommandError("give --data FILE and/or --asr-pairs FILE")
+        if options["limit"] is not None and options["limit"] < 1:
+            raise CommandError("--limit must be at least 1")
+        from assistant.nlu.datasets import DatasetError, ImportReport, detect_format
+        from assistant.nlu.errors import NluUnavailable
+        from assistant.nlu.evaluate import asr_pair_items, file_items, score
+        from assistant.nlu.model import ArtifactError, NluModel
+
+        try:
+            if options["model"] is not None:
+                model = NluModel.load(options["model"])
+            else:
+                from assistant.nlu.registry import active_model
+
+                model = active_model()
+        except (ArtifactError, NluUnavailable) as exc:
+            raise CommandError(str(exc)) from exc
+
+        result: dict = {}
+        try:
+            if options["data"] is not None:
+                fmt = options["format"] if options["format"] != "auto" else detect_format(options["data"])
+                report = ImportReport()
+                items = file_items(options["data"], fmt, options["split"], options["limit"], report)
+                if not items:
+                    raise CommandError(f"no examples to evaluate in {options['data']} (split {options['split']})")
+                result = score(model, items, threshold=options["threshold"], clinc=fmt == "clinc")
+                result.update(
+                    data=str(options["data"]), format=fmt, split=options["split"], import_report=report.as_dict()
+                )
+            if options["asr_pairs"] is not None:
+                report = ImportReport()
+                items, baseline = asr_pair_items(options["asr_pairs"], options["limit"], report)
+                if not items:
+                    raise CommandError(f"no usable ASR pairs in {options['asr_pairs']}")
+                pairs = score(model, items, threshold=options["threshold"])
+                pairs.update(baseline, data=str(options["asr_pairs"]), import_report=report.as_dict())
+                if result:
+                    result["asr_pairs"] = pairs
+                else:
+                    result = pairs
+        except DatasetError as exc:
+            raise CommandError(str(exc)) from exc
+
+        if options["json"]:
+            self.stdout.write(json.dumps(result, sort_keys=True))
+            return
+        self._print(result)
+
+    def _print(self, result: dict) -> None:
+        for label, part in (("", result), ("ASR pairs: ", result.get("asr_pairs"))):
+            if not part:
+                continue
+            self.stdout.write(
+                f"{label}n={part['n']} intent accuracy {part['intent_accuracy']:.4f} "
+                f"(argmax {part['intent_accuracy_argmax']:.4f}), slot P/R/F1 {part['slot_precision']:.4f}/"
+                f"{part['slot_recall']:.4f}/{part['slot_f1']:.4f}, exact match {part['exact_match']:.4f}, "
+                f"latency p50 {part['latency_ms']['p50']} ms p95 {part['latency_ms']['p95']} ms"
+            )
+            if "baseline_intent_accuracy" in part:
+                self.stdout.write(
+                    f"{label}baseline (pred_intent_on_hyp) accuracy {part['baseline_intent_accuracy']:.4f}"
+                )
+            if "in_scope_accuracy" in part:
+                self.stdout.write(
+                    f"in-scope accuracy {part['in_scope_accuracy']:.4f}, OOS precision {part['oos_precision']:.4f} "
+                    f"recall {part['oos_recall']:.4f}"
+                )
