@@ -112,6 +112,7 @@ else:
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        "control_folder": str(_broker_dir / "control"),  # else kombu writes ./control
     }
 
 CELERY_TASK_SERIALIZER = "json"
@@ -160,6 +161,8 @@ MAX_UTTERANCE_CHARS = envint("MAX_UTTERANCE_CHARS", 1000)
 API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 64 * 1024)
 # Below this NLU confidence the turn is treated as out of scope.
 NLU_OOS_THRESHOLD = envfloat("NLU_OOS_THRESHOLD", 0.45)
+# A new NLU version is rejected if a validation metric drops by more than this (assistant/nlu/promotion.py).
+NLU_PROMOTION_TOLERANCE = envfloat("NLU_PROMOTION_TOLERANCE", 0.01)
 # Threads torch may use for one forward pass.
 TORCH_THREADS = envint("TORCH_THREADS", 1)
 # Public NLU data used by tests, benchmarks and the simulator (never copied in).
