@@ -1,0 +1,180 @@
+"""How simulated users reach the assistant: the pipeline function in-process, or
+the running server's JSON API.
+
+Every driver returns turns in the shape of Turn.as_dict() (the API's answer),
+so the judge sees the same thing whichever way the turn went. The simulator
+runs with database access, so the API driver creates each simulated user's API
+token directly, and afterwards moves the stored timestamps of the turns,
+sessions, barge-ins and feedback it caused to the simulated clock (the API, like
+any client, cannot choose the time of a turn). In-process turns are created at
+the simulated time (handle_turn(now=)); only barge-in and feedback rows, whose
+time the store sets itself, are moved.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import datetime
+from typing import Any, Protocol
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from assistant.models import ApiToken, Device
+from feedback.models import BargeIn, Feedback, Session, Turn
+
+
+class DriverError(RuntimeError):
+    pass
+
+
+class Driver(Protocol):
+    name: str
+
+    def turn(
+        self, user: AbstractBaseUser, text: str, *, device_id: int | None, session_id: int | None, now: datetime
+    ) -> dict[str, Any]: ...
+
+    def barge_in(
+        self, user: AbstractBaseUser, turn_id: int, offset_words: int, offset_ms: int, now: datetime
+    ) -> None: ...
+
+    def feedback(self, user: AbstractBaseUser, turn_id: int, kind: str, now: datetime) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessDriver:
+    """Calls handle_turn() and the feedback store directly."""
+
+    name = "inprocess"
+
+    def __init__(self) -> None:
+        self._sessions: dict[int, Session] = {}
+        self._devices: dict[int, Device] = {}
+
+    def turn(
+        self, user: AbstractBaseUser, text: str, *, device_id: int | None, session_id: int | None, now: datetime
+    ) -> dict[str, Any]:
+        from assistant.pipeline.turn import handle_turn
+
+        device = None
+        if device_id is not None:
+            device = self._devices.get(device_id) or Device.objects.get(pk=device_id)
+            self._devices[device_id] = device
+        session = self._sessions.get(session_id) if session_id is not None else None
+        turn = handle_turn(user, text=text, device=device, session=session, channel=Session.Channel.SIMULATOR, now=now)
+        self._sessions[turn.session_id] = turn.session
+        # The judge needs no barge-ins/feedback of a fresh turn: skip as_dict()'s two queries.
+        return _turn_fields(turn)
+
+    def barge_in(self, user: AbstractBaseUser, turn_id: int, offset_words: int, offset_ms: int, now: datetime) -> None:
+        from feedback.store import record_barge_in
+
+        turn = Turn.objects.get(pk=turn_id)
+        row = record_barge_in(turn, offset_words, offset_ms, BargeIn.Source.STOP, user=user)
+        BargeIn.objects.filter(pk=row.pk).update(created_at=now)
+
+    def feedback(self, user: AbstractBaseUser, turn_id: int, kind: str, now: datetime) -> None:
+        from feedback.store import record_feedback
+
+        turn = Turn.objects.get(pk=turn_id)
+        row = record_feedback(turn, user, kind)
+        Feedback.objects.filter(pk=row.pk).update(created_at=now)
+
+    def close(self) -> None:
+        self._sessions.clear()
+
+
+def _turn_fields(turn: Turn) -> dict[str, Any]:
+    return {
+        "turn_id": turn.pk,
+        "session": turn.session_id,
+        "text": turn.raw_text,
+        "asr": {"text": turn.asr_text, "confidence": turn.asr_confidence},
+        "nlu": {"intent": turn.intent, "slots": turn.slots, "confidence": turn.nlu_confidence},
+        "rewrite": turn.rewrite,
+        "action": turn.action,
+        "response": turn.response,
+        "status": turn.status,
+        "trace": turn.trace,
+    }
+
+
+class ApiDriver:
+    """POSTs to /api/v1/turns and /api/v1/turns/<id>/feedback of a running server."""
+
+    name = "api"
+
+    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise DriverError(f"--via api needs an http(s) URL, not {base_url!r}")
+        self.base = base_url.rstrip("/")
+        self.timeout = timeout
+        self._tokens: dict[int, str] = {}
+
+    def _token(self, user: AbstractBaseUser) -> str:
+        key = self._tokens.get(user.pk)
+        if key is None:
+            token = ApiToken.objects.filter(user=user).order_by("pk").first() or ApiToken.objects.create(user=user)
+            key = self._tokens[user.pk] = token.key
+        return key
+
+    def _post(self, user: AbstractBaseUser, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.base + path,
+            data=json.dumps(payload).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Token {self._token(user)}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read().decode() or "{}")
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")[:500]
+            raise DriverError(f"POST {path} answered {exc.code}: {body}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise DriverError(f"POST {self.base}{path} failed: {exc}") from None
+
+    def turn(
+        self, user: AbstractBaseUser, text: str, *, device_id: int | None, session_id: int | None, now: datetime
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": text}
+        if device_id is not None:
+            payload["device"] = device_id
+        if session_id is not None:
+            payload["session"] = session_id
+        data = self._post(user, "/api/v1/turns", payload)
+        Turn.objects.filter(pk=data["turn_id"]).update(created_at=now)
+        if session_id is None:
+            Session.objects.filter(pk=data["session"]).update(started_at=now)
+        return data
+
+    def barge_in(self, user: AbstractBaseUser, turn_id: int, offset_words: int, offset_ms: int, now: datetime) -> None:
+        self._post(
+            user,
+            f"/api/v1/turns/{turn_id}/feedback",
+            {"type": "barge_in", "offset_words": offset_words, "offset_ms": offset_ms},
+        )
+        # A simulated user barges in at most once per turn: every barge-in of the turn is this one.
+        BargeIn.objects.filter(turn_id=turn_id).update(created_at=now)
+
+    def feedback(self, user: AbstractBaseUser, turn_id: int, kind: str, now: datetime) -> None:
+        self._post(user, f"/api/v1/turns/{turn_id}/feedback", {"type": kind})
+        Feedback.objects.filter(turn_id=turn_id).update(created_at=now)
+
+    def close(self) -> None:
+        self._tokens.clear()
+
+
+def make_driver(via: str, url: str | None) -> Driver:
+    if via == "inprocess":
+        return InProcessDriver()
+    if via == "api":
+        if not url:
+            raise DriverError("--via api needs the server's URL, e.g. --via api http://127.0.0.1:8000")
+        return ApiDriver(url)
+    if via == "ws":
+        raise DriverError("--via ws is not implemented yet; use inprocess or api")
+    raise DriverError(f"unknown driver {via!r}; use inprocess, api or ws")

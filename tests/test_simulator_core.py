@@ -1,0 +1,163 @@
+"""The simulator's pure parts: goal files, the label mapping, the learned noise model, the judge."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from assistant.intents import INTENTS, SLOTS
+from assistant.simulator.data import INTENT_MAP, SLOT_MAP, AsrPair, DataError, load_goals, parse_annotation
+from assistant.simulator.noise import NoiseModel, transmit
+from assistant.simulator.truth import judge, slot_matches
+from assistant.simulator.users import Behaviour, make_user
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "slurp"
+
+
+def test_mapping_targets_are_our_labels():
+    assert all(v is None or v in INTENTS for v in INTENT_MAP.values())
+    assert all(v is None or v in SLOTS for v in SLOT_MAP.values())
+
+
+@pytest.mark.skipif(not (SHARED / "paraphrase_groups.jsonl").exists(), reason="shared data missing")
+def test_every_shared_goal_intent_and_slot_type_is_in_the_tables():
+    goals = load_goals(SHARED / "paraphrase_groups.jsonl", tier=None)
+    assert {g.slurp_intent for g in goals} <= set(INTENT_MAP)
+    assert {t for g in goals for p in g.phrasings for t, _ in p.gold_slots} <= set(SLOT_MAP)
+
+
+def test_parse_annotation():
+    assert parse_annotation("wake me at [time : six am] [date : tomorrow]") == [
+        ("time", "six am"),
+        ("date", "tomorrow"),
+    ]
+
+
+def _goal_file(tmp_path, rows):
+    path = tmp_path / "goals.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_load_goals_filters_tier_and_rejects_bad_files(tmp_path):
+    rows = [
+        {
+            "intent": "iot_hue_lightoff",
+            "slots": [["house_place", "kitchen"]],
+            "tier": "t",
+            "paraphrases": [
+                {"sentence": "lights off in the kitchen", "annotation": "lights off in the [house_place : kitchen]"}
+            ],
+        },
+        {"intent": "qa_stock", "slots": [], "tier": "other", "paraphrases": [{"sentence": "x"}]},
+    ]
+    goals = load_goals(_goal_file(tmp_path, rows), tier="t")
+    assert len(goals) == 1 and goals[0].intent == "iot_hue_lightoff"
+    assert goals[0].checked_slots(goals[0].phrasings[0]) == [("room", "kitchen")]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    with pytest.raises(DataError):
+        load_goals(bad)
+    with pytest.raises(DataError):
+        load_goals(tmp_path / "missing.jsonl")
+
+
+def test_noise_model_learns_substitutions_deletions_and_replays():
+    pairs = [AsrPair("turn on the lights", "turn on the lice", False)] * 5
+    pairs += [AsrPair("please play jazz", "play jazz", False)] * 4
+    model = NoiseModel.learn(pairs)
+    assert model.subs["lights"]["lice"] == 5
+    assert model.dels["please"] == 4
+    rng = random.Random(1)
+    outs = [model.corrupt("dim the lights please", rng) for _ in range(200)]
+    assert any("lice" in o for o in outs)  # the learned substitution is applied…
+    assert any(not o.endswith("please") for o in outs)  # …and the learned deletion
+    assert any(o == "dim the lights please" for o in outs)  # unseen words mostly survive
+    # A sentence the pairs recorded is replayed from the real recognitions.
+    heard = transmit("turn on the lights", model, random.Random(0), noisy=True, noise_level=1.0)
+    assert heard.source == "replay" and heard.text == "turn on the lice"
+    assert transmit("hello", model, random.Random(0), noisy=False, noise_level=0).source == "clean"
+
+
+def test_noise_is_deterministic_for_a_seed():
+    model = NoiseModel.learn([AsrPair("a b c d", "a x c", False), AsrPair("b c", "b c e", False)])
+    one = [model.corrupt("a b c d b c", random.Random(7)) for _ in range(5)]
+    two = [model.corrupt("a b c d b c", random.Random(7)) for _ in range(5)]
+    assert one == two
+
+
+def _turn(intent, slots, *, asr="turn off the kitchen lights", error=None, ok=True, rewrite=None, original=None):
+    original = original or {"intent": intent, "slots": slots}
+    return {
+        "asr": {"text": asr},
+        "nlu": {"intent": intent, "slots": slots},
+        "trace": [
+            {"stage": "nlu", "output": original},
+            {"stage": "rewrite", "output": rewrite},
+            {"stage": "resolve", "output": {"params": {"error": error} if error else {}}},
+            {"stage": "execute", "output": {"ok": ok}},
+        ],
+    }
+
+
+def test_judge_failure_points(tmp_path):
+    rows = [
+        {
+            "intent": "iot_hue_lightoff",
+            "slots": [["house_place", "kitchen"]],
+            "tier": "t",
+            "paraphrases": [
+                {"sentence": "turn off the kitchen lights", "annotation": "turn off the [house_place : kitchen] lights"}
+            ],
+        }
+    ]
+    goal = load_goals(_goal_file(tmp_path, rows), tier="t")[0]
+    ph = goal.phrasings[0]
+    right = ("iot_hue_lightoff", {"room": "kitchen"})
+    wrong = ("iot_hue_lighton", {"room": "kitchen"})
+    read_right = lambda text: right  # noqa: E731
+    read_wrong = lambda text: wrong  # noqa: E731
+    assert judge(_turn(*right), goal, ph, read_right).failure_point == "correct"
+    assert judge(_turn("iot_hue_lightoff", {"room": "bedroom"}), goal, ph, read_right).failure_point == "nlu"
+    assert judge(_turn(*wrong, asr="turn of the kitchen lice"), goal, ph, read_right).failure_point == "asr"
+    assert judge(_turn(*wrong, asr="turn of the kitchen lice"), goal, ph, read_wrong).failure_point == "nlu"
+    assert judge(_turn(*right, error="no such room"), goal, ph, read_right).failure_point == "resolve"
+    assert judge(_turn(*right, ok=False), goal, ph, read_right).failure_point == "execute"
+    fired = {"kept": True}
+    loss = judge(_turn(*wrong, rewrite=fired, original={"intent": right[0], "slots": right[1]}), goal, ph, read_right)
+    assert (loss.failure_point, loss.rewrite_effect, loss.would_have_succeeded) == ("rewrite", "loss", True)
+    win = judge(_turn(*right, rewrite=fired, original={"intent": wrong[0], "slots": wrong[1]}), goal, ph, read_right)
+    assert (win.met, win.rewrite_effect) == (True, "win")
+
+
+def test_slot_matching_is_lenient_on_determiners_and_spelling():
+    assert slot_matches("the kitchen", "kitchen")
+    assert slot_matches("6 am", "six am")
+    assert not slot_matches("bedroom", "kitchen")
+    assert not slot_matches(None, "kitchen")
+
+
+def test_users_depend_only_on_seed_and_index(tmp_path):
+    rows = [
+        {
+            "intent": "general_joke",
+            "slots": [],
+            "tier": "t",
+            "paraphrases": [{"sentence": f"joke number {i}"} for i in range(4)],
+        }
+        for _ in range(12)
+    ]
+    goals = load_goals(_goal_file(tmp_path, rows), tier="t")
+    a = make_user(3, "x", goals, Behaviour(), seed=5)
+    b = make_user(3, "x", goals, Behaviour(), seed=5)
+    assert a == b and a.username == "sim-x-u0003" and len(a.repertoire) == 8
+
+
+def test_behaviour_overrides_are_checked():
+    assert Behaviour.with_overrides({"barge_in": "0.9", "max_attempts": "2"}).max_attempts == 2
+    for bad in ({"nope": "1"}, {"barge_in": "lots"}, {"max_attempts": "0"}, {"give_up": "-1"}):
+        with pytest.raises(ValueError):
+            Behaviour.with_overrides(bad)

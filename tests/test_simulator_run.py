@@ -1,0 +1,217 @@
+"""The simulator end to end: a small in-process run, its report, determinism, the
+feedback store; and a tiny run through the JSON API of a live daphne server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+
+from assistant.simulator.report import strip_run_fields
+from assistant.simulator.run import DEFAULT_START, SimConfig, run_simulation
+from feedback.models import BargeIn, Experiment, Feedback, Job, Session, Turn
+
+SHARED = Path(settings.BASE_DIR).parent / "shared" / "data" / "slurp"
+GOALS, PAIRS = SHARED / "paraphrase_groups.jsonl", SHARED / "asr_pairs.jsonl"
+pytestmark = pytest.mark.skipif(not GOALS.exists() or not PAIRS.exists(), reason="shared SLURP data missing")
+
+DAY_KEYS = {
+    "turns",
+    "defect_rate",
+    "goal_failure_rate",
+    "goals",
+    "barge_in_rate",
+    "rephrase_rate",
+    "rewrites_fired",
+    "wins",
+    "losses",
+    "failure_points",
+}
+SUMMARY_KEYS = {
+    "relative_defect_reduction",
+    "win_loss_ratio",
+    "false_fire_rate",
+    "rephrase_detection",
+    "defect_model",
+    "failure_point",
+}
+
+
+def _config(**kw) -> SimConfig:
+    base = {"users": 6, "days": 2, "turns_per_user_day": 4, "seed": 3, "sync": True, "tag": "t"}
+    base.update(kw)
+    return SimConfig(goals=GOALS, asr_pairs=PAIRS, **base)
+
+
+@pytest.mark.django_db
+def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_model, tmp_path):
+    # Frequent barge-ins and thumbs so that both surely show up in a small run.
+    from assistant.simulator.users import Behaviour
+
+    behaviour = Behaviour.with_overrides({"barge_in": "1", "thumbs_down": "1", "thumbs_up": "1"})
+    first = run_simulation(_config(behaviour=behaviour))
+    assert [d["day"] for d in first["days"]] == [1, 2]
+    for day in first["days"]:
+        assert set(day["arms"]) == {"control", "global", "global+personal"}
+        for stats in day["arms"].values():
+            assert set(stats) >= DAY_KEYS
+    assert set(first["summary"]) >= SUMMARY_KEYS
+    assert set(first["summary"]["rephrase_detection"]) == {"precision", "recall", "f1"}
+    assert first["summary"]["defect_model"] is None
+    assert sum(d["all"]["turns"] for d in first["days"]) == 6 * 2 * 4
+    assert first["run"]["learning"][0]["steps"]["nlu"]["status"] == Job.Status.DONE
+
+    # The feedback store holds the turns, barge-ins and feedback at simulated times.
+    turns = Turn.objects.filter(user__username__startswith="sim-t-")
+    assert turns.count() == 48
+    assert set(Session.objects.filter(user__username__startswith="sim-t-").values_list("channel", flat=True)) == {"sim"}
+    lo, hi = DEFAULT_START, datetime(2026, 1, 7, tzinfo=UTC)
+    assert all(lo <= t.created_at < hi for t in turns)
+    assert {t.created_at.date() for t in turns} == {lo.date(), datetime(2026, 1, 6).date()}
+    barge_ins = BargeIn.objects.filter(turn__in=turns)
+    feedback = Feedback.objects.filter(turn__in=turns)
+    assert barge_ins.exists() and feedback.exists()
+    assert all(lo <= b.created_at < hi for b in barge_ins)
+    assert all(lo <= f.created_at < hi for f in feedback)
+    assert Experiment.objects.filter(name="sim-t-rewrites", username_prefix="sim-t-").exists()
+
+    # Same seed, same tag: the earlier run's users are replaced and the report is the same.
+    second = run_simulation(_config(behaviour=behaviour))
+    assert strip_run_fields(first) == strip_run_fields(second)
+    assert Turn.objects.filter(user__username__startswith="sim-t-").count() == 48
+
+
+@pytest.mark.django_db
+def test_command_writes_json_and_plot(nlu_model, tmp_path):
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    call_command(
+        "simulate",
+        "--goals",
+        str(GOALS),
+        "--asr-pairs",
+        str(PAIRS),
+        "--users",
+        "3",
+        "--days",
+        "1",
+        "--turns-per-user-day",
+        "2",
+        "--sync",
+        "--tag",
+        "cmd",
+        "--json",
+        str(out),
+        "--plot",
+        str(png),
+        "--truth",
+        str(tmp_path / "truth.jsonl"),
+    )
+    report = json.loads(out.read_text())
+    assert report["summary"]["turns"] == 6
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((tmp_path / "truth.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--users", "0"], "at least 1"),
+        (["--via", "api"], "URL"),
+        (["--via", "carrier-pigeon"], "--via"),
+        (["--arms", "control,everything"], "Unknown arm"),
+        (["--behaviour", "nope=1"], "unknown behaviour"),
+        (["--goals", "/nonexistent.jsonl"], "cannot read"),
+    ],
+)
+def test_command_bad_input_is_a_clear_error(tmp_path, args, message):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        call_command("simulate", "--json", str(tmp_path / "r.json"), "--no-learning", *args)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return (
+        f"postgres://{db.get('USER') or 'postgres'}{password}@{db.get('HOST') or '127.0.0.1'}:"
+        f"{db.get('PORT') or 5432}/{db['NAME']}"
+    )
+
+
+@pytest.fixture
+def live_server_url(nlu_model, tmp_path):
+    """daphne serving the app on this test's database (transaction=True: both sides see all writes)."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "MODEL_DIR": str(settings.MODEL_DIR),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DEBUG": "False",
+    }
+    log_path = tmp_path / "daphne.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "assistant.asgi:application"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v1/openapi.json", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"daphne did not start:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tiny_run_through_the_json_api(live_server_url):
+    from assistant.simulator.users import Behaviour
+
+    behaviour = Behaviour.with_overrides({"barge_in": "1", "thumbs_up": "1"})
+    report = run_simulation(
+        _config(users=2, days=1, turns_per_user_day=3, via="api", url=live_server_url, tag="api", behaviour=behaviour)
+    )
+    assert report["summary"]["turns"] == 6
+    turns = Turn.objects.filter(user__username__startswith="sim-api-")
+    assert turns.count() == 6
+    assert set(turns.values_list("session__channel", flat=True)) == {"api"}
+    # Restamped onto the simulated clock.
+    assert all(t.created_at.date() == DEFAULT_START.date() for t in turns)
+    assert (BargeIn.objects.filter(turn__in=turns).count() + Feedback.objects.filter(turn__in=turns).count()) >= 1
