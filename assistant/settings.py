@@ -104,7 +104,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     # An embedded broker: kombu's filesystem transport needs no server.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("out", "processed"):
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -182,3 +182,7 @@ LOGGING = {
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Rephrase detection (feedback/rephrases.py): consecutive turns of a user closer than this many
+# seconds are candidates; pairs scoring at least the threshold are stored as Rephrase rows.
+REPHRASE_MAX_GAP_S = envfloat("REPHRASE_MAX_GAP_S", 45.0)
+REPHRASE_THRESHOLD = envfloat("REPHRASE_THRESHOLD", 0.5)

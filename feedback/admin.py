@@ -325,3 +325,17 @@ class ExperimentAssignmentAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("experiment", "user")
     raw_id_fields = ("user",)
+
+
+# --- Rephrase detection (feedback/rephrases.py) ---
+from feedback.models import Rephrase  # noqa: E402
+
+
+@admin.register(Rephrase)
+class RephraseAdmin(admin.ModelAdmin):
+    list_display = ("id", "first", "second", "score", "gap_ms", "detector_version", "created_at")
+    list_filter = ("detector_version", "created_at")
+    search_fields = ("first__raw_text", "second__raw_text", "second__user__username")
+    list_select_related = ("first", "second")
+    raw_id_fields = ("first", "second")
+    date_hierarchy = "created_at"

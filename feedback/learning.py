@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feedback.models import Job
-from feedback.tasks import NLU_JOB_KIND, train_nlu_task
+from feedback.tasks import NLU_JOB_KIND, REPHRASE_JOB_KIND, detect_rephrases_task, train_nlu_task
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class LearningStep:
 
 
 LEARNING_STEPS: list[LearningStep] = [
+    # Finds rephrases among the turns since its last run (feedback/rephrases.py): the implicit
+    # failure signal and the pairs later steps learn from, so it runs first.
+    LearningStep(name="rephrases", job_kind=REPHRASE_JOB_KIND, task=detect_rephrases_task),
     # Retrains the NLU when its data changed; skips (cheaply) when it did not.
     LearningStep(name="nlu", job_kind=NLU_JOB_KIND, task=train_nlu_task),
 ]

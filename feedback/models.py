@@ -256,3 +256,25 @@ class ExperimentAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} -> {self.arm} in {self.experiment.name}"
+
+
+class Rephrase(models.Model):
+    """The product's belief that `second` rephrases (or repeats) `first`: the user tried again.
+
+    Written by the rephrase detector (feedback/rephrases.py); rewrite mining and the
+    defect signals read it. `score` is the detector's probability-like score in [0, 1].
+    """
+
+    first = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="rephrased_by")
+    second = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="rephrase_of")
+    score = models.FloatField()
+    gap_ms = models.IntegerField(help_text="Milliseconds between the two turns.")
+    detector_version = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["first", "second"], name="one_rephrase_per_pair")]
+
+    def __str__(self) -> str:
+        return f"turn {self.second_id} rephrases turn {self.first_id} ({self.score:.2f})"

@@ -54,18 +54,80 @@ def train_nlu_task(job_id: int) -> None:
         return
     job = Job.objects.get(pk=job_id)
     try:
-        outcome = train_and_register(force=bool(job.params.get("force")), progress=_progress_reporter(job_id))
+        outcome = train_and_register(
+            force=bool(job.params.get("force")),
+            force_promote=bool(job.params.get("force_promote")),
+            # "heads" (default) or "joint" (fine-tuned, early exit); anything else fails the job with a message.
+            architecture=str(job.params.get("architecture", "heads")),
+            progress=_progress_reporter(job_id),
+        )
     except Exception as exc:  # the job row must say why, whatever went wrong
         log.exception("train_nlu job %s failed", job_id)
         Job.objects.filter(pk=job_id).update(
             status=Job.Status.FAILED, finished_at=timezone.now(), message=f"{type(exc).__name__}: {exc}"[:2000]
         )
         return
-    message = outcome.reason if outcome.skipped else f"registered {outcome.version.version}"
+    message = outcome.reason if outcome.skipped else f"registered {outcome.version.version}: {outcome.gate_note}"
     Job.objects.filter(pk=job_id).update(
         status=Job.Status.DONE,
         progress=1.0,
         finished_at=timezone.now(),
         message=message,
         result=outcome.as_dict(),
+    )
+
+
+REPHRASE_JOB_KIND = "detect_rephrases"
+
+
+def start_rephrase_detection(params: dict | None = None) -> Job:
+    """Create a queued rephrase-detection Job and enqueue it once the row is committed."""
+    job = Job.objects.create(kind=REPHRASE_JOB_KIND, params=params or {})
+    transaction.on_commit(lambda: detect_rephrases_task.apply_async(args=[job.pk], queue=LEARNING_QUEUE))
+    return job
+
+
+def _rephrase_watermark(job: Job) -> int | None:
+    """Where to start: params["after_id"] if given (null: everything), else where the last done run stopped."""
+    if "after_id" in job.params:
+        value = job.params["after_id"]
+        return int(value) if value is not None else None
+    last = (
+        Job.objects.filter(kind=REPHRASE_JOB_KIND, status=Job.Status.DONE)
+        .exclude(pk=job.pk)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    value = (last.result or {}).get("watermark_id") if last else None
+    return int(value) if isinstance(value, int) else None
+
+
+@shared_task(name="feedback.detect_rephrases", time_limit=1800, soft_time_limit=1700, ignore_result=True)
+def detect_rephrases_task(job_id: int) -> None:
+    """Detect rephrases among the turns since the last run; the Job row says how it went."""
+    from feedback.rephrases import detect_rephrases
+
+    updated = Job.objects.filter(pk=job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).update(
+        status=Job.Status.RUNNING, started_at=timezone.now(), progress=0.0, message="starting"
+    )
+    if not updated:
+        log.warning("detect_rephrases job %s is missing or already running/done; skipped", job_id)
+        return
+    job = Job.objects.get(pk=job_id)
+    try:
+        after_id = _rephrase_watermark(job)
+        result = detect_rephrases(after_id=after_id)
+    except Exception as exc:  # the job row must say why, whatever went wrong
+        log.exception("detect_rephrases job %s failed", job_id)
+        Job.objects.filter(pk=job_id).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(), message=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        return
+    Job.objects.filter(pk=job_id).update(
+        status=Job.Status.DONE,
+        progress=1.0,
+        finished_at=timezone.now(),
+        message=f"{result['detected']} rephrases among {result['candidates']} candidate pairs "
+        f"({result['created']} new, turns after id {after_id})",
+        result={**result, "after_id": after_id},
     )

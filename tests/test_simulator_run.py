@@ -67,7 +67,7 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
         for stats in day["arms"].values():
             assert set(stats) >= DAY_KEYS
     assert set(first["summary"]) >= SUMMARY_KEYS
-    assert set(first["summary"]["rephrase_detection"]) == {"precision", "recall", "f1"}
+    assert set(first["summary"]["rephrase_detection"]) == {"precision", "recall", "f1", "n_detected", "n_true"}
     assert first["summary"]["defect_model"] is None
     assert sum(d["all"]["turns"] for d in first["days"]) == 6 * 2 * 4
     assert first["run"]["learning"][0]["steps"]["nlu"]["status"] == Job.Status.DONE

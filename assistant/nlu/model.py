@@ -23,6 +23,8 @@ import numpy as np
 from assistant.nlu.encoder import ENCODER_NAME, Encoded
 
 FORMAT = "nlu-minilm-heads/1"
+JOINT_FORMAT = "nlu-minilm-joint/1"  # assistant/nlu/joint.py (fine-tuned encoder, early exit)
+FORMATS = (FORMAT, JOINT_FORMAT)
 MANIFEST = "manifest.json"
 HEADS = "heads.npz"
 
@@ -49,8 +51,10 @@ def read_manifest(path: Path) -> dict:
         raise ArtifactError(f"unreadable manifest in {path}: {exc}") from exc
     if not isinstance(manifest, dict):
         raise ArtifactError(f"manifest in {path} is not an object")
-    if manifest.get("format") != FORMAT:
-        raise ArtifactError(f"unknown artifact format {manifest.get('format')!r} in {path} (want {FORMAT})")
+    if manifest.get("format") not in FORMATS:
+        raise ArtifactError(
+            f"unknown artifact format {manifest.get('format')!r} in {path} (want one of {', '.join(FORMATS)})"
+        )
     for key in ("version", "intents", "slot_labels", "temperature", "files", "encoder"):
         if key not in manifest:
             raise ArtifactError(f"manifest in {path} lacks {key!r}")
@@ -238,3 +242,13 @@ class NluModel:
 
     def predict(self, text: str) -> Prediction:
         return self.predict_encoded(text, self.encoder.encode(text))
+
+
+def load_model(path: Path):
+    """Load an artifact of any known format (the manifest says which): NluModel or JointModel."""
+    manifest = read_manifest(Path(path))
+    if manifest["format"] == JOINT_FORMAT:
+        from assistant.nlu.joint import JointModel
+
+        return JointModel.load(Path(path), manifest)
+    return NluModel.load(Path(path))

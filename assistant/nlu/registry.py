@@ -173,10 +173,10 @@ _load_lock = threading.Lock()
 
 
 def _load(key: tuple[str, str]) -> NluModel:
-    from assistant.nlu.model import NluModel
+    from assistant.nlu.model import load_model
 
     started = time.perf_counter()
-    model = NluModel.load(Path(key[1]))
+    model = load_model(Path(key[1]))  # dispatches on the manifest's format
     if model.version != key[0]:
         from assistant.nlu.model import ArtifactError
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from assistant.nlu.registry import KIND, active_artifact_exists, register
+from assistant.nlu.promotion import Decision, decide
+from assistant.nlu.registry import KIND, active_artifact_exists, active_version, register
 from assistant.nlu.seed import Example, data_hash, intent_counts, seed_examples
 from assistant.nlu.training import Progress, train
 from feedback.models import ModelVersion
@@ -24,12 +25,16 @@ class TrainOutcome:
     skipped: bool = False
     reason: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    promoted: bool = False
+    gate_note: str = ""  # what the promotion gate decided and why (assistant/nlu/promotion.py)
 
     def as_dict(self) -> dict:
         return {
             "version": self.version.version if self.version else None,
             "skipped": self.skipped,
             "reason": self.reason,
+            "promoted": self.promoted,
+            "gate": self.gate_note,
             "metrics": self.manifest.get("metrics", {}),
             "examples": sum(self.counts.values()),
         }
@@ -45,15 +50,34 @@ def train_and_register(
     out_base: Path | None = None,
     force: bool = False,
     promote: bool = True,
+    force_promote: bool = False,
+    architecture: str = "heads",
     progress: Progress | None = None,
 ) -> TrainOutcome:
     """Train on `examples` (the seed set by default) unless the active version already
-    has the same data, write to <out_base>/<version>/ and register (and promote) it."""
+    has the same data and architecture, write to <out_base>/<version>/ and register it.
+
+    With `promote`, the promotion gate (assistant/nlu/promotion.py) decides: a version
+    that regresses is registered as "rejected" with a note saying which metric fell,
+    and the active version keeps serving; `force_promote` skips the gate.
+    `architecture` is "heads" (frozen MiniLM + heads, model.py) or "joint" (fine-tuned
+    MiniLM with early exit, joint.py)."""
+    from assistant.nlu.joint import FORMAT as JOINT_FORMAT
+    from assistant.nlu.model import FORMAT as HEADS_FORMAT
+
+    formats = {"heads": HEADS_FORMAT, "joint": JOINT_FORMAT}
+    if architecture not in formats:
+        raise ValueError(f"unknown architecture {architecture!r} (heads or joint)")
     examples = list(examples) if examples is not None else seed_examples()
     counts = intent_counts(examples)
     digest = data_hash(examples)
     active = active_artifact_exists()
-    if not force and active is not None and active.manifest.get("data_hash") == digest:
+    if (
+        not force
+        and active is not None
+        and active.manifest.get("data_hash") == digest
+        and active.manifest.get("format", HEADS_FORMAT) == formats[architecture]
+    ):
         return TrainOutcome(
             version=active,
             manifest=active.manifest,
@@ -65,7 +89,28 @@ def train_and_register(
     base.mkdir(parents=True, exist_ok=True)  # fail before a minute of training, not after
     version = new_version_name(digest)
     out_dir = base / version
-    manifest = train(examples, out_dir, progress=progress, version=version)
-    row = register(out_dir, manifest, promote=promote)
-    log.info("trained and registered NLU %s", version)
-    return TrainOutcome(version=row, manifest=manifest, counts=counts)
+    if architecture == "joint":
+        from assistant.nlu.joint import train_joint
+
+        manifest = train_joint(examples, out_dir, progress=progress, version=version)
+    else:
+        manifest = train(examples, out_dir, progress=progress, version=version)
+    if not promote:
+        row = register(out_dir, manifest, promote=False, note="registered without promotion (--no-promote)")
+        return TrainOutcome(version=row, manifest=manifest, counts=counts, gate_note=row.note)
+    if force_promote:
+        decision = Decision(True, False, "promoted by force (--force-promote): the promotion gate was skipped")
+    else:
+        current = active_version()
+        decision = decide(manifest, current.manifest if current is not None else None)
+    if decision.promote:
+        row = register(out_dir, manifest, promote=True, note=decision.note)
+    else:
+        row = register(out_dir, manifest, promote=False, note=decision.note)
+        row.status = ModelVersion.Status.REJECTED
+        row.save(update_fields=["status"])
+        log.warning("NLU %s not promoted: %s", version, decision.note)
+    log.info("trained and registered NLU %s (%s)", version, row.status)
+    return TrainOutcome(
+        version=row, manifest=manifest, counts=counts, promoted=decision.promote, gate_note=decision.note
+    )

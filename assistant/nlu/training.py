@@ -399,6 +399,8 @@ def train(
         "version": version or out_dir.name,
         "encoder": encoder_info(),
         "data_hash": data_hash(examples),
+        # The promotion gate compares metrics only between versions with the same validation examples.
+        "validation_hash": data_hash([examples[i] for i in val_idx]),
         "examples": len(examples),
         "intent_counts": intent_counts(examples),
         "split": {"train": len(train_idx), "validation": len(val_idx), "by": "template group"},

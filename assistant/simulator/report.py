@@ -10,9 +10,10 @@ are reported apart under `unsupported`):
 Summary: relative_defect_reduction {arm: 1 - last-day defect rate of the arm /
 last-day defect rate of control}, win_loss_ratio (wins / losses over the run),
 false_fire_rate (losses / turns that would have succeeded without the rewrite),
-rephrase_detection {precision, recall, f1} of the product's rephrase detector
-against the true links, defect_model and failure_point accuracy; the last three
-are null while the product has no such model.
+rephrase_detection {precision, recall, f1, n_detected, n_true} of the product's
+rephrase detector (feedback.Rephrase rows, feedback/rephrases.py) against the true
+links, null when the detector did not run (also per day, under days[].all);
+defect_model and failure_point accuracy, null while the product has no such model.
 """
 
 from __future__ import annotations
@@ -44,18 +45,38 @@ def arm_stats(turns: list[dict], episodes: list[dict]) -> dict[str, Any]:
     }
 
 
-def score_links(true_links: set[tuple[int, int]], predicted: set[tuple[int, int]] | None) -> dict[str, float | None]:
+def score_links(
+    true_links: set[tuple[int, int]], predicted: set[tuple[int, int]] | None
+) -> dict[str, float | int | None]:
     """Precision/recall/F1 of predicted (earlier turn, rephrase) links; nulls without a detector."""
     if predicted is None:
-        return {"precision": None, "recall": None, "f1": None}
+        return {"precision": None, "recall": None, "f1": None, "n_detected": None, "n_true": len(true_links)}
     hits = len(true_links & predicted)
     precision = hits / len(predicted) if predicted else 0.0
     recall = hits / len(true_links) if true_links else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "n_detected": len(predicted),
+        "n_true": len(true_links),
+    }
 
 
-def build_report(config: Any, records: list[dict], episodes: list[dict], all_goals: list, goals: list) -> dict:
+def build_report(
+    config: Any,
+    records: list[dict],
+    episodes: list[dict],
+    all_goals: list,
+    goals: list,
+    predicted_links: set[tuple[int, int]] | None = None,
+) -> dict:
+    """`predicted_links`: the product's Rephrase rows (first, second turn ids); None if the detector did not run."""
+    supported_ids = {r["turn_id"] for r in records if r["supported"]}
+    if predicted_links is not None:
+        # Score on the turns the report covers (links into unsupported goals are left out, like the truth).
+        predicted_links = {(a, b) for a, b in predicted_links if a in supported_ids and b in supported_ids}
     arms = list(dict.fromkeys(list(config.arms) + sorted({r["arm"] for r in records} - set(config.arms))))
     supported = [r for r in records if r["supported"]]
     supported_eps = [e for e in episodes if e["supported"]]
@@ -68,6 +89,10 @@ def build_report(config: Any, records: list[dict], episodes: list[dict], all_goa
             if turns or arm in config.arms:
                 per_arm[arm] = arm_stats(turns, eps)
         everyone = arm_stats([r for r in supported if r["day"] == day], [e for e in supported_eps if e["day"] == day])
+        day_ids = {r["turn_id"] for r in supported if r["day"] == day}
+        day_true = {(r["rephrase_of"], r["turn_id"]) for r in supported if r["day"] == day and r["rephrase_of"]}
+        day_predicted = None if predicted_links is None else {p for p in predicted_links if p[1] in day_ids}
+        everyone["rephrase_detection"] = score_links(day_true, day_predicted)
         days.append({"day": day, "arms": per_arm, "all": everyone})
 
     last = days[-1]["arms"]
@@ -98,7 +123,7 @@ def build_report(config: Any, records: list[dict], episodes: list[dict], all_goa
             "wins": wins,
             "losses": losses,
             "false_fire_rate": _rate(losses, would_have),
-            "rephrase_detection": score_links(true_links, None),  # no rephrase detector exists yet
+            "rephrase_detection": score_links(true_links, predicted_links),
             "rephrase_links": len(true_links),
             "defect_model": None,  # no defect model exists yet
             "failure_point": None,  # no failure-point model exists yet

@@ -258,6 +258,23 @@ def _user_day(
         )
 
 
+def _detected_rephrases(config: SimConfig, learning: list[dict]) -> set[tuple[int, int]] | None:
+    """Run the rephrase-detection learning step once more; the simulated users' links, or None if it failed."""
+    from feedback.learning import LEARNING_STEPS, run_learning_cycle
+    from feedback.models import Job, Rephrase
+
+    steps = [s for s in LEARNING_STEPS if s.name == "rephrases"]
+    if not steps:
+        return None
+    t0 = time.monotonic()
+    cycle = run_learning_cycle(sync=config.sync, timeout=config.learning_timeout, steps=steps)
+    learning.append({"after_day": config.days, "seconds": round(time.monotonic() - t0, 2), "steps": cycle})
+    if cycle["rephrases"]["status"] != Job.Status.DONE:
+        return None
+    rows = Rephrase.objects.filter(second__user__username__startswith=f"sim-{config.run_tag}-")
+    return set(rows.values_list("first_id", "second_id"))
+
+
 def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the whole simulation and return the report."""
     from feedback.learning import run_learning_cycle
@@ -301,9 +318,14 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
                 reader.clear()
                 learning.append({"after_day": day, "seconds": round(time.monotonic() - t1, 2), "steps": cycle})
                 say(f"learning after day {day}: " + ", ".join(f"{k}={v['status']}" for k, v in cycle.items()))
+        predicted_links = None
+        if config.learn:
+            # One more pass of the product's rephrase detector (the learning step itself), so the
+            # last day's turns are scored too; its Rephrase rows are compared with the true links.
+            predicted_links = _detected_rephrases(config, learning)
     finally:
         driver.close()
-    report = build_report(config, records, episodes, all_goals, goals)
+    report = build_report(config, records, episodes, all_goals, goals, predicted_links)
     report["run"] = {
         # Everything here varies between runs: compare reports without it.
         "seconds_total": round(time.monotonic() - started, 2),

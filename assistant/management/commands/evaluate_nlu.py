@@ -29,6 +29,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--threshold", type=float, default=None, help="OOS confidence threshold (default NLU_OOS_THRESHOLD)."
         )
+        parser.add_argument(
+            "--exit-thresholds",
+            default=None,
+            metavar="T1,T2,...",
+            help="Joint models: also report accuracy, layers run and ms per early-exit entropy threshold on --data.",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object (the only output).")
 
     def handle(self, *args, **options) -> None:
@@ -39,11 +45,20 @@ class Command(BaseCommand):
         from assistant.nlu.datasets import DatasetError, ImportReport, detect_format
         from assistant.nlu.errors import NluUnavailable
         from assistant.nlu.evaluate import asr_pair_items, file_items, score
-        from assistant.nlu.model import ArtifactError, NluModel
+        from assistant.nlu.model import ArtifactError, load_model
 
+        thresholds: list[float] = []
+        if options["exit_thresholds"]:
+            try:
+                thresholds = [float(t) for t in options["exit_thresholds"].split(",") if t.strip()]
+            except ValueError as exc:
+                raise CommandError(f"--exit-thresholds: {exc}") from exc
+        import time
+
+        started = time.perf_counter()
         try:
             if options["model"] is not None:
-                model = NluModel.load(options["model"])
+                model = load_model(options["model"])
             else:
                 from assistant.nlu.registry import active_model
 
@@ -51,6 +66,7 @@ class Command(BaseCommand):
         except (ArtifactError, NluUnavailable) as exc:
             raise CommandError(str(exc)) from exc
 
+        load_seconds = round(time.perf_counter() - started, 3)
         result: dict = {}
         try:
             if options["data"] is not None:
@@ -63,6 +79,12 @@ class Command(BaseCommand):
                 result.update(
                     data=str(options["data"]), format=fmt, split=options["split"], import_report=report.as_dict()
                 )
+                if thresholds and hasattr(model, "n_layers"):
+                    from assistant.nlu.joint import early_exit_table
+
+                    result["early_exit"] = early_exit_table(model, items, thresholds, slot_guard=False)
+                    result["early_exit_slot_guard"] = early_exit_table(model, items, thresholds, slot_guard=True)
+                    result["early_exit_default_threshold"] = model.threshold
             if options["asr_pairs"] is not None:
                 report = ImportReport()
                 items, baseline = asr_pair_items(options["asr_pairs"], options["limit"], report)
@@ -77,12 +99,19 @@ class Command(BaseCommand):
         except DatasetError as exc:
             raise CommandError(str(exc)) from exc
 
+        result["model_load_seconds"] = load_seconds
         if options["json"]:
             self.stdout.write(json.dumps(result, sort_keys=True))
             return
         self._print(result)
 
     def _print(self, result: dict) -> None:
+        self.stdout.write(f"model loaded in {result['model_load_seconds']:.2f}s")
+        for row in result.get("early_exit", []):
+            self.stdout.write(
+                "early exit threshold {threshold}: accuracy {intent_accuracy:.4f}, layers {mean_layers:.2f} "
+                "(saves {compute_saving:.0%}), slot F1 {slot_f1:.4f}, p50 {p50_ms} ms, mean {mean_ms} ms".format(**row)
+            )
         for label, part in (("", result), ("ASR pairs: ", result.get("asr_pairs"))):
             if not part:
                 continue

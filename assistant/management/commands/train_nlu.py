@@ -20,6 +20,17 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Retrain even if the data did not change.")
         parser.add_argument("--no-promote", action="store_true", help="Register as a candidate only.")
         parser.add_argument(
+            "--force-promote",
+            action="store_true",
+            help="Promote even if the version regresses on validation (skips the promotion gate).",
+        )
+        parser.add_argument(
+            "--architecture",
+            default="heads",
+            choices=("heads", "joint"),
+            help="heads: frozen MiniLM + trained heads (default); joint: fine-tuned MiniLM with early exit.",
+        )
+        parser.add_argument(
             "--data",
             action="append",
             type=Path,
@@ -72,6 +83,8 @@ class Command(BaseCommand):
                 out_base=options["out"],
                 force=options["force"],
                 promote=not options["no_promote"],
+                force_promote=options["force_promote"],
+                architecture=options["architecture"],
                 progress=progress,
             )
         except (TrainingError, RegistryError, FileExistsError) as exc:
@@ -101,6 +114,9 @@ class Command(BaseCommand):
                     t=metrics.get("temperature", 1.0),
                 )
             )
+        if not outcome.skipped and outcome.gate_note:
+            style = self.style.SUCCESS if outcome.promoted else self.style.WARNING
+            self.stdout.write(style(f"Promotion gate: {outcome.gate_note}"))
         if not outcome.skipped and outcome.version is not None:
             self.stdout.write(
                 self.style.SUCCESS(

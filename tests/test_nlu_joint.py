@@ -1,0 +1,144 @@
+"""The joint fine-tuned NLU (assistant/nlu/joint.py) on a tiny slice: it trains, saves,
+loads through the registry (format dispatch), understands, and exits early."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from assistant.nlu.registry import active_model, register, reset_loaded
+
+
+@pytest.fixture(scope="module")
+def joint_artifact(tmp_path_factory):
+    """200 seed utterances (every intent represented), one epoch: a model that works, not a good one."""
+    from assistant.nlu.joint import train_joint
+    from assistant.nlu.seed import seed_examples
+
+    examples, taken = [], {}
+    for e in seed_examples():
+        if taken.get(e.intent, 0) < 4:
+            taken[e.intent] = taken.get(e.intent, 0) + 1
+            examples.append(e)
+    examples = examples[:200]
+    out = tmp_path_factory.mktemp("joint") / "joint-tiny"
+    manifest = train_joint(examples, out, hyper={"epochs": 1, "batch_size": 16})
+    return out, manifest
+
+
+def test_joint_artifact_is_a_state_dict_with_a_complete_manifest(joint_artifact):
+    from safetensors.torch import load_file
+
+    path, manifest = joint_artifact
+    assert manifest["format"] == "nlu-minilm-joint/1"
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.safetensors"]
+    weights = load_file(str(path / "model.safetensors"))  # plain tensors: nothing is unpickled
+    assert "encoder.layer.5.output.dense.weight" in weights and "intent_heads.0.weight" in weights
+    validation = manifest["metrics"]["validation"]
+    assert len(validation["intent_accuracy_by_layer"]) == manifest["layers"] == 6
+    assert validation["early_exit"][0]["threshold"] == 0.0
+    assert manifest["validation_hash"] and len(manifest["temperatures"]) == 6
+
+
+def test_registry_loads_the_joint_model_and_understand_uses_it(db, joint_artifact):
+    from assistant.nlu import understand
+    from assistant.nlu.joint import JointModel
+
+    path, manifest = joint_artifact
+    reset_loaded()
+    try:
+        register(path, manifest, promote=True)
+        model = active_model()
+        assert isinstance(model, JointModel) and model.version == manifest["version"]
+        result = understand("turn on the kitchen lights")
+        assert result.model_version == manifest["version"]
+        assert 0.0 <= result.confidence <= 1.0
+        assert result.intent in set(model.intents) | {"out_of_scope"}
+        assert understand("   ").out_of_scope
+    finally:
+        reset_loaded()
+
+
+def test_early_exit_runs_fewer_layers_at_a_loose_threshold(joint_artifact):
+    from assistant.nlu.joint import JointModel
+
+    model = JointModel.load(joint_artifact[0])
+    text = "set a timer for ten minutes in the kitchen"
+    strict = model.predict(text, threshold=0.0)  # never confident enough: all six layers
+    # Normalised entropy is at most 1: without the slot guard the first layer answers.
+    loose = model.predict(text, threshold=1.01, slot_guard=False)
+    assert strict.layers == 6 and loose.layers == 1
+    # With the guard, a layer whose slot head tags a slot does not stop the pass.
+    guarded = model.predict(text, threshold=1.01, slot_guard=True)
+    assert loose.layers <= guarded.layers <= 6
+    assert abs(float(strict.probs.sum()) - 1.0) < 1e-4 and abs(float(loose.probs.sum()) - 1.0) < 1e-4
+    assert all(0 <= a < b <= len(text) for _, a, b in strict.spans)
+
+
+def test_a_corrupt_joint_artifact_is_refused(joint_artifact, tmp_path):
+    from assistant.nlu.model import ArtifactError, load_model
+
+    broken = tmp_path / "broken"
+    shutil.copytree(joint_artifact[0], broken)
+    with (broken / "model.safetensors").open("r+b") as f:
+        f.seek(4000)
+        f.write(b"\x00" * 64)
+    with pytest.raises(ArtifactError, match="checksum"):
+        load_model(broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["layers"] = "six"
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "format": "nlu-minilm-joint/99"}))
+    with pytest.raises(ArtifactError, match="unknown artifact format"):
+        load_model(broken)
+
+
+def test_train_nlu_architecture_joint(db, tmp_path, monkeypatch):
+    """The command path: --architecture joint trains, registers and (with nothing active) promotes."""
+    from django.core.management import call_command
+
+    from assistant.nlu import joint, service
+    from assistant.nlu.registry import active_version
+    from assistant.nlu.seed import seed_examples
+
+    taken: dict[str, int] = {}
+    small = []
+    for e in seed_examples():
+        if taken.get(e.intent, 0) < 3:
+            taken[e.intent] = taken.get(e.intent, 0) + 1
+            small.append(e)
+    monkeypatch.setattr(service, "seed_examples", lambda: small)
+    monkeypatch.setitem(joint.JOINT_HYPER, "epochs", 1)
+    call_command("train_nlu", "--architecture", "joint", "--out", str(tmp_path))
+    row = active_version()
+    assert row is not None and row.manifest["format"] == "nlu-minilm-joint/1"
+    assert "no active version" in row.note
+
+
+def test_evaluate_nlu_reports_the_early_exit_table(joint_artifact, settings, capsys):
+    from django.core.management import call_command
+
+    data = settings.SHARED_DATA_DIR / "slurp" / "annotated_devel_test.jsonl"
+    if not data.is_file():
+        pytest.skip("the public SLURP file is not available")
+    call_command(
+        "evaluate_nlu",
+        "--model",
+        str(joint_artifact[0]),
+        "--data",
+        str(data),
+        "--format",
+        "slurp",
+        "--split",
+        "test",
+        "--limit",
+        "20",
+        "--exit-thresholds",
+        "0,1.01",
+        "--json",
+    )
+    result = json.loads(capsys.readouterr().out)
+    strict, loose = result["early_exit"]
+    assert result["n"] == 20 and result["model_load_seconds"] > 0
+    assert strict["mean_layers"] == 6 and loose["mean_layers"] == 1 and loose["compute_saving"] > 0.8

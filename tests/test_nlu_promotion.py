@@ -1,0 +1,104 @@
+"""The promotion gate: a regressing version is rejected with a note, an improving one is
+promoted, --force-promote overrides, and metrics on different validation splits are not compared."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+from assistant.nlu.promotion import decide
+from assistant.nlu.registry import active_version
+from feedback.models import ModelVersion
+
+
+def _manifest(acc: float, f1: float, vhash: str = "v1", version: str = "x") -> dict:
+    return {
+        "version": version,
+        "validation_hash": vhash,
+        "metrics": {"validation": {"intent_accuracy": acc, "oos_recall": 0.9, "slots": {"f1": f1}}},
+    }
+
+
+def test_decide_compares_only_on_the_same_validation_split(settings):
+    settings.NLU_PROMOTION_TOLERANCE = 0.01
+    active = _manifest(0.90, 0.80, version="old")
+    assert decide(_manifest(0.895, 0.80), active).promote  # within the tolerance
+    rejected = decide(_manifest(0.90, 0.70), active)
+    assert not rejected.promote and rejected.compared
+    assert "slot_f1" in rejected.note and "old" in rejected.note and "intent_accuracy" not in rejected.note
+    other_split = decide(_manifest(0.50, 0.10, vhash="v2"), active)
+    assert other_split.promote and not other_split.compared and "validation splits differ" in other_split.note
+    assert decide(_manifest(0.5, 0.1), None).promote
+    assert decide(_manifest(0.5, 0.1), {**active, "validation_hash": None}).promote
+
+
+@pytest.fixture
+def small_examples():
+    """A slice of the seed set: every intent's first few utterances (trains in seconds)."""
+    from assistant.nlu.seed import seed_examples
+
+    taken: dict[str, int] = {}
+    out = []
+    for e in seed_examples():
+        if taken.get(e.intent, 0) < 8:
+            taken[e.intent] = taken.get(e.intent, 0) + 1
+            out.append(e)
+    return out
+
+
+def _set_active_metrics(acc: float) -> ModelVersion:
+    row = active_version()
+    row.manifest["metrics"]["validation"]["intent_accuracy"] = acc
+    row.save(update_fields=["manifest"])
+    return row
+
+
+def test_gate_rejects_a_regression_promotes_an_improvement_and_force_overrides(db, small_examples, tmp_path):
+    from assistant.nlu.service import train_and_register
+
+    first = train_and_register(small_examples, out_base=tmp_path)
+    assert first.promoted and first.version.status == ModelVersion.Status.ACTIVE
+
+    # The active version claims a better accuracy on the same validation split: the retrained one regresses.
+    _set_active_metrics(1.0)
+    worse = train_and_register(small_examples, out_base=tmp_path, force=True)
+    worse.version.refresh_from_db()
+    assert not worse.promoted
+    assert worse.version.status == ModelVersion.Status.REJECTED
+    assert "intent_accuracy" in worse.version.note and first.version.version in worse.version.note
+    assert active_version().pk == first.version.pk  # the old one keeps serving
+
+    forced = train_and_register(small_examples, out_base=tmp_path, force=True, force_promote=True)
+    assert forced.promoted and active_version().pk == forced.version.pk
+    assert "force" in forced.version.note
+
+    _set_active_metrics(0.0)
+    better = train_and_register(small_examples, out_base=tmp_path, force=True)
+    assert better.promoted and active_version().pk == better.version.pk
+    assert "no regression" in better.version.note
+
+
+def test_train_nlu_command_reports_the_gate(db, small_examples, tmp_path, monkeypatch, capsys):
+    from assistant.nlu import service
+
+    train_and_register = service.train_and_register
+    first = train_and_register(small_examples, out_base=tmp_path)
+    _set_active_metrics(1.0)
+    # The command trains on the seed set; the same slice keeps this test fast.
+    monkeypatch.setattr(service, "seed_examples", lambda: list(small_examples))
+    call_command("train_nlu", "--force", "--out", str(tmp_path))
+    out = capsys.readouterr().out
+    assert "Promotion gate: rejected" in out
+    assert active_version().pk == first.version.pk
+    call_command("train_nlu", "--force", "--force-promote", "--out", str(tmp_path))
+    assert active_version().pk != first.version.pk
+
+
+def test_training_job_with_an_unknown_architecture_fails_with_a_message(db):
+    from feedback.models import Job
+    from feedback.tasks import train_nlu_task
+
+    job = Job.objects.create(kind="train_nlu", params={"architecture": "<script>"})
+    train_nlu_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "unknown architecture" in job.message
