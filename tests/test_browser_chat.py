@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from assistant.models import Device
 from feedback.models import BargeIn, Feedback, Turn
 from tests.conftest import server_password
+from tests.servers import running_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,66 +35,15 @@ ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 UTTERANCE = "what's the weather like today"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
-
-
 @pytest.fixture
 def daphne_server(nlu_model, alice, tmp_path):
-    """daphne serving assistant.asgi:application on this test's database; yields its base URL."""
+    """daphne serving the app on this test's database; yields its base URL."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip("Debian's chromium is not installed (make browser)")
     server_password(alice, "alice-password-1")  # the server process checks it with the real hashers
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "MODEL_DIR": str(settings.MODEL_DIR),
-        "SPEAKING_RATE_WPS": "2",  # slow enough for Stop to land mid-reply
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DEBUG": "False",
-    }
-    log_path = tmp_path / "daphne.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "assistant.asgi:application"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not start:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.2)
+    # 2 words a second: slow enough for Stop to land mid-reply
+    with running_daphne(tmp_path, SPEAKING_RATE_WPS="2") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_chat_in_a_real_browser(daphne_server, alice):

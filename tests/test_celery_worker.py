@@ -15,16 +15,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from feedback.models import Job, ModelVersion
+from tests.servers import current_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -33,7 +28,7 @@ def celery_worker_process(tmp_path):
         pytest.skip("needs DATABASE_URL and REDIS_URL (make test sets them)")
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": current_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "MODEL_DIR": str(tmp_path / "models"),
         "VAR_DIR": str(tmp_path / "var"),

@@ -4,23 +4,17 @@ feedback store; and a tiny run through the JSON API of a live daphne server."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 
 from assistant.simulator.report import strip_run_fields
 from assistant.simulator.run import DEFAULT_START, SimConfig, run_simulation
 from feedback.models import BargeIn, Experiment, Feedback, Job, Session, Turn
+from tests.servers import running_daphne
 
 SHARED = Path(settings.BASE_DIR).parent / "shared" / "data" / "slurp"
 GOALS, PAIRS = SHARED / "paraphrase_groups.jsonl", SHARED / "asr_pairs.jsonl"
@@ -142,62 +136,11 @@ def test_command_bad_input_is_a_clear_error(tmp_path, args, message):
         call_command("simulate", "--json", str(tmp_path / "r.json"), "--no-learning", *args)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return (
-        f"postgres://{db.get('USER') or 'postgres'}{password}@{db.get('HOST') or '127.0.0.1'}:"
-        f"{db.get('PORT') or 5432}/{db['NAME']}"
-    )
-
-
 @pytest.fixture
 def live_server_url(nlu_model, tmp_path):
     """daphne serving the app on this test's database (transaction=True: both sides see all writes)."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "MODEL_DIR": str(settings.MODEL_DIR),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DEBUG": "False",
-    }
-    log_path = tmp_path / "daphne.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "assistant.asgi:application"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v1/openapi.json", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not start:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.2)
+    with running_daphne(tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.django_db(transaction=True)
