@@ -143,6 +143,33 @@ def live_server_url(nlu_model, tmp_path):
         yield url
 
 
+@pytest.fixture
+def chat_server_url(nlu_model, tmp_path):
+    """daphne speaking at 20 words a second: quick, yet a Stop still lands mid-reply."""
+    with running_daphne(tmp_path, SPEAKING_RATE_WPS="20") as url:
+        yield url
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tiny_run_through_the_chat_websocket(chat_server_url):
+    from assistant.simulator.users import Behaviour
+
+    behaviour = Behaviour.with_overrides({"barge_in": "1", "thumbs_up": "1"})
+    ws_url = chat_server_url.replace("http://", "ws://") + "/ws/chat/"
+    report = run_simulation(
+        _config(users=2, days=1, turns_per_user_day=3, via="ws", url=ws_url, tag="ws", behaviour=behaviour)
+    )
+    assert report["summary"]["turns"] == 6
+    turns = Turn.objects.filter(user__username__startswith="sim-ws-")
+    assert turns.count() == 6
+    assert set(turns.values_list("session__channel", flat=True)) == {"web"}
+    assert all(t.created_at.date() == DEFAULT_START.date() for t in turns)
+    failed = sum(1 for record in report.get("turns", []) if not record.get("goal_met", True))
+    barge_ins = BargeIn.objects.filter(turn__in=turns)
+    assert barge_ins.count() + Feedback.objects.filter(turn__in=turns).count() >= 1 or failed == 0
+    assert all(b.source in ("stop", "new_message") for b in barge_ins)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_tiny_run_through_the_json_api(live_server_url):
     from assistant.simulator.users import Behaviour

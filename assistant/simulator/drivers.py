@@ -1,5 +1,5 @@
-"""How simulated users reach the assistant: the pipeline function in-process, or
-the running server's JSON API.
+"""How simulated users reach the assistant: the pipeline function in-process, the
+running server's JSON API, or its chat WebSocket (as the browser does).
 
 Every driver returns turns in the shape of Turn.as_dict() (the API's answer),
 so the judge sees the same thing whichever way the turn went. The simulator
@@ -13,11 +13,14 @@ time the store sets itself, are moved.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import urllib.error
 import urllib.request
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -168,6 +171,119 @@ class ApiDriver:
         self._tokens.clear()
 
 
+_NEW_TURN = re.compile(r'<li class="exchange" id="turn-(\d+)"')
+_ERROR = re.compile(r'id="chat-error"[^>]*>([^<]+)<')
+
+
+class WsDriver:
+    """Talks to the chat WebSocket like the browser page: say, stop, feedback frames.
+
+    Each simulated user gets a logged-in socket (a Django session created directly,
+    since the simulator has database access). A reply streams at the server's
+    SPEAKING_RATE_WPS: the driver waits for it to finish before the user's next
+    request (otherwise every request would barge in on the last reply), and a
+    barge-in is a real Stop frame sent while the reply streams, so the server
+    records it. Run the server with a high SPEAKING_RATE_WPS for long simulations.
+    """
+
+    name = "ws"
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.netloc:
+            raise DriverError(f"--via ws needs a ws(s):// URL, not {url!r}")
+        path = parts.path if parts.path.rstrip("/").endswith("/ws/chat") else "/ws/chat/"
+        self.url = f"{parts.scheme}://{parts.netloc}{path}"
+        self.origin = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
+        self.timeout = timeout
+        self._sockets: dict[int, Any] = {}
+        self._streaming: dict[int, int] = {}  # user id -> turn whose reply is still streaming
+        self._open = contextlib.ExitStack()  # every socket, closed together by close()
+
+    def _socket(self, user: AbstractBaseUser) -> Any:
+        conn = self._sockets.get(user.pk)
+        if conn is None:
+            from django.conf import settings
+            from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+            from django.contrib.sessions.backends.db import SessionStore
+            from websockets.sync.client import connect
+
+            session = SessionStore()
+            session[SESSION_KEY] = str(user.pk)
+            session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+            session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+            session.create()
+            try:
+                conn = self._open.enter_context(
+                    connect(
+                        self.url,
+                        origin=self.origin,
+                        additional_headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}"},
+                        open_timeout=self.timeout,
+                    )
+                )
+            except Exception as exc:
+                raise DriverError(f"cannot open {self.url}: {exc}") from None
+            self._sockets[user.pk] = conn
+        return conn
+
+    def _read_until(self, user: AbstractBaseUser, pattern: re.Pattern[str] | str) -> re.Match[str]:
+        conn = self._socket(user)
+        pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
+        while True:
+            try:
+                frame = conn.recv(timeout=self.timeout)
+            except Exception as exc:
+                raise DriverError(f"the chat socket failed: {exc}") from None
+            frame = frame if isinstance(frame, str) else frame.decode(errors="replace")
+            error = _ERROR.search(frame)
+            if error and error.group(1).strip():
+                raise DriverError(f"the chat socket answered: {error.group(1).strip()}")
+            found = pattern.search(frame)
+            if found:
+                return found
+
+    def _let_reply_finish(self, user: AbstractBaseUser) -> None:
+        turn_id = self._streaming.pop(user.pk, None)
+        if turn_id is not None:
+            self._read_until(user, rf'id="replybox-{turn_id}"')
+
+    def turn(
+        self, user: AbstractBaseUser, text: str, *, device_id: int | None, session_id: int | None, now: datetime
+    ) -> dict[str, Any]:
+        self._let_reply_finish(user)
+        self._socket(user).send(json.dumps({"type": "say", "text": text, "device": device_id}))
+        turn_id = int(self._read_until(user, _NEW_TURN).group(1))
+        self._streaming[user.pk] = turn_id
+        turn = Turn.objects.get(pk=turn_id)
+        Turn.objects.filter(pk=turn_id).update(created_at=now)
+        if not Turn.objects.filter(session_id=turn.session_id, pk__lt=turn_id).exists():
+            Session.objects.filter(pk=turn.session_id).update(started_at=now)
+        return _turn_fields(turn)
+
+    def barge_in(self, user: AbstractBaseUser, turn_id: int, offset_words: int, offset_ms: int, now: datetime) -> None:
+        if self._streaming.get(user.pk) == turn_id:
+            self._streaming.pop(user.pk)
+            self._socket(user).send(json.dumps({"type": "stop"}))
+            # Answered with the Stop button hidden again, whether the reply was cut or had just ended.
+            self._read_until(user, 'id="stop-control"')
+        # The server stored where its stream was cut; the simulated user decided where they
+        # stopped listening, which is what the ground truth is judged on.
+        BargeIn.objects.filter(turn_id=turn_id).update(offset_words=offset_words, offset_ms=offset_ms, created_at=now)
+
+    def feedback(self, user: AbstractBaseUser, turn_id: int, kind: str, now: datetime) -> None:
+        self._let_reply_finish(user)
+        self._socket(user).send(json.dumps({"type": "feedback", "turn_id": turn_id, "kind": kind}))
+        self._read_until(user, rf'id="feedback-{turn_id}"')
+        Feedback.objects.filter(turn_id=turn_id).update(created_at=now)
+
+    def close(self) -> None:
+        self._streaming.clear()
+        self._sockets.clear()
+        with contextlib.suppress(Exception):  # a broken socket must not fail the report
+            self._open.close()
+
+
 def make_driver(via: str, url: str | None) -> Driver:
     if via == "inprocess":
         return InProcessDriver()
@@ -176,5 +292,7 @@ def make_driver(via: str, url: str | None) -> Driver:
             raise DriverError("--via api needs the server's URL, e.g. --via api http://127.0.0.1:8000")
         return ApiDriver(url)
     if via == "ws":
-        raise DriverError("--via ws is not implemented yet; use inprocess or api")
+        if not url:
+            raise DriverError("--via ws needs the server's URL, e.g. --via ws ws://127.0.0.1:8000/ws/chat/")
+        return WsDriver(url)
     raise DriverError(f"unknown driver {via!r}; use inprocess, api or ws")
