@@ -36,7 +36,7 @@ class Command(BaseCommand):
             nargs="+",
             default=["inprocess"],
             metavar=("DRIVER", "URL"),
-            help="inprocess (default), `api URL` (a running server) or `ws URL` (not implemented yet).",
+            help="inprocess (default), `api URL` (a running server) or `ws URL` (its chat WebSocket).",
         )
         parser.add_argument(
             "--unsupported",
