@@ -154,8 +154,6 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: Re
         nlu_confidence=understood.confidence,
         rewrite=outcome.as_dict() if outcome else None,
     )
-    if understood.out_of_scope:
-        fields["status"] = Turn.Status.OUT_OF_SCOPE
 
     with trace.stage("resolve", input=understood.as_dict(), model_version=SKILLS_VERSION) as st:
         action: Action = skills.resolve(understood, ctx)
