@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Session(models.Model):
@@ -216,6 +217,27 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} ({self.status})"
+
+    @classmethod
+    def claim(cls, job_id: int) -> Job | None:
+        """Mark a queued (or failed, being retried) job running; None if it is missing or taken.
+
+        A conditional UPDATE, so two workers handed the same id never both run it.
+        """
+        claimed = cls.objects.filter(pk=job_id, status__in=[cls.Status.QUEUED, cls.Status.FAILED]).update(
+            status=cls.Status.RUNNING, started_at=timezone.now(), progress=0.0, message="starting"
+        )
+        return cls.objects.get(pk=job_id) if claimed else None
+
+    def finish(self, message: str, result: dict) -> None:
+        Job.objects.filter(pk=self.pk).update(
+            status=Job.Status.DONE, progress=1.0, finished_at=timezone.now(), message=message[:2000], result=result
+        )
+
+    def fail(self, exc: BaseException) -> None:
+        Job.objects.filter(pk=self.pk).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(), message=f"{type(exc).__name__}: {exc}"[:2000]
+        )
 
 
 class Experiment(models.Model):

@@ -8,7 +8,6 @@ import time
 
 from celery import shared_task
 from django.db import transaction
-from django.utils import timezone
 
 from feedback.models import Job
 
@@ -46,13 +45,10 @@ def train_nlu_task(job_id: int) -> None:
     """Train the NLU on the seed data, register and promote it; the Job row says how it went."""
     from assistant.nlu.service import train_and_register
 
-    updated = Job.objects.filter(pk=job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).update(
-        status=Job.Status.RUNNING, started_at=timezone.now(), progress=0.0, message="starting"
-    )
-    if not updated:
+    job = Job.claim(job_id)
+    if job is None:
         log.warning("train_nlu job %s is missing or already running/done; skipped", job_id)
         return
-    job = Job.objects.get(pk=job_id)
     try:
         outcome = train_and_register(
             force=bool(job.params.get("force")),
@@ -63,18 +59,10 @@ def train_nlu_task(job_id: int) -> None:
         )
     except Exception as exc:  # the job row must say why, whatever went wrong
         log.exception("train_nlu job %s failed", job_id)
-        Job.objects.filter(pk=job_id).update(
-            status=Job.Status.FAILED, finished_at=timezone.now(), message=f"{type(exc).__name__}: {exc}"[:2000]
-        )
+        job.fail(exc)
         return
     message = outcome.reason if outcome.skipped else f"registered {outcome.version.version}: {outcome.gate_note}"
-    Job.objects.filter(pk=job_id).update(
-        status=Job.Status.DONE,
-        progress=1.0,
-        finished_at=timezone.now(),
-        message=message,
-        result=outcome.as_dict(),
-    )
+    job.finish(message, outcome.as_dict())
 
 
 REPHRASE_JOB_KIND = "detect_rephrases"
@@ -107,27 +95,19 @@ def detect_rephrases_task(job_id: int) -> None:
     """Detect rephrases among the turns since the last run; the Job row says how it went."""
     from feedback.rephrases import detect_rephrases
 
-    updated = Job.objects.filter(pk=job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).update(
-        status=Job.Status.RUNNING, started_at=timezone.now(), progress=0.0, message="starting"
-    )
-    if not updated:
+    job = Job.claim(job_id)
+    if job is None:
         log.warning("detect_rephrases job %s is missing or already running/done; skipped", job_id)
         return
-    job = Job.objects.get(pk=job_id)
     try:
         after_id = _rephrase_watermark(job)
         result = detect_rephrases(after_id=after_id)
     except Exception as exc:  # the job row must say why, whatever went wrong
         log.exception("detect_rephrases job %s failed", job_id)
-        Job.objects.filter(pk=job_id).update(
-            status=Job.Status.FAILED, finished_at=timezone.now(), message=f"{type(exc).__name__}: {exc}"[:2000]
-        )
+        job.fail(exc)
         return
-    Job.objects.filter(pk=job_id).update(
-        status=Job.Status.DONE,
-        progress=1.0,
-        finished_at=timezone.now(),
-        message=f"{result['detected']} rephrases among {result['candidates']} candidate pairs "
+    job.finish(
+        f"{result['detected']} rephrases among {result['candidates']} candidate pairs "
         f"({result['created']} new, turns after id {after_id})",
-        result={**result, "after_id": after_id},
+        {**result, "after_id": after_id},
     )
