@@ -252,7 +252,7 @@ def to_example(row: Labelled, fmt: str, report: ImportReport, source: str = "") 
 
 
 # -- readers --------------------------------------------------------------------------------
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
+def jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
     try:
         with Path(path).open(encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
@@ -283,7 +283,7 @@ def read_inline_jsonl(path: Path, fmt: str, split: str | None = None) -> Iterato
     """SLURP or HWU rows; with `split`, rows whose `split` field differs are skipped
     (rows without a `split` field, like train_labeled.jsonl's, are all kept)."""
     text_fields = ("sentence",) if fmt == "slurp" else ("text",)
-    for number, row in _jsonl_rows(path):
+    for number, row in jsonl_rows(path):
         if split is not None and "split" in row and row["split"] != split:
             continue
         intent = row.get("intent")
@@ -386,7 +386,7 @@ def detect_format(path: Path) -> str:
         return "rasa"
     if suffix == ".json":
         return "clinc"
-    for _number, row in _jsonl_rows(path):
+    for _number, row in jsonl_rows(path):
         if "sentence" in row:
             return "slurp"
         if "text" in row:

@@ -213,7 +213,7 @@ def asr_pair_items(path: Path, limit: int | None, report=None) -> tuple[list[tup
         DatasetError,
         ImportReport,
         Labelled,
-        _jsonl_rows,
+        jsonl_rows,
         parse_inline,
         to_example,
     )
@@ -221,7 +221,7 @@ def asr_pair_items(path: Path, limit: int | None, report=None) -> tuple[list[tup
     report = report if report is not None else ImportReport()
     items: list[tuple[str, str, Counter]] = []
     baseline_right = 0
-    for number, row in _jsonl_rows(path):
+    for number, row in jsonl_rows(path):
         if limit is not None and len(items) >= limit:
             break
         hypothesis, gold, annotation = row.get("hypothesis"), row.get("gold_intent"), row.get("gold_annotation")

@@ -17,13 +17,13 @@ things our skills do not act on, so the judge ignores them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.intents import INTENTS
+from assistant.nlu.datasets import DatasetError, jsonl_rows
 
 # SLURP intent -> our intent (None: no skill does this; the goal is out of scope for us).
 INTENT_MAP: dict[str, str | None] = {
@@ -178,21 +178,11 @@ class DataError(ValueError):
 
 
 def _read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
+    """(line number, object) per non-blank line; the NLU importers' reader, with the simulator's error."""
     try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the `with` below; open errors differ
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: each line must be a JSON object")
-            yield number, row
+        yield from jsonl_rows(path)
+    except DatasetError as exc:
+        raise DataError(str(exc)) from None
 
 
 def load_goals(path: Path, tier: str | None = DEFAULT_TIER) -> list[Goal]:
