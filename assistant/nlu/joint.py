@@ -41,10 +41,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import shutil
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -54,16 +51,23 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.nlu.encoder import MAX_TOKENS, Encoded, encoder_info, encoder_path
+from assistant.nlu.encoder import (
+    MAX_TOKENS,
+    Encoded,
+    add_inference_layout,
+    encoder_info,
+    encoder_path,
+    transformer_layer,
+)
 from assistant.nlu.model import (
     JOINT_FORMAT,
-    MANIFEST,
     ArtifactError,
     Prediction,
     decode_bio,
     file_sha256,
     first_pieces,
     softmax,
+    write_artifact,
 )
 from assistant.nlu.seed import Example, data_hash, intent_counts
 
@@ -519,19 +523,7 @@ def train_joint(
         "train_seconds": round(time.perf_counter() - started, 2),
         "files": {},
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        save_file(state, str(tmp / WEIGHTS))
-        manifest["files"] = {WEIGHTS: file_sha256(tmp / WEIGHTS)}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_artifact(out_dir, manifest, WEIGHTS, lambda path: save_file(state, str(path)))
     report(1.0, "done")
     return manifest
 
@@ -546,7 +538,6 @@ class JointModel:
     """A loaded joint artifact; `predict` is thread-safe."""
 
     def __init__(self, path: Path, manifest: dict, weights: dict) -> None:
-        import torch
 
         self.path = Path(path)
         self.manifest = manifest
@@ -565,13 +556,8 @@ class JointModel:
         self.tokenizer = _tokenizer(MAX_TOKENS)
         w = {k: v.float().contiguous() for k, v in weights.items()}
         # The inference layout of encoder.MiniLM: fused qkv, transposed dense weights (addmm).
+        add_inference_layout(w, self.n_layers)
         for i in range(self.n_layers):
-            p = f"encoder.layer.{i}."
-            qkv = [p + "attention.self." + n for n in ("query", "key", "value")]
-            w[f"{i}.qkv.w"] = torch.cat([w[n + ".weight"] for n in qkv]).t().contiguous()
-            w[f"{i}.qkv.b"] = torch.cat([w[n + ".bias"] for n in qkv])
-            for name in ("attention.output.dense", "intermediate.dense", "output.dense"):
-                w[f"{i}.{name}.w"] = w[p + name + ".weight"].t().contiguous()
             w[f"{i}.intent.w"] = w[f"intent_heads.{i}.weight"].t().contiguous()
             w[f"{i}.slot.w"] = w[f"slot_heads.{i}.weight"].t().contiguous()
         self.w = w
@@ -628,7 +614,6 @@ class JointModel:
         enc = self.tokenizer.encode(text)
         offsets = tuple(enc.offsets[1:-1])
         w, eps, dim, nh = self.w, self.eps, self.dim, self.heads
-        hd = dim // nh
         log_k = math.log(len(self.intents))
         with self._lock, torch.inference_mode():
             ids = torch.tensor(enc.ids)
@@ -640,21 +625,7 @@ class JointModel:
             )
             x = F.layer_norm(x, (dim,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
             for i in range(self.n_layers):
-                p = f"encoder.layer.{i}."
-                qkv = torch.addmm(w[f"{i}.qkv.b"], x, w[f"{i}.qkv.w"])
-                q, k, v = qkv.view(1, n, 3, nh, hd).permute(2, 0, 3, 1, 4)
-                a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, dim)
-                a = torch.addmm(w[p + "attention.output.dense.bias"], a, w[f"{i}.attention.output.dense.w"])
-                x = F.layer_norm(
-                    a + x,
-                    (dim,),
-                    w[p + "attention.output.LayerNorm.weight"],
-                    w[p + "attention.output.LayerNorm.bias"],
-                    eps,
-                )
-                h = F.gelu(torch.addmm(w[p + "intermediate.dense.bias"], x, w[f"{i}.intermediate.dense.w"]))
-                h = torch.addmm(w[p + "output.dense.bias"], h, w[f"{i}.output.dense.w"])
-                x = F.layer_norm(h + x, (dim,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+                x = transformer_layer(w, i, x, 1, n, nh, eps)
                 logits = torch.addmm(w[f"intent_heads.{i}.bias"], x.mean(0, keepdim=True), w[f"{i}.intent.w"])[0]
                 probs = torch.softmax(logits / self.temperatures[i], dim=0)
                 entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum()) / log_k

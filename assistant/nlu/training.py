@@ -15,11 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import json
-import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -32,15 +28,14 @@ from assistant.nlu.encoder import Encoded, encoder_info
 from assistant.nlu.model import (
     FORMAT,
     HEADS,
-    MANIFEST,
     Head,
     decode_bio,
-    file_sha256,
     first_pieces,
     piece_word_index,
     slot_features,
     softmax,
     words_of,
+    write_artifact,
 )
 from assistant.nlu.seed import Example, data_hash, intent_counts
 
@@ -413,18 +408,6 @@ def train(
         "train_seconds": round(time.perf_counter() - started, 2),
         "files": {},
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        np.savez(tmp / HEADS, **arrays)
-        manifest["files"] = {HEADS: file_sha256(tmp / HEADS)}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            out_dir.rmdir()  # empty (checked above)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_artifact(out_dir, manifest, HEADS, lambda path: np.savez(path, **arrays))
     report(1.0, "done")
     return manifest
