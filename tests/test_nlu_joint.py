@@ -67,14 +67,39 @@ def test_early_exit_runs_fewer_layers_at_a_loose_threshold(joint_artifact):
     model = JointModel.load(joint_artifact[0])
     text = "set a timer for ten minutes in the kitchen"
     strict = model.predict(text, threshold=0.0)  # never confident enough: all six layers
-    # Normalised entropy is at most 1: without the slot guard the first layer answers.
-    loose = model.predict(text, threshold=1.01, slot_guard=False)
+    # Normalised entropies are at most 1: with the slot condition off the first layer answers.
+    loose = model.predict(text, threshold=1.01, slot_threshold=1.0)
     assert strict.layers == 6 and loose.layers == 1
-    # With the guard, a layer whose slot head tags a slot does not stop the pass.
-    guarded = model.predict(text, threshold=1.01, slot_guard=True)
-    assert loose.layers <= guarded.layers <= 6
+    # A slot threshold of 0 is never met: only the last layer may answer.
+    slot_strict = model.predict(text, threshold=1.01, slot_threshold=0.0)
+    assert slot_strict.layers == 6
     assert abs(float(strict.probs.sum()) - 1.0) < 1e-4 and abs(float(loose.probs.sum()) - 1.0) < 1e-4
     assert all(0 <= a < b <= len(text) for _, a, b in strict.spans)
+
+
+def test_the_default_exit_rule_is_the_cheapest_within_both_budgets():
+    from assistant.nlu.joint import JOINT_HYPER, choose_thresholds
+
+    def row(t, s, accuracy, f1, saving):
+        return {
+            "threshold": t,
+            "slot_threshold": s,
+            "intent_accuracy": accuracy,
+            "slot_f1": f1,
+            "compute_saving": saving,
+        }
+
+    table = [
+        row(0.0, 1.0, 0.90, 0.80, 0.0),
+        row(0.05, 1.0, 0.90, 0.75, 0.45),  # slots pay: over the 1-point slot budget
+        row(0.1, 0.2, 0.897, 0.798, 0.40),  # within both budgets
+        row(0.2, 0.2, 0.89, 0.80, 0.50),  # 1 point of intent accuracy: over budget
+        row(0.05, 0.2, 0.90, 0.80, 0.30),
+    ]
+    threshold, slot_threshold, why = choose_thresholds(table, 0.90, 0.80, JOINT_HYPER)
+    assert (threshold, slot_threshold) == (0.1, 0.2) and "40%" in why
+    threshold, slot_threshold, why = choose_thresholds(table[1:2], 0.90, 0.80, JOINT_HYPER)
+    assert (threshold, slot_threshold) == (0.0, 1.0) and "off" in why
 
 
 def test_a_corrupt_joint_artifact_is_refused(joint_artifact, tmp_path):
@@ -136,9 +161,12 @@ def test_evaluate_nlu_reports_the_early_exit_table(joint_artifact, settings, cap
         "20",
         "--exit-thresholds",
         "0,1.01",
+        "--slot-exit-thresholds",
+        "1",
         "--json",
     )
     result = json.loads(capsys.readouterr().out)
     strict, loose = result["early_exit"]
+    assert result["early_exit_default"]["threshold"] == pytest.approx(joint_artifact[1]["early_exit"]["threshold"])
     assert result["n"] == 20 and result["model_load_seconds"] > 0
     assert strict["mean_layers"] == 6 and loose["mean_layers"] == 1 and loose["compute_saving"] > 0.8

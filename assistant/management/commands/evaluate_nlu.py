@@ -33,7 +33,13 @@ class Command(BaseCommand):
             "--exit-thresholds",
             default=None,
             metavar="T1,T2,...",
-            help="Joint models: also report accuracy, layers run and ms per early-exit entropy threshold on --data.",
+            help="Joint models: also report accuracy, layers run and ms per early-exit intent-entropy threshold on --data.",
+        )
+        parser.add_argument(
+            "--slot-exit-thresholds",
+            default=None,
+            metavar="S1,S2,...",
+            help="Slot-tag entropy thresholds to pair with each --exit-thresholds value (default: the model's; 1 = off).",
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON object (the only output).")
 
@@ -47,12 +53,8 @@ class Command(BaseCommand):
         from assistant.nlu.evaluate import asr_pair_items, file_items, score
         from assistant.nlu.model import ArtifactError, load_model
 
-        thresholds: list[float] = []
-        if options["exit_thresholds"]:
-            try:
-                thresholds = [float(t) for t in options["exit_thresholds"].split(",") if t.strip()]
-            except ValueError as exc:
-                raise CommandError(f"--exit-thresholds: {exc}") from exc
+        thresholds = self._floats(options, "exit_thresholds")
+        slot_thresholds = self._floats(options, "slot_exit_thresholds")
         import time
 
         started = time.perf_counter()
@@ -82,9 +84,12 @@ class Command(BaseCommand):
                 if thresholds and hasattr(model, "n_layers"):
                     from assistant.nlu.joint import early_exit_table
 
-                    result["early_exit"] = early_exit_table(model, items, thresholds, slot_guard=False)
-                    result["early_exit_slot_guard"] = early_exit_table(model, items, thresholds, slot_guard=True)
-                    result["early_exit_default_threshold"] = model.threshold
+                    pairs = [(t, s) for t in thresholds for s in slot_thresholds or [model.slot_threshold]]
+                    result["early_exit"] = early_exit_table(model, items, pairs)
+                    result["early_exit_default"] = {
+                        "threshold": model.threshold,
+                        "slot_threshold": model.slot_threshold,
+                    }
             if options["asr_pairs"] is not None:
                 report = ImportReport()
                 items, baseline = asr_pair_items(options["asr_pairs"], options["limit"], report)
@@ -105,11 +110,20 @@ class Command(BaseCommand):
             return
         self._print(result)
 
+    @staticmethod
+    def _floats(options: dict, name: str) -> list[float]:
+        if not options[name]:
+            return []
+        try:
+            return [float(t) for t in options[name].split(",") if t.strip()]
+        except ValueError as exc:
+            raise CommandError(f"--{name.replace('_', '-')}: {exc}") from exc
+
     def _print(self, result: dict) -> None:
         self.stdout.write(f"model loaded in {result['model_load_seconds']:.2f}s")
         for row in result.get("early_exit", []):
             self.stdout.write(
-                "early exit threshold {threshold}: accuracy {intent_accuracy:.4f}, layers {mean_layers:.2f} "
+                "early exit thresholds {threshold}/{slot_threshold}: accuracy {intent_accuracy:.4f}, layers {mean_layers:.2f} "
                 "(saves {compute_saving:.0%}), slot F1 {slot_f1:.4f}, p50 {p50_ms} ms, mean {mean_ms} ms".format(**row)
             )
         for label, part in (("", result), ("ASR pairs: ", result.get("asr_pairs"))):
