@@ -42,15 +42,28 @@ def _progress_reporter(job_id: int):
 
 @shared_task(name="feedback.train_nlu", time_limit=1800, soft_time_limit=1700, ignore_result=True)
 def train_nlu_task(job_id: int) -> None:
-    """Train the NLU on the seed data, register and promote it; the Job row says how it went."""
-    from assistant.nlu.service import train_and_register
+    """Train the NLU, register and promote it; the Job row says how it went.
+
+    params: force, force_promote, architecture ("heads"/"joint"), and for training on
+    labelled files: data (paths), format, split, seed (false: the files only)."""
+    from assistant.nlu.service import train_and_register, training_examples
 
     job = Job.claim(job_id)
     if job is None:
         log.warning("train_nlu job %s is missing or already running/done; skipped", job_id)
         return
     try:
+        examples = None
+        if job.params.get("data") or job.params.get("seed") is False:
+            # Public or exported data on the worker's disk, as `train_nlu --data` takes it.
+            examples, _ = training_examples(
+                list(job.params.get("data") or []),
+                fmt=str(job.params.get("format", "auto")),
+                split=job.params.get("split"),
+                with_seed=job.params.get("seed", True) is not False,
+            )
         outcome = train_and_register(
+            examples,
             force=bool(job.params.get("force")),
             force_promote=bool(job.params.get("force_promote")),
             # "heads" (default) or "joint" (fine-tuned, early exit); anything else fails the job with a message.

@@ -97,3 +97,51 @@ def test_start_nlu_training_enqueues_on_commit(nlu_model, django_capture_on_comm
         app.conf.task_always_eager = False
     job.refresh_from_db()
     assert job.status == Job.Status.DONE
+
+
+@pytest.mark.django_db
+def test_task_trains_on_data_files_named_in_the_job(nlu_model, tmp_path, settings):
+    """A job may name labelled files on the worker's disk, as `train_nlu --data` does."""
+    import json
+
+    from feedback.tasks import train_nlu_task
+
+    settings.MODEL_DIR = tmp_path / "models"
+    rows = [
+        {
+            "text": f"{verb} the {room} lights",
+            "annotation": f"{verb} the [house_place : {room}] lights",
+            "intent": intent,
+        }
+        for verb, intent in (
+            ("turn on", "iot_hue_lighton"),
+            ("switch on", "iot_hue_lighton"),
+            ("turn off", "iot_hue_lightoff"),
+        )
+        for room in ("kitchen", "bedroom", "hall", "office", "attic", "study")
+    ]
+    data = tmp_path / "tiny.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    job = Job.objects.create(
+        kind="train_nlu", params={"data": [str(data)], "format": "hwu", "seed": False, "force_promote": True}
+    )
+    train_nlu_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.message
+    assert job.result["examples"] == 18 and job.result["promoted"] is True
+    active = ModelVersion.objects.get(kind="nlu", status="active")
+    assert active.pk != nlu_model.pk and active.manifest["intent_counts"] == {
+        "iot_hue_lightoff": 6,
+        "iot_hue_lighton": 12,
+    }
+
+
+@pytest.mark.django_db
+def test_task_with_a_missing_data_file_fails_and_keeps_the_model(nlu_model, tmp_path):
+    from feedback.tasks import train_nlu_task
+
+    job = Job.objects.create(kind="train_nlu", params={"data": [str(tmp_path / "nope.jsonl")], "seed": False})
+    train_nlu_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "no such file" in job.message
+    assert ModelVersion.objects.get(kind="nlu", status="active").pk == nlu_model.pk

@@ -248,13 +248,14 @@ def test_merge_sources_puts_the_seed_first(tmp_path):
         ],
     )
     seed = [Example("turn on the lights", "iot_hue_lighton")]
-    merged, report = merge_sources([(path, "hwu")], seed=seed)
+    merged, report = merge_sources([path], fmt="hwu", seed=seed)
     assert [(e.text, e.intent) for e in merged] == [
         ("turn on the lights", "iot_hue_lighton"),
         ("order a pizza", "takeaway_order"),
     ]
     assert report.kept == {"iot_hue_lighton": 1, "takeaway_order": 1}
     assert report.as_dict()["conflicts"] == 1
+    assert report.files == [{"path": str(path), "format": "hwu", "split": None, "examples": 2}]
 
 
 def test_mapping_tables_only_name_real_labels():
@@ -279,14 +280,16 @@ def test_train_nlu_data_errors_are_command_errors(db, tmp_path):
         call_command("train_nlu", "--no-seed", stdout=StringIO())
 
 
-def test_train_nlu_data_without_out_of_scope_is_refused_before_training(db, tmp_path):
-    path = write_jsonl(
-        tmp_path / "s.jsonl",
-        [{"sentence": f"play song {i}", "annotation": f"play song {i}", "intent": "play_music"} for i in range(12)],
-    )
+def test_train_nlu_data_without_out_of_scope_trains_with_a_warning(db, tmp_path):
+    """Public benchmarks (SLURP) have no out-of-scope class: the threshold alone decides it."""
+    rows = [{"sentence": f"play song {i}", "annotation": f"play song {i}", "intent": "play_music"} for i in range(8)]
+    rows += [
+        {"sentence": f"lights off in room {i}", "annotation": f"lights off in room {i}", "intent": "iot_hue_lightoff"}
+        for i in range(8)
+    ]
+    path = write_jsonl(tmp_path / "s.jsonl", rows)
     out = StringIO()
-    with pytest.raises(CommandError, match="out_of_scope"):
-        call_command("train_nlu", "--data", path, "--no-seed", "--out", str(tmp_path / "m"), stdout=out)
+    call_command("train_nlu", "--data", path, "--no-seed", "--no-promote", "--out", str(tmp_path / "m"), stdout=out)
     text = out.getvalue()
-    assert "Read 12 examples" in text
-    assert "Training examples after merging: 12" in text
+    assert "Read 16 examples" in text and "Training examples after merging: 16" in text
+    assert "No out_of_scope examples" in text and "Registered NLU" in text

@@ -117,6 +117,8 @@ class ImportReport:
     mapped_slots: Counter = field(default_factory=Counter)
     duplicates: int = 0
     conflicts: list[tuple[str, list[str]]] = field(default_factory=list)  # (text, intents)
+    files: list[dict] = field(default_factory=list)  # per file read: path, format, split, examples
+    seed_examples: int = 0  # merged in before the files
 
     def merge(self, other: ImportReport) -> None:
         self.kept.update(other.kept)
@@ -125,6 +127,8 @@ class ImportReport:
         self.mapped_slots.update(other.mapped_slots)
         self.duplicates += other.duplicates
         self.conflicts.extend(other.conflicts)
+        self.files.extend(other.files)
+        self.seed_examples += other.seed_examples
 
     def as_dict(self) -> dict:
         return {
@@ -134,6 +138,8 @@ class ImportReport:
             "mapped_slots": dict(sorted(self.mapped_slots.items())),
             "duplicates": self.duplicates,
             "conflicts": len(self.conflicts),
+            "files": list(self.files),
+            "seed_examples": self.seed_examples,
         }
 
 
@@ -444,13 +450,21 @@ def dedupe(examples: Iterable[Example], report: ImportReport | None = None) -> l
 
 
 def merge_sources(
-    sources: list[tuple[Path, str]], *, split: str | None = None, seed: list[Example] | None = None
+    paths: Iterable[Path], *, fmt: str = "auto", split: str | None = None, seed: list[Example] | None = None
 ) -> tuple[list[Example], ImportReport]:
-    """Seed (if given) + every (path, format), normalised, mapped and de-duplicated."""
-    report = ImportReport()
+    """Seed (if given, first: on a duplicate text its label wins) + every file, normalised,
+    mapped and de-duplicated. `fmt` "auto" guesses each file's format; a CLINC file without
+    `split` gives its train section only (the file holds val and test too)."""
+    report = ImportReport(seed_examples=len(seed or []))
     merged: list[Example] = list(seed or [])
-    for path, fmt in sources:
-        merged.extend(load_examples(path, fmt, split, report))
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such file")
+        file_fmt = detect_format(path) if fmt == "auto" else fmt
+        file_split = split or ("train" if file_fmt == "clinc" else None)
+        found = load_examples(path, file_fmt, file_split, report)
+        report.files.append({"path": str(path), "format": file_fmt, "split": file_split, "examples": len(found)})
+        merged.extend(found)
     # `kept` counts every imported example; recount after de-duplication so the
     # per-intent table shows what is trained on.
     unique = dedupe(merged, report)

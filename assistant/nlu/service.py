@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from assistant.nlu.datasets import DatasetError, ImportReport, merge_sources
 from assistant.nlu.promotion import Decision, decide
 from assistant.nlu.registry import KIND, active_artifact_exists, active_version, register
 from assistant.nlu.seed import Example, data_hash, intent_counts, seed_examples
@@ -38,6 +39,16 @@ class TrainOutcome:
             "metrics": self.manifest.get("metrics", {}),
             "examples": sum(self.counts.values()),
         }
+
+
+def training_examples(
+    data: list[Path] | list[str], *, fmt: str = "auto", split: str | None = None, with_seed: bool = True
+) -> tuple[list[Example], ImportReport]:
+    """The seed utterances (unless `with_seed` is off) merged with labelled files
+    (SLURP/HWU JSONL, Rasa YAML, CLINC JSON; assistant/nlu/datasets.py); raises DatasetError."""
+    if not data and not with_seed:
+        raise DatasetError("training without the seed needs at least one data file")
+    return merge_sources([Path(p) for p in data], fmt=fmt, split=split, seed=seed_examples() if with_seed else None)
 
 
 def new_version_name(examples_hash: str) -> str:

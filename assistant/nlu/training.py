@@ -325,8 +325,6 @@ def _check(examples: list[Example]) -> None:
     unknown = {e.intent for e in examples if not _LABEL_NAME.match(e.intent)}
     if unknown:
         raise TrainingError(f"unusable intent names: {sorted(unknown)}")
-    if OUT_OF_SCOPE not in {e.intent for e in examples}:
-        raise TrainingError("the examples need out_of_scope utterances")
     for e in examples:
         for s in e.spans:
             if s.type not in SLOTS and not _LABEL_NAME.match(s.type):

@@ -126,31 +126,33 @@ class Command(BaseCommand):
             )
 
     def _imported_examples(self, options: dict) -> list:
-        from assistant.nlu.datasets import DatasetError, ImportReport, dedupe, detect_format, load_examples
-        from assistant.nlu.seed import seed_examples
+        from assistant.intents import OUT_OF_SCOPE
+        from assistant.nlu.datasets import DatasetError
+        from assistant.nlu.service import training_examples
 
-        seed = [] if options["no_seed"] else seed_examples()
-        merged = list(seed)  # seed first: on a duplicate text, the seed's label wins
-        report = ImportReport()
         try:
-            for path in options["data"]:
-                fmt = options["format"] if options["format"] != "auto" else detect_format(path)
-                # CLINC's file holds its val/test sections too: without --split, train on train only.
-                split = options["split"] or ("train" if fmt == "clinc" else None)
-                found = load_examples(path, fmt, split, report)
-                self.stdout.write(f"Read {len(found)} examples from {path} ({fmt}{', ' + split if split else ''})")
-                merged.extend(found)
+            examples, report = training_examples(
+                options["data"], fmt=options["format"], split=options["split"], with_seed=not options["no_seed"]
+            )
         except DatasetError as exc:
             raise CommandError(str(exc)) from exc
-        examples = dedupe(merged, report)
-        self._print_report(report, len(seed), len(examples))
+        for f in report.files:
+            split = f", {f['split']}" if f["split"] else ""
+            self.stdout.write(f"Read {f['examples']} examples from {f['path']} ({f['format']}{split})")
+        self._print_report(report, len(examples))
+        if not any(e.intent == OUT_OF_SCOPE for e in examples):
+            self.stdout.write(
+                self.style.WARNING(
+                    "No out_of_scope examples: out of scope will be decided by the confidence threshold alone."
+                )
+            )
         return examples
 
-    def _print_report(self, report, n_seed: int, n_total: int) -> None:
+    def _print_report(self, report, n_total: int) -> None:
         from collections import Counter
 
-        if n_seed:
-            self.stdout.write(f"Seed examples: {n_seed}")
+        if report.seed_examples:
+            self.stdout.write(f"Seed examples: {report.seed_examples}")
         if report.mapped_intents:
             self.stdout.write("Intents mapped:")
             for what, count in sorted(report.mapped_intents.items()):
