@@ -32,6 +32,15 @@ def test_decide_compares_only_on_the_same_validation_split(settings):
     assert decide(_manifest(0.5, 0.1), {**active, "validation_hash": None}).promote
 
 
+def test_decide_rejects_a_candidate_that_forgets_intents():
+    active = {**_manifest(0.90, 0.80, version="old"), "intent_counts": {"timer_set": 5, "play_music": 9}}
+    candidate = {**_manifest(0.99, 0.99, vhash="v2"), "intent_counts": {"play_music": 400, "qa_factoid": 80}}
+    decision = decide(candidate, active)
+    assert not decision.promote and decision.regressions == ("timer_set",)
+    assert "timer_set" in decision.note and "old" in decision.note
+    assert decide({**candidate, "intent_counts": {"timer_set": 1, "play_music": 1}}, active).promote
+
+
 @pytest.fixture
 def small_examples():
     """A slice of the seed set: every intent's first few utterances (trains in seconds)."""

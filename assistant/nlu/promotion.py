@@ -6,6 +6,9 @@ that split's examples (`validation_hash`). The figures are compared only when th
 hashes match: on different validation examples a drop or a rise says nothing about
 the models.
 
+A candidate trained on no example of an intent the active version was trained on is
+rejected whatever its metrics: it would stop understanding that intent.
+
 When the splits differ (new training data moved the split, or the active version
 predates validation hashes) the gate cannot compare, and it PROMOTES, saying so in
 the version's note. Why promote: new data is how the assistant is taught, and the
@@ -54,6 +57,14 @@ def decide(candidate: dict, active: dict | None, *, tolerance: float | None = No
     if active is None:
         return Decision(True, False, "promoted: no active version to compare with")
     name = active.get("version", "?")
+    # A model that never saw an intent the active one answers would silently drop it
+    # (e.g. one trained on public data only, without the seed utterances of our skills).
+    forgotten = sorted(set(active.get("intent_counts") or {}) - set(candidate.get("intent_counts") or {}))
+    if forgotten:
+        shown = ", ".join(forgotten[:8]) + (f" and {len(forgotten) - 8} more" if len(forgotten) > 8 else "")
+        return Decision(
+            False, False, f"rejected: no training example of {shown}, which {name} understands", tuple(forgotten)
+        )
     ours, theirs = candidate.get("validation_hash"), active.get("validation_hash")
     if not ours or not theirs or ours != theirs:
         why = "the active version records no validation hash" if not theirs else "the validation splits differ"
