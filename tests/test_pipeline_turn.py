@@ -117,3 +117,26 @@ def test_as_dict_has_the_public_shape(alice, nlu_model):
     assert {"turn_id", "asr", "nlu", "rewrite", "action", "response", "trace"} <= set(data)
     assert set(data["nlu"]) >= {"intent", "slots", "confidence"}
     assert all({"stage", "ms"} <= set(s) for s in data["trace"])
+
+
+# Context takes part through resolution: the same words, understood the same way, act on
+# what the device spoken to and the home's state make them mean.
+@pytest.mark.parametrize(
+    ("room", "kind", "reply"),
+    [("living room", "film", "Playing the film The Hunger Games."), ("kitchen", "audiobook", "Playing the audiobook")],
+)
+def test_play_hunger_games_is_the_film_on_a_screen_and_the_audiobook_elsewhere(alice, nlu_model, room, kind, reply):
+    turn = handle_turn(alice, text="play hunger games", device=_speaker(alice, room), now=NOON)
+    assert turn.context["has_screen"] == (kind == "film")
+    assert turn.intent == "play_media" and turn.slots == {"title": "hunger games"}
+    assert turn.action["params"]["kind"] == kind
+    assert turn.response.startswith(reply)
+
+
+def test_whats_the_temperature_is_the_ovens_while_it_is_on(alice, nlu_model):
+    kitchen = _speaker(alice, "kitchen")
+    assert handle_turn(alice, text="what's the temperature", device=kitchen).action["params"]["source"] == "thermostat"
+    handle_turn(alice, text="preheat the oven to 180 degrees", device=kitchen)
+    turn = handle_turn(alice, text="what's the temperature", device=kitchen)
+    assert turn.intent == "iot_temperature_query" and turn.action["params"]["source"] == "oven"
+    assert turn.response == "The oven is set to 180 degrees."
