@@ -54,10 +54,13 @@ def train_nlu_task(job_id: int) -> None:
         return
     try:
         examples = None
-        if job.params.get("data") or job.params.get("seed") is False:
+        data = job.params.get("data") or []
+        if not isinstance(data, list) or not all(isinstance(path, str) for path in data):
+            raise ValueError("params.data must be a list of file paths")
+        if data or job.params.get("seed") is False:
             # Public or exported data on the worker's disk, as `train_nlu --data` takes it.
             examples, _ = training_examples(
-                list(job.params.get("data") or []),
+                data,
                 fmt=str(job.params.get("format", "auto")),
                 split=job.params.get("split"),
                 with_seed=job.params.get("seed", True) is not False,

@@ -144,4 +144,8 @@ def test_task_with_a_missing_data_file_fails_and_keeps_the_model(nlu_model, tmp_
     train_nlu_task.apply(args=[job.pk])
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "no such file" in job.message
+    job = Job.objects.create(kind="train_nlu", params={"data": "train.jsonl"})
+    train_nlu_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "list of file paths" in job.message
     assert ModelVersion.objects.get(kind="nlu", status="active").pk == nlu_model.pk
