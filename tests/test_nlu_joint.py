@@ -170,3 +170,38 @@ def test_evaluate_nlu_reports_the_early_exit_table(joint_artifact, settings, cap
     assert result["early_exit_default"]["threshold"] == pytest.approx(joint_artifact[1]["early_exit"]["threshold"])
     assert result["n"] == 20 and result["model_load_seconds"] > 0
     assert strict["mean_layers"] == 6 and loose["mean_layers"] == 1 and loose["compute_saving"] > 0.8
+
+
+def test_a_training_job_fine_tunes_the_joint_model_on_data_files(db, tmp_path, settings, monkeypatch):
+    """The Celery task path of `train_nlu --architecture joint --data … --no-seed`, with progress in the Job row."""
+    from assistant.nlu import joint
+    from feedback.models import Job, ModelVersion
+    from feedback.tasks import train_nlu_task
+
+    settings.MODEL_DIR = tmp_path / "models"
+    monkeypatch.setitem(joint.JOINT_HYPER, "epochs", 1)
+    rows = [
+        {
+            "text": f"{verb} the {room} lights",
+            "annotation": f"{verb} the [house_place : {room}] lights",
+            "intent": intent,
+        }
+        for verb, intent in (("turn on", "iot_hue_lighton"), ("turn off", "iot_hue_lightoff"))
+        for room in ("kitchen", "bedroom", "hall", "office", "attic", "study", "garage", "porch")
+    ]
+    data = tmp_path / "lights.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    job = Job.objects.create(
+        kind="train_nlu", params={"architecture": "joint", "data": [str(data)], "format": "hwu", "seed": False}
+    )
+    reset_loaded()
+    try:
+        train_nlu_task.apply(args=[job.pk])
+    finally:
+        reset_loaded()
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.message
+    assert job.progress == 1.0 and job.result["examples"] == 16
+    version = ModelVersion.objects.get(kind="nlu", version=job.result["version"])
+    assert version.manifest["format"] == "nlu-minilm-joint/1" and version.status == "active"
+    assert version.manifest["early_exit"]["slot_threshold"] in joint.JOINT_HYPER["slot_thresholds"] + [1.0]
