@@ -111,3 +111,17 @@ def test_training_job_with_an_unknown_architecture_fails_with_a_message(db):
     train_nlu_task.apply(args=[job.pk])
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "unknown architecture" in job.message
+
+
+def test_oos_metrics_exist_only_where_something_is_out_of_scope():
+    import numpy as np
+
+    from assistant.nlu.training import oos_metrics
+
+    assert oos_metrics(np.array([1, 2, 2]), np.array([0, 2, 1]), oos=0) == {}  # SLURP: no OOS class
+    assert oos_metrics(np.array([0, 0, 2]), np.array([0, 2, 0]), oos=0) == {"oos_precision": 0.5, "oos_recall": 0.5}
+    active = _manifest(0.90, 0.80, version="old")
+    candidate = _manifest(0.90, 0.80)
+    del candidate["metrics"]["validation"]["oos_recall"]
+    decision = decide(candidate, active)
+    assert decision.promote and decision.compared and "oos_recall" not in decision.note

@@ -383,7 +383,7 @@ def _measure(examples, rows, idx, intents, labels, outputs: _LayerOutputs, tempe
     """Per-layer accuracy, the early-exit table (simulated from every layer's outputs,
     which do not depend on where inference stops) and the full model's metrics."""
     from assistant.intents import OUT_OF_SCOPE
-    from assistant.nlu.training import expected_calibration_error, slot_f1
+    from assistant.nlu.training import expected_calibration_error, oos_metrics, slot_f1
 
     logits, tags = outputs.logits, outputs.tags
     y = np.array([rows[i].intent for i in idx])
@@ -412,9 +412,6 @@ def _measure(examples, rows, idx, intents, labels, outputs: _LayerOutputs, tempe
             )
     full = probs[-1]
     pred = full.argmax(1)
-    index = {name: k for k, name in enumerate(intents)}
-    oos = index[OUT_OF_SCOPE]
-    gold_oos, pred_oos = y == oos, pred == oos
     metrics = {
         "examples": len(idx),
         "intent_accuracy": round(float((pred == y).mean()), 4),
@@ -422,8 +419,7 @@ def _measure(examples, rows, idx, intents, labels, outputs: _LayerOutputs, tempe
         "intent_recall_by_intent": {
             name: round(float((pred[y == k] == k).mean()), 4) for k, name in enumerate(intents) if (y == k).any()
         },
-        "oos_precision": round(float((gold_oos & pred_oos).sum() / max(1, pred_oos.sum())), 4),
-        "oos_recall": round(float((gold_oos & pred_oos).sum() / max(1, gold_oos.sum())), 4),
+        **oos_metrics(y, pred, intents.index(OUT_OF_SCOPE)),
         "ece": round(expected_calibration_error(full, y), 4),
         "mean_confidence": round(float(full.max(axis=1).mean()), 4),
         "ece_uncalibrated": round(expected_calibration_error(softmax(logits[-1]), y), 4),

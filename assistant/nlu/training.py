@@ -233,6 +233,19 @@ def slot_f1(gold: list[set[tuple[str, int, int]]], pred: list[set[tuple[str, int
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "gold_spans": n_gold}
 
 
+def oos_metrics(y: np.ndarray, pred: np.ndarray, oos: int) -> dict:
+    """Out-of-scope precision and recall; none when no example is out of scope (public
+    benchmarks like SLURP have none), so the promotion gate does not compare a zero."""
+    gold_oos, pred_oos = y == oos, pred == oos
+    if not gold_oos.any():
+        return {}
+    both = float((gold_oos & pred_oos).sum())
+    return {
+        "oos_precision": round(both / max(1, int(pred_oos.sum())), 4),
+        "oos_recall": round(both / int(gold_oos.sum()), 4),
+    }
+
+
 def _predict_spans(head: Head, labels: list[str], example: Example, enc: Encoded) -> set[tuple[str, int, int]]:
     if not len(enc.offsets):
         return set()
@@ -300,8 +313,6 @@ def evaluate(
     logits = intent_head.logits(np.stack([encs[i].sentence for i in idx]))
     probs = softmax(logits / temperature)
     pred = probs.argmax(axis=1)
-    oos = intent_index[OUT_OF_SCOPE]
-    gold_oos, pred_oos = y == oos, pred == oos
     per_intent = {name: round(float((pred[y == k] == k).mean()), 4) for k, name in enumerate(intents) if (y == k).any()}
     gold_spans = [{(s.type, s.start, s.end) for s in examples[i].spans} for i in idx]
     pred_spans = [_predict_spans(slot_head, labels, examples[i], encs[i]) for i in idx]
@@ -309,8 +320,7 @@ def evaluate(
         "examples": len(idx),
         "intent_accuracy": round(float((pred == y).mean()), 4),
         "intent_recall_by_intent": per_intent,
-        "oos_precision": round(float((gold_oos & pred_oos).sum() / max(1, pred_oos.sum())), 4),
-        "oos_recall": round(float((gold_oos & pred_oos).sum() / max(1, gold_oos.sum())), 4),
+        **oos_metrics(y, pred, intent_index[OUT_OF_SCOPE]),
         "ece": round(expected_calibration_error(probs, y), 4),
         "ece_uncalibrated": round(expected_calibration_error(softmax(logits), y), 4),
         "mean_confidence": round(float(probs.max(axis=1).mean()), 4),

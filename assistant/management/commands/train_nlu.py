@@ -98,14 +98,18 @@ class Command(BaseCommand):
         metrics = outcome.manifest.get("metrics", {}).get("validation", {})
         if metrics:
             slots = metrics.get("slots", {})
+            oos = (
+                f"OOS precision {metrics['oos_precision']:.3f} recall {metrics['oos_recall']:.3f}"
+                if "oos_recall" in metrics
+                else "no out-of-scope examples"
+            )
             self.stdout.write(
-                "Validation (held-out templates, {n} examples): intent accuracy {acc:.3f}, "
-                "OOS precision {op:.3f} recall {orc:.3f}, slot F1 {f1:.3f} (P {p:.3f} R {r:.3f}), "
+                "Validation (held-out templates, {n} examples): intent accuracy {acc:.3f}, {oos}, "
+                "slot F1 {f1:.3f} (P {p:.3f} R {r:.3f}), "
                 "ECE {ece:.3f} (uncalibrated {ece0:.3f}), temperature {t:.2f}".format(
                     n=metrics.get("examples", 0),
                     acc=metrics.get("intent_accuracy", 0.0),
-                    op=metrics.get("oos_precision", 0.0),
-                    orc=metrics.get("oos_recall", 0.0),
+                    oos=oos,
                     f1=slots.get("f1", 0.0),
                     p=slots.get("precision", 0.0),
                     r=slots.get("recall", 0.0),
