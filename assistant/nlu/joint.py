@@ -50,7 +50,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +72,7 @@ from assistant.nlu.model import (
     softmax,
     write_artifact,
 )
-from assistant.nlu.seed import Example, data_hash, intent_counts
+from assistant.nlu.seed import Example
 
 FORMAT = JOINT_FORMAT
 WEIGHTS = "model.safetensors"
@@ -467,20 +466,13 @@ def train_joint(
     import torch
     from safetensors.torch import load_file, save_file
 
-    from assistant.intents import INTENTS
-    from assistant.nlu.training import _check, fit_temperature, slot_label_set, split_examples
+    from assistant.nlu.training import TrainingRun, fit_temperature
 
     hyper = {**JOINT_HYPER, **(hyper or {})}
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(f"{out_dir} already holds files; artifacts are never overwritten")
+    run = TrainingRun.start(examples, out_dir, hyper["validation_fraction"])
     report = progress or (lambda fraction, message: None)
-    started = time.perf_counter()
-    examples = list(examples)
-    _check(examples)
-    intents = sorted(set(INTENTS) | {e.intent for e in examples})
-    labels = slot_label_set([s.type for e in examples for s in e.spans])
-    train_idx, val_idx = split_examples(examples, hyper["validation_fraction"])
+    examples, intents, labels, train_idx, val_idx = run.examples, run.intents, run.labels, run.train_idx, run.val_idx
     base = encoder_path()
     config = json.loads((base / "config.json").read_text())
     base_weights = {k.removeprefix("bert."): v for k, v in load_file(str(base / "model.safetensors")).items()}
@@ -532,33 +524,22 @@ def train_joint(
         torch.set_num_threads(before)
 
     report(0.96, "writing the artifact")
-    manifest = {
-        "format": FORMAT,
-        "kind": "nlu",
-        "version": version or out_dir.name,
-        "encoder": {**encoder_info(), "fine_tuned": True},
-        "data_hash": data_hash(examples),
-        "validation_hash": data_hash([examples[i] for i in val_idx]),
-        "examples": len(examples),
-        "intent_counts": intent_counts(examples),
-        "split": {"train": len(train_idx), "validation": len(val_idx), "by": "template group"},
-        "intents": intents,
-        "slot_labels": labels,
-        "layers": n_layers,
-        "temperatures": [round(t, 5) for t in temperatures],
-        "temperature": temperatures[-1],
-        "early_exit": {
+    manifest = run.manifest(
+        FORMAT,
+        version or out_dir.name,
+        metrics,
+        encoder={**encoder_info(), "fine_tuned": True},
+        layers=n_layers,
+        temperatures=[round(t, 5) for t in temperatures],
+        temperature=temperatures[-1],
+        early_exit={
             "threshold": threshold,
             "why": why,
             "slot_threshold": slot_threshold,
             "measure": "entropy / log(#classes): of the intent, and the largest over the word pieces' slot tags",
         },
-        "hyperparameters": hyper,
-        "metrics": {"validation": metrics},
-        "created_at": datetime.now(UTC).isoformat(),
-        "train_seconds": round(time.perf_counter() - started, 2),
-        "files": {},
-    }
+        hyperparameters=hyper,
+    )
     write_artifact(out_dir, manifest, WEIGHTS, lambda path: save_file(state, str(path)))
     report(1.0, "done")
     return manifest

@@ -18,6 +18,7 @@ import itertools
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -343,6 +344,60 @@ def _check(examples: list[Example]) -> None:
                 raise TrainingError(f"span {s} outside {e.text!r}")
 
 
+@dataclass
+class TrainingRun:
+    """What both architectures (this module and joint.py) train from: checked examples, the
+    label sets, the template-grouped split, and the manifest fields every artifact records
+    about them (the promotion gate compares versions through data and validation hashes)."""
+
+    examples: list[Example]
+    intents: list[str]
+    labels: list[str]
+    train_idx: list[int]
+    val_idx: list[int]
+    started: float
+
+    @classmethod
+    def start(cls, examples: list[Example], out_dir: Path, validation_fraction: float) -> TrainingRun:
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise FileExistsError(f"{out_dir} already holds files; artifacts are never overwritten")
+        started = time.perf_counter()
+        examples = list(examples)
+        _check(examples)
+        train_idx, val_idx = split_examples(examples, validation_fraction)
+        return cls(
+            examples=examples,
+            # The full label set, even for intents without examples, plus those the data adds.
+            intents=sorted(set(INTENTS) | {e.intent for e in examples}),
+            labels=slot_label_set([s.type for e in examples for s in e.spans]),
+            train_idx=train_idx,
+            val_idx=val_idx,
+            started=started,
+        )
+
+    def manifest(self, fmt: str, version: str, metrics: dict, **specific) -> dict:
+        """The artifact's manifest: the run's common fields, then the architecture's own."""
+        examples = self.examples
+        return {
+            "format": fmt,
+            "kind": "nlu",
+            "version": version,
+            "data_hash": data_hash(examples),
+            # The promotion gate compares metrics only between versions with the same validation examples.
+            "validation_hash": data_hash([examples[i] for i in self.val_idx]),
+            "examples": len(examples),
+            "intent_counts": intent_counts(examples),
+            "split": {"train": len(self.train_idx), "validation": len(self.val_idx), "by": "template group"},
+            "intents": self.intents,
+            "slot_labels": self.labels,
+            **specific,
+            "metrics": {"validation": metrics},
+            "created_at": datetime.now(UTC).isoformat(),
+            "train_seconds": round(time.perf_counter() - self.started, 2),
+            "files": {},
+        }
+
+
 def train(
     examples: list[Example],
     out_dir: Path,
@@ -357,17 +412,10 @@ def train(
     from assistant.nlu.encoder import shared_encoder
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(f"{out_dir} already holds files; artifacts are never overwritten")
+    run = TrainingRun.start(examples, out_dir, HYPER["validation_fraction"])
     report = progress or (lambda fraction, message: None)
-    started = time.perf_counter()
-    examples = list(examples)
-    _check(examples)
-    # The full label set, even for intents without examples, plus those the data adds.
-    intents = sorted(set(INTENTS) | {e.intent for e in examples})
-    labels = slot_label_set([s.type for e in examples for s in e.spans])
+    examples, intents, labels, train_idx, val_idx = run.examples, run.intents, run.labels, run.train_idx, run.val_idx
     label_index = {name: i for i, name in enumerate(labels)}
-    train_idx, val_idx = split_examples(examples, HYPER["validation_fraction"])
 
     report(0.02, f"encoding {len(examples)} examples")
     encoder = shared_encoder()
@@ -396,26 +444,14 @@ def train(
 
     report(0.95, "writing the artifact")
     arrays = {**intent_head.to_arrays("intent"), **slot_head.to_arrays("slot")}
-    manifest = {
-        "format": FORMAT,
-        "kind": "nlu",
-        "version": version or out_dir.name,
-        "encoder": encoder_info(),
-        "data_hash": data_hash(examples),
-        # The promotion gate compares metrics only between versions with the same validation examples.
-        "validation_hash": data_hash([examples[i] for i in val_idx]),
-        "examples": len(examples),
-        "intent_counts": intent_counts(examples),
-        "split": {"train": len(train_idx), "validation": len(val_idx), "by": "template group"},
-        "intents": intents,
-        "slot_labels": labels,
-        "temperature": temperature,
-        "hyperparameters": HYPER,
-        "metrics": {"validation": metrics},
-        "created_at": datetime.now(UTC).isoformat(),
-        "train_seconds": round(time.perf_counter() - started, 2),
-        "files": {},
-    }
+    manifest = run.manifest(
+        FORMAT,
+        version or out_dir.name,
+        metrics,
+        encoder=encoder_info(),
+        temperature=temperature,
+        hyperparameters=HYPER,
+    )
     write_artifact(out_dir, manifest, HEADS, lambda path: np.savez(path, **arrays))
     report(1.0, "done")
     return manifest
