@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.pipeline.asr import normalise, recognise
-from assistant.pipeline.types import Hypothesis
+from assistant.pipeline.asr import recognise
+from assistant.text import normalise
+from assistant.turns import Hypothesis
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def test_text_at_the_limit_is_accepted(settings):
         (frame(type="say", text="hi"), "missing_field"),
         (frame(type="say", text=" \u00a0\n", device=""), "empty"),
         (frame(type="say", text=["hi"], device=""), "wrong_type"),
-        (frame(type="say", text="a\x00b", device=""), "binary"),
+        (frame(type="say", text="a\x00b", device=""), "control_chars"),
         ('{"type": "say", "text": "a\\ud800b", "device": ""}', "binary"),
         (frame(type="say", text="hi", device=1.5), "wrong_type"),
         (frame(type="say", text="hi", device="0"), "wrong_type"),

@@ -14,7 +14,7 @@ from django.urls import reverse
 from assistant import skills
 from assistant.nlu.registry import active_model, register
 from assistant.pipeline.turn import build_context, handle_turn
-from assistant.pipeline.types import NluResult
+from assistant.turns import NluResult
 from feedback.models import ModelVersion, Turn
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import random
 
 from assistant.intents import INTENTS, SLOTS
 from assistant.nlu.seed import SEED_PATH, _load_spec, data_hash, render, seed_examples
-from assistant.pipeline.asr import normalise
+from assistant.text import normalise
 
 
 def test_seed_is_deterministic_and_covers_every_intent():

@@ -9,8 +9,8 @@ import pytest
 from assistant.intents import INTENTS, OUT_OF_SCOPE
 from assistant.nlu import NluUnavailable, understand
 from assistant.nlu.seed import seed_examples
-from assistant.pipeline.asr import normalise
-from assistant.pipeline.types import TurnContext
+from assistant.text import normalise
+from assistant.turns import TurnContext
 
 CTX = TurnContext(
     user_id=1, home_id=1, device_id=None, room=None, has_screen=False, now=datetime(2026, 1, 1, tzinfo=UTC)

@@ -15,7 +15,7 @@ from assistant.pipeline.turn import TurnInputError, clean_request
         ({"text": ""}, "empty"),
         ({"text": "   \n\t "}, "empty"),
         ({"text": "x" * 1001}, "too_long"),
-        ({"text": "bad\x00byte"}, "binary"),
+        ({"text": "bad\x00byte"}, "control_chars"),
         ({"text": 42}, "wrong_type"),
         ({"text": "turn\x07 off the lights"}, "control_chars"),
         ({"text": "escape \x1b[31m"}, "control_chars"),

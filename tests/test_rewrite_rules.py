@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.pipeline.rewrite import apply_rewrite, find_rule
-from assistant.pipeline.types import NluResult
+from assistant.turns import NluResult
 from feedback.models import RewriteRule
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from assistant import skills
-from assistant.pipeline.types import NluResult, TurnContext
 from assistant.skills.chitchat import JOKES
 from assistant.skills.out_of_scope import REPLY
+from assistant.turns import NluResult, TurnContext
 
 
 def say(user, intent: str, now: datetime, out_of_scope: bool = False):

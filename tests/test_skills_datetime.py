@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 
 from assistant import skills
-from assistant.pipeline.types import NluResult, TurnContext
+from assistant.turns import NluResult, TurnContext
 
 NOW = datetime(2026, 7, 4, 14, 5, tzinfo=UTC)  # London is on summer time (UTC+1)
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from assistant import skills
 from assistant.intents import INTENTS
 from assistant.pipeline.turn import build_context
-from assistant.pipeline.types import Action, NluResult, TurnContext
+from assistant.turns import Action, NluResult, TurnContext
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 NASTY = ["", "   ", "<script>alert(1)</script>", "x" * 5000, "\u202e\u0000?", "-1", "9" * 40, "'; drop table"]

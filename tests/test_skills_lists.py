@@ -8,7 +8,7 @@ from django.db import transaction
 
 from assistant import skills
 from assistant.models import ListItem
-from assistant.pipeline.types import NluResult, TurnContext
+from assistant.turns import NluResult, TurnContext
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from assistant import skills
 from assistant.models import MediaPlayer
 from assistant.pipeline.turn import build_context
-from assistant.pipeline.types import NluResult, TurnContext
+from assistant.turns import NluResult, TurnContext
 
 NOW = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from assistant import skills
 from assistant.models import Device
 from assistant.pipeline.turn import build_context
-from assistant.pipeline.types import Action, NluResult, TurnContext
+from assistant.turns import Action, NluResult, TurnContext
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from assistant import skills
 from assistant.models import Timer
-from assistant.pipeline.types import NluResult, TurnContext
+from assistant.turns import NluResult, TurnContext
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)  # a Saturday; London is on UTC in November
 

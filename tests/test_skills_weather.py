@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from django.db import transaction
 
 from assistant import skills
-from assistant.pipeline.types import NluResult, TurnContext
+from assistant.turns import NluResult, TurnContext
 from assistant.world.weather import OfflineWeatherProvider
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)  # Saturday

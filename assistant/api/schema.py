@@ -8,7 +8,6 @@ Turn.as_dict() produces; they document it, the views do not re-serialise it.
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
@@ -16,36 +15,23 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, mo
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
+from assistant.text import TextError, check_name, check_utterance
+
 API_VERSION = "1.0.0"
 # Ids are Postgres bigints: anything larger cannot name a row, and would make the query itself fail.
 MAX_ID = 2**63 - 1
-# Whitespace controls a person may type; every other control character is refused.
-_ALLOWED_CONTROLS = {"\t", "\n", "\r"}
 
 
-def text_problem(text: str) -> tuple[str, str] | None:
-    """Why `text` cannot be stored as typed text: (code, message), or None when it is fine."""
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category == "Cc" and ch not in _ALLOWED_CONTROLS:
-            return "control_chars", f"Text must not contain control characters (found U+{ord(ch):04X})."
-        if category == "Cs":
-            # Lone surrogates cannot be encoded as UTF-8, so Postgres would refuse them.
-            return "binary", "Text must be valid Unicode (found a lone surrogate)."
-    return None
+def _pydantic(check):
+    """One of assistant.text's validators as a pydantic AfterValidator: same codes, same messages."""
 
+    def validate(text: str) -> str:
+        try:
+            return check(text)
+        except TextError as exc:
+            raise PydanticCustomError(exc.code, str(exc)) from None
 
-def _check_utterance(text: str) -> str:
-    problem = text_problem(text)
-    if problem:
-        raise PydanticCustomError(*problem)
-    if not text.strip():
-        raise PydanticCustomError("empty", "Text is empty.")
-    # Read at call time so that the setting (and tests overriding it) always apply.
-    limit = settings.MAX_UTTERANCE_CHARS
-    if len(text) > limit:
-        raise PydanticCustomError("too_long", "Text is longer than {limit} characters.", {"limit": limit})
-    return text
+    return validate
 
 
 def _utterance_schema(schema: dict[str, Any]) -> None:
@@ -53,17 +39,8 @@ def _utterance_schema(schema: dict[str, Any]) -> None:
     schema["description"] = "What the user said or typed; not blank, no control characters except tab and newline."
 
 
-def _check_name(text: str) -> str:
-    problem = text_problem(text)
-    if problem:
-        raise PydanticCustomError(*problem)
-    if not text.strip():
-        raise PydanticCustomError("empty", "Text is empty.")
-    return text
-
-
-Utterance = Annotated[str, AfterValidator(_check_utterance), Field(json_schema_extra=_utterance_schema)]
-DeviceName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_check_name)]
+Utterance = Annotated[str, AfterValidator(_pydantic(check_utterance)), Field(json_schema_extra=_utterance_schema)]
+DeviceName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_pydantic(check_name))]
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Literal, TypedDict
 
-from django.conf import settings
+from assistant.text import TextError, check_utterance
 
 # A say frame holds at most MAX_UTTERANCE_CHARS of text plus a few small
 # fields; anything far larger is refused before json.loads spends time on it.
@@ -80,20 +80,10 @@ def parse_message(text_data: str | None) -> ClientMessage:
             raise MessageError("Say something first.", "missing_field")
         if "device" not in data:
             raise MessageError("Choose the device you are speaking to.", "missing_field")
-        text = data["text"]
-        if not isinstance(text, str):
-            raise MessageError("`text` must be a string.", "wrong_type")
-        if "\x00" in text:
-            raise MessageError("Text must not contain NUL characters.", "binary")
         try:
-            text.encode("utf-8")  # a lone surrogate ("\\ud800" in JSON) cannot be stored
-        except UnicodeEncodeError as exc:
-            raise MessageError("Text must be valid Unicode.", "binary") from exc
-        if not text.strip():
-            raise MessageError("Say something first.", "empty")
-        limit = settings.MAX_UTTERANCE_CHARS
-        if len(text) > limit:
-            raise MessageError(f"That is longer than {limit} characters.", "too_long")
+            text = check_utterance(data["text"])
+        except TextError as exc:
+            raise MessageError(str(exc), exc.code) from None
         device = data["device"]
         device_id = None if device in (None, "") else _positive_id(device, "device")
         return SayMessage(type="say", text=text, device=device_id)

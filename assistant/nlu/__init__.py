@@ -18,7 +18,7 @@ from django.conf import settings
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
 from assistant.nlu.errors import NluUnavailable
-from assistant.pipeline.types import NluResult, SlotSpan, TurnContext
+from assistant.turns import NluResult, SlotSpan, TurnContext
 
 __all__ = ["NluUnavailable", "understand"]
 

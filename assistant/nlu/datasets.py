@@ -8,7 +8,7 @@
     clinc   CLINC150 data_full.json: sections of [text, intent] rows; the `oos_*`
             sections (intent "oos") become out_of_scope
 
-Every text goes through assistant.pipeline.asr.normalise, as the pipeline's does,
+Every text goes through assistant.text.normalise, as the pipeline's does,
 and each slot span is found again in the normalised text ("five am" -> "5 am"); an
 example whose span cannot be found is dropped and counted. Intent and slot names
 pass through the explicit tables below; what is dropped is counted per reason in
@@ -30,8 +30,8 @@ import yaml
 
 from assistant.intents import OUT_OF_SCOPE
 from assistant.nlu.seed import Example
-from assistant.pipeline.asr import normalise
-from assistant.pipeline.types import SlotSpan
+from assistant.text import normalise
+from assistant.turns import SlotSpan
 
 FORMATS = ("slurp", "hwu", "rasa", "clinc")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
-from assistant.pipeline.asr import normalise
+from assistant.text import normalise
 
 # SLURP intents whose meaning is ours under the same name. Others that are close
 # but not the same (play_radio, calendar_set…) are left out of both sets.

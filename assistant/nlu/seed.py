@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from assistant.intents import INTENTS, SLOTS
-from assistant.pipeline.asr import normalise
-from assistant.pipeline.types import SlotSpan
+from assistant.text import normalise
+from assistant.turns import SlotSpan
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SEED_PATH = DATA_DIR / "seed_utterances.yaml"

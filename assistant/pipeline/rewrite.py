@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
-from assistant.pipeline.types import NluResult
+from assistant.turns import NluResult
 from feedback.models import RewriteRule
 
 

@@ -15,11 +15,9 @@ with the error in its trace.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -30,7 +28,8 @@ from assistant.models import Device, Home
 from assistant.pipeline.asr import recognise
 from assistant.pipeline.rewrite import apply_rewrite
 from assistant.pipeline.trace import StageFailed, Trace
-from assistant.pipeline.types import Action, Hypothesis, NluResult, SkillResult, TurnContext
+from assistant.text import TextError, check_utterance
+from assistant.turns import Action, Hypothesis, NluResult, SkillResult, TurnContext
 from assistant.world import broadcast_device_changes, ensure_home
 from feedback.experiments import RewriteLayers, rewrite_layers_for
 from feedback.models import Session, Turn
@@ -38,8 +37,6 @@ from feedback.models import Session, Turn
 log = logging.getLogger(__name__)
 
 SORRY = "Sorry, I couldn't do that."
-# C0/C1 control characters other than tab and line breaks: never typed or spoken.
-_CONTROL_CHARS = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 ASR_VERSION = "normalise-1"
 SKILLS_VERSION = "skills-1"
 
@@ -63,12 +60,9 @@ class TurnRequest:
 
 def clean_request(text: str | None = None, nbest: list[dict] | None = None) -> TurnRequest:
     """Validate what an entry point received; raise TurnInputError with a clear message."""
-    limit = settings.MAX_UTTERANCE_CHARS
     if (text is None) == (nbest is None):
         raise TurnInputError("Send either `text` or `nbest`.", "text_or_nbest")
     if text is not None:
-        if not isinstance(text, str):
-            raise TurnInputError("`text` must be a string.", "wrong_type")
         hyps = [Hypothesis(text=text, confidence=None)]
     else:
         if not isinstance(nbest, list) or not nbest:
@@ -84,14 +78,10 @@ def clean_request(text: str | None = None, nbest: list[dict] | None = None) -> T
                 raise TurnInputError("`confidence` must be a number between 0 and 1.", "wrong_type")
             hyps.append(Hypothesis(text=item["text"], confidence=None if conf is None else float(conf)))
     for hyp in hyps:
-        if "\x00" in hyp.text:
-            raise TurnInputError("Text must not contain NUL characters.", "binary")
-        if _CONTROL_CHARS.search(hyp.text):
-            raise TurnInputError("Text must not contain control characters.", "control_chars")
-        if len(hyp.text) > limit:
-            raise TurnInputError(f"Text is longer than {limit} characters.", "too_long")
-        if not hyp.text.strip():
-            raise TurnInputError("Text is empty.", "empty")
+        try:
+            check_utterance(hyp.text)
+        except TextError as exc:
+            raise TurnInputError(str(exc), exc.code) from None
     return TurnRequest(
         nbest=tuple(hyps),
         raw_text=hyps[0].text if text is not None else max(hyps, key=lambda h: h.confidence or -1).text,

@@ -26,8 +26,8 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from assistant.pipeline.asr import normalise
 from assistant.simulator.data import Goal, Phrasing
+from assistant.text import normalise
 
 FAILURE_POINTS = ("correct", "asr", "nlu", "rewrite", "resolve", "execute", "unsupported", "error")
 _DETERMINERS = ("the ", "my ", "a ", "an ", "our ", "this ")

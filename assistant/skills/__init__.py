@@ -17,9 +17,9 @@ from django.db import transaction
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
 from assistant.models import Home
-from assistant.pipeline.types import Action, NluResult, SkillResult, TurnContext
 from assistant.skills import chitchat, datetime_skill, lists, music, out_of_scope, smart_home, timers, weather
 from assistant.skills.base import MAX_SLOT_CHARS, Request, failed
+from assistant.turns import Action, NluResult, SkillResult, TurnContext
 
 REGISTRY: dict[str, ModuleType] = {
     "smart_home": smart_home,

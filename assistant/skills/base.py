@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from assistant.models import Home
-from assistant.pipeline.types import Action, SkillResult, TurnContext
+from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.places import find_place
 
 MAX_SLOT_CHARS = 200

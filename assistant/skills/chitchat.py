@@ -4,8 +4,8 @@ so the same turn replayed gives the same answer."""
 from __future__ import annotations
 
 from assistant.models import Home
-from assistant.pipeline.types import Action, SkillResult, TurnContext
 from assistant.skills.base import Request, local_now
+from assistant.turns import Action, SkillResult, TurnContext
 
 JOKES: tuple[str, ...] = (
     "I told my thermostat a joke. It didn't get warm to it.",

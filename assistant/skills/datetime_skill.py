@@ -11,9 +11,9 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from assistant.models import Home
-from assistant.pipeline.types import Action, SkillResult, TurnContext
 from assistant.skills.base import HERE_PLACE, Request, home_zone
 from assistant.skills.values import format_clock, parse_date
+from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.places import find_place
 
 

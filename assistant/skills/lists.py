@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 from assistant.models import Home, ListItem
-from assistant.pipeline.types import Action, SkillResult, TurnContext
 from assistant.skills.base import Request, failed, join
+from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.catalogue import score
 
 SHOPPING, TODO = "shopping", "to-do"

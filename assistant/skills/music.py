@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from assistant.models import Device, Home, MediaPlayer
-from assistant.pipeline.types import Action, SkillResult, TurnContext
 from assistant.skills.base import Request, failed
 from assistant.skills.values import parse_level
+from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world import catalogue as cat
 
 VOLUME_MAX = 10

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from assistant.models import Home
-from assistant.pipeline.types import Action, SkillResult, TurnContext
 from assistant.skills.base import Request
+from assistant.turns import Action, SkillResult, TurnContext
 
 CAPABILITIES = (
     "control your lights, heating, oven, garage door, TV, plugs and vacuum, play music and audiobooks, "

@@ -20,9 +20,9 @@ from dataclasses import replace
 from typing import Any
 
 from assistant.models import Device, Home
-from assistant.pipeline.types import Action, SkillResult, TurnContext
 from assistant.skills.base import Request, failed, join
 from assistant.skills.values import parse_level, parse_temperature, to_celsius
+from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.catalogue import clean, score
 from assistant.world.devices import COLOURS, KIND_WORDS, default_state, describe_state, update_state
 from assistant.world.home import room_aliases

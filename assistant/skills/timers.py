@@ -12,7 +12,6 @@ import re
 from datetime import datetime, timedelta
 
 from assistant.models import Home, Timer
-from assistant.pipeline.types import Action, SkillResult, TurnContext
 from assistant.skills.base import Request, failed, home_zone, join, local_now
 from assistant.skills.values import (
     format_clock,
@@ -24,6 +23,7 @@ from assistant.skills.values import (
     parse_duration,
     relative_offset,
 )
+from assistant.turns import Action, SkillResult, TurnContext
 
 MAX_TIMER_SECONDS = 24 * 3600
 MAX_ALARM_DAYS = 366

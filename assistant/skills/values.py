@@ -1,7 +1,7 @@
 """Turn slot surface text into values: levels, temperatures, durations, times, dates.
 
 Slot values arrive as the NLU saw them: lower case, spelled numbers already
-digits ("ten minutes" -> "10 minutes", see assistant/pipeline/asr.normalise).
+digits ("ten minutes" -> "10 minutes", see assistant/text.normalise).
 Every parser returns None when it cannot read the text; the skill then says so.
 """
 

@@ -10,9 +10,9 @@ import re
 from datetime import date, timedelta
 
 from assistant.models import Home
-from assistant.pipeline.types import Action, SkillResult, TurnContext
 from assistant.skills.base import HERE_PLACE, Request, failed, local_now
 from assistant.skills.values import format_day, parse_date
+from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.weather import MAX_DAYS_AHEAD, Forecast, UnknownPlace, get_provider
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from assistant.api.lookups import find_speaker, get_or_create_user, speaker_names
-from assistant.api.schema import text_problem
 from assistant.pipeline.turn import TurnInputError, handle_turn
+from assistant.text import TextError, check_utterance
 from assistant.world import ensure_home
 from feedback.models import Session
 
@@ -25,10 +25,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         text: str = options["utterance"]
-        problem = text_problem(text)
-        # A control character or an undecodable byte from the shell cannot be stored; say why.
-        if problem is not None:
-            raise CommandError(problem[1])
+        try:
+            # A control character or an undecodable byte from the shell cannot be stored; say why.
+            check_utterance(text)
+        except TextError as exc:
+            raise CommandError(str(exc)) from None
         try:
             user = get_or_create_user(options["user"])
         except ValueError as exc:

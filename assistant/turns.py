@@ -1,4 +1,8 @@
-"""Values passed between the stages of a turn."""
+"""The turn vocabulary: the values passed between the stages of a turn.
+
+Ground floor: imports no app, so every layer (NLU, skills, teaching, rewrite,
+pipeline, learning) can speak it.
+"""
 
 from __future__ import annotations
 
