@@ -1,11 +1,13 @@
-"""Admin for the simulated world (homes, devices, media, timers, lists) and API tokens."""
+"""Admin for the simulated world (homes, devices, media, timers, lists), API tokens and model versions."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from assistant.models import ApiToken, Device, Home, ListItem, MediaPlayer, Timer
+from assistant.models import ApiToken, Device, Home, ListItem, MediaPlayer, ModelVersion, Timer
+from assistant.registry import RegistryError, activate_version
 from feedback.admin import pretty_json
 
 
@@ -100,3 +102,60 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.display(description="key")
     def key_prefix(self, obj: ApiToken) -> str:
         return f"{obj.key[:6]}…"
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "version", "status", "created_at", "promoted_at")
+    list_filter = ("kind", "status", "created_at")
+    search_fields = ("version", "path", "note")
+    date_hierarchy = "created_at"
+    # Promotion and rollback go through the registry (it checks metrics and swaps atomically).
+    readonly_fields = (
+        "kind",
+        "version",
+        "path",
+        "status",
+        "created_at",
+        "promoted_at",
+        "manifest_pretty",
+        "metrics_pretty",
+    )
+    exclude = ("manifest", "metrics")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="manifest")
+    def manifest_pretty(self, obj: ModelVersion) -> str:
+        return pretty_json(obj.manifest)
+
+    @admin.display(description="metrics")
+    def metrics_pretty(self, obj: ModelVersion) -> str:
+        return pretty_json(obj.metrics)
+
+    # -- promote / roll back (through assistant.registry; running processes pick the
+    # new active version up on their next use) ------------------------------------
+    actions = ("promote_selected_version", "roll_back_to_selected_version")
+
+    def _activate(self, request: HttpRequest, queryset: QuerySet, rollback: bool) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version.", messages.ERROR)
+            return
+        row = queryset.get()
+        note = f"rolled back to {row.version} by {request.user.get_username()} in the admin" if rollback else ""
+        try:
+            row = activate_version(row, note=note)
+        except RegistryError as exc:
+            self.message_user(request, f"Not changed: {exc}", messages.ERROR)
+            return
+        label = "NLU" if row.kind == "nlu" else row.kind
+        self.message_user(request, f"{label} {row.version} is now active.", messages.SUCCESS)
+
+    @admin.action(description="Promote this version", permissions=["change"])
+    def promote_selected_version(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._activate(request, queryset, rollback=False)
+
+    @admin.action(description="Roll back to this version", permissions=["change"])
+    def roll_back_to_selected_version(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._activate(request, queryset, rollback=True)

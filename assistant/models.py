@@ -1,4 +1,4 @@
-"""The simulated world the skills act on, and API tokens.
+"""The simulated world the skills act on, API tokens, and the model registry's rows.
 
 Each user owns one Home. Devices carry their state as a small JSON object whose
 shape depends on the device kind (see world/devices.py). The device a user speaks
@@ -105,3 +105,35 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token of {self.user}"
+
+
+class ModelVersion(models.Model):
+    """A trained model artifact on disk; one version per kind is active (assistant/registry.py)."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+        REJECTED = "rejected", "Rejected"
+
+    kind = models.CharField(max_length=30, db_index=True)  # a ModelKind's name (assistant/registry.py): "nlu"…
+    version = models.CharField(max_length=40)
+    path = models.CharField(max_length=500)
+    manifest = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "version"], name="model_version_unique"),
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(status="active"), name="one_active_model_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.version} ({self.status})"

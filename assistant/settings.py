@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "assistant",
     "feedback",
     "teaching",
+    "learning",
+    "simulator",
 ]
 
 MIDDLEWARE = [
@@ -124,8 +126,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Learning jobs go to their own queue so a long training never delays timers.
-CELERY_TASK_ROUTES = {"feedback.train_nlu": {"queue": "learning"}}
+# Learning jobs go to their own queue so a long training never delays timers: every task
+# named "learning.*" (learning/tasks.py, made with learning.jobs.learning_task).
+CELERY_TASK_ROUTES = {"learning.*": {"queue": "learning"}}
 # What beat runs. Learning jobs are added here by the issues that bring them.
 CELERY_BEAT_SCHEDULE = {
     "ring-due-timers": {"task": "assistant.ring_due_timers", "schedule": 5.0, "options": {"expires": 5}},
@@ -161,7 +164,7 @@ MAX_UTTERANCE_CHARS = envint("MAX_UTTERANCE_CHARS", 1000)
 API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 64 * 1024)
 # Below this NLU confidence the turn is treated as out of scope.
 NLU_OOS_THRESHOLD = envfloat("NLU_OOS_THRESHOLD", 0.45)
-# A new NLU version is rejected if a validation metric drops by more than this (assistant/nlu/promotion.py).
+# A new NLU version is rejected if a validation metric drops by more than this (learning/nlu/gate.py).
 NLU_PROMOTION_TOLERANCE = envfloat("NLU_PROMOTION_TOLERANCE", 0.01)
 # Threads torch may use for one forward pass.
 TORCH_THREADS = envint("TORCH_THREADS", 1)
@@ -182,7 +185,7 @@ LOGGING = {
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Rephrase detection (feedback/rephrases.py): consecutive turns of a user closer than this many
+# Rephrase detection (learning/rephrases.py): consecutive turns of a user closer than this many
 # seconds are candidates; pairs scoring at least the threshold are stored as Rephrase rows.
 REPHRASE_MAX_GAP_S = envfloat("REPHRASE_MAX_GAP_S", 45.0)
 REPHRASE_THRESHOLD = envfloat("REPHRASE_THRESHOLD", 0.5)

@@ -1,4 +1,4 @@
-"""Admin for the feedback store: browse turns with their traces, review rewrite rules, see models and jobs.
+"""Admin for the feedback store: browse turns with their traces, review rewrite rules and rephrases.
 
 Turns, barge-ins and feedback are evidence the learning jobs read, so their
 recorded fields are read-only here. JSON is shown pretty-printed inside <pre>,
@@ -21,8 +21,7 @@ from feedback.models import (
     Experiment,
     ExperimentAssignment,
     Feedback,
-    Job,
-    ModelVersion,
+    Rephrase,
     RewriteRule,
     Session,
     Turn,
@@ -202,99 +201,6 @@ class RewriteRuleAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} rule(s) rejected.", messages.SUCCESS)
 
 
-@admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "version", "status", "created_at", "promoted_at")
-    list_filter = ("kind", "status", "created_at")
-    search_fields = ("version", "path", "note")
-    date_hierarchy = "created_at"
-    # Promotion and rollback go through the registry (it checks metrics and swaps atomically).
-    readonly_fields = (
-        "kind",
-        "version",
-        "path",
-        "status",
-        "created_at",
-        "promoted_at",
-        "manifest_pretty",
-        "metrics_pretty",
-    )
-    exclude = ("manifest", "metrics")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.display(description="manifest")
-    def manifest_pretty(self, obj: ModelVersion) -> str:
-        return pretty_json(obj.manifest)
-
-    @admin.display(description="metrics")
-    def metrics_pretty(self, obj: ModelVersion) -> str:
-        return pretty_json(obj.metrics)
-
-    # -- NLU promote / roll back (through assistant.nlu.registry; running processes
-    # pick the new active version up on their next turn) --------------------------
-    actions = ("promote_selected_version", "roll_back_to_selected_version")
-
-    def _activate(self, request: HttpRequest, queryset: QuerySet, rollback: bool) -> None:
-        from assistant.nlu.registry import RegistryError, activate_version
-
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version.", messages.ERROR)
-            return
-        row = queryset.get()
-        note = f"rolled back to {row.version} by {request.user.get_username()} in the admin" if rollback else ""
-        try:
-            row = activate_version(row, note=note)
-        except RegistryError as exc:
-            self.message_user(request, f"Not changed: {exc}", messages.ERROR)
-            return
-        self.message_user(request, f"NLU {row.version} is now active.", messages.SUCCESS)
-
-    @admin.action(description="Promote this version", permissions=["change"])
-    def promote_selected_version(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._activate(request, queryset, rollback=False)
-
-    @admin.action(description="Roll back to this version", permissions=["change"])
-    def roll_back_to_selected_version(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._activate(request, queryset, rollback=True)
-
-
-@admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "status", "progress_percent", "created_at", "started_at", "finished_at")
-    list_filter = ("kind", "status", "created_at")
-    search_fields = ("kind", "message")
-    date_hierarchy = "created_at"
-    readonly_fields = (
-        "kind",
-        "status",
-        "progress",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "message",
-        "params_pretty",
-        "result_pretty",
-    )
-    exclude = ("params", "result")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.display(description="progress", ordering="progress")
-    def progress_percent(self, obj: Job) -> str:
-        return f"{obj.progress * 100:.0f}%"
-
-    @admin.display(description="params")
-    def params_pretty(self, obj: Job) -> str:
-        return pretty_json(obj.params)
-
-    @admin.display(description="result")
-    def result_pretty(self, obj: Job) -> str:
-        return pretty_json(obj.result)
-
-
 class ExperimentAssignmentInline(admin.TabularInline):
     model = ExperimentAssignment
     extra = 0
@@ -325,10 +231,6 @@ class ExperimentAssignmentAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("experiment", "user")
     raw_id_fields = ("user",)
-
-
-# --- Rephrase detection (feedback/rephrases.py) ---
-from feedback.models import Rephrase  # noqa: E402
 
 
 @admin.register(Rephrase)

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 def nlu_artifact(tmp_path_factory):
     """Train the seed NLU model once for the whole test session; returns (path, manifest)."""
     from assistant.nlu.seed import seed_examples
-    from assistant.nlu.training import train
+    from learning.nlu.heads import train
 
     out_dir = tmp_path_factory.mktemp("nlu") / "seed"
     manifest = train(seed_examples(), out_dir)
@@ -25,11 +25,11 @@ def nlu_artifact(tmp_path_factory):
 @pytest.fixture
 def nlu_model(db, nlu_artifact, settings):
     """The session's NLU artifact, registered and active in this test's database."""
-    from assistant.nlu.registry import register
+    from assistant.nlu import NLU_MODELS
 
     path, manifest = nlu_artifact
     settings.MODEL_DIR = path.parent
-    return register(path, manifest, promote=True)
+    return NLU_MODELS.register(path, manifest, promote=True)
 
 
 @pytest.fixture

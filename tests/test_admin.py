@@ -8,18 +8,17 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from assistant.models import ApiToken, Device, Home, ListItem, MediaPlayer, Timer
+from assistant.models import ApiToken, Device, Home, ListItem, MediaPlayer, ModelVersion, Timer
 from feedback.models import (
     BargeIn,
     Experiment,
     ExperimentAssignment,
     Feedback,
-    Job,
-    ModelVersion,
     RewriteRule,
     Session,
     Turn,
 )
+from learning.models import Job
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -91,8 +90,8 @@ MODELS = [
     ("feedback", "bargein"),
     ("feedback", "feedback"),
     ("feedback", "rewriterule"),
-    ("feedback", "modelversion"),
-    ("feedback", "job"),
+    ("assistant", "modelversion"),
+    ("learning", "job"),
     ("feedback", "experiment"),
     ("feedback", "experimentassignment"),
     ("assistant", "home"),

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from feedback.models import Job, ModelVersion
+from assistant.models import ModelVersion
+from learning.models import Job
 from tests.servers import current_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,10 +52,11 @@ def celery_worker_process(tmp_path):
 @pytest.mark.celery
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_trains_and_promotes_an_nlu_model(celery_worker_process):
-    from feedback.tasks import start_nlu_training
+    from learning.jobs import start_job
+    from learning.tasks import train_nlu_task
 
     proc, log_path = celery_worker_process
-    job = start_nlu_training()
+    job = start_job(train_nlu_task)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         job.refresh_from_db()

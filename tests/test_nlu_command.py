@@ -10,7 +10,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from feedback.models import Job, ModelVersion
+from assistant.models import ModelVersion
+from learning.models import Job
 
 
 @pytest.mark.django_db
@@ -37,8 +38,8 @@ def test_if_missing_does_not_import_torch():
     code = (
         "import django, sys; django.setup();"
         "from django.core.management import call_command;"
-        "from assistant.nlu.registry import active_artifact_exists;"
-        "import assistant.management.commands.train_nlu, assistant.nlu, feedback.tasks;"
+        "from assistant.nlu import NLU_MODELS;"
+        "import learning.management.commands.train_nlu, assistant.nlu, learning.tasks;"
         "print('torch' in sys.modules)"
     )
     env = {"DJANGO_SETTINGS_MODULE": "assistant.settings", "PATH": "/usr/bin:/bin"}
@@ -54,7 +55,7 @@ def test_if_missing_does_not_import_torch():
 
 @pytest.mark.django_db
 def test_task_marks_job_done(nlu_model):
-    from feedback.tasks import train_nlu_task
+    from learning.tasks import train_nlu_task
 
     job = Job.objects.create(kind="train_nlu")
     train_nlu_task.apply(args=[job.pk])
@@ -68,7 +69,7 @@ def test_task_marks_job_done(nlu_model):
 
 @pytest.mark.django_db
 def test_task_marks_job_failed_with_a_message(nlu_model, tmp_path, settings):
-    from feedback.tasks import train_nlu_task
+    from learning.tasks import train_nlu_task
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
@@ -84,10 +85,11 @@ def test_task_marks_job_failed_with_a_message(nlu_model, tmp_path, settings):
 @pytest.mark.django_db
 def test_start_nlu_training_enqueues_on_commit(nlu_model, django_capture_on_commit_callbacks):
     from assistant.celery import app
-    from feedback.tasks import start_nlu_training
+    from learning.jobs import start_job
+    from learning.tasks import train_nlu_task
 
     with django_capture_on_commit_callbacks() as callbacks:
-        job = start_nlu_training()
+        job = start_job(train_nlu_task)
     assert job.status == Job.Status.QUEUED
     assert len(callbacks) == 1  # nothing is sent before the row is committed
     app.conf.task_always_eager = True  # run the enqueued task here instead of on a worker
@@ -104,7 +106,7 @@ def test_task_trains_on_data_files_named_in_the_job(nlu_model, tmp_path, setting
     """A job may name labelled files on the worker's disk, as `train_nlu --data` does."""
     import json
 
-    from feedback.tasks import train_nlu_task
+    from learning.tasks import train_nlu_task
 
     settings.MODEL_DIR = tmp_path / "models"
     rows = [
@@ -138,7 +140,7 @@ def test_task_trains_on_data_files_named_in_the_job(nlu_model, tmp_path, setting
 
 @pytest.mark.django_db
 def test_task_with_a_missing_data_file_fails_and_keeps_the_model(nlu_model, tmp_path):
-    from feedback.tasks import train_nlu_task
+    from learning.tasks import train_nlu_task
 
     job = Job.objects.create(kind="train_nlu", params={"data": [str(tmp_path / "nope.jsonl")], "seed": False})
     train_nlu_task.apply(args=[job.pk])

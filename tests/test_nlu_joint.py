@@ -8,14 +8,14 @@ import shutil
 
 import pytest
 
-from assistant.nlu.registry import active_model, register, reset_loaded
+from assistant.nlu import NLU_MODELS
 
 
 @pytest.fixture(scope="module")
 def joint_artifact(tmp_path_factory):
     """200 seed utterances (every intent represented), one epoch: a model that works, not a good one."""
-    from assistant.nlu.joint import train_joint
     from assistant.nlu.seed import seed_examples
+    from learning.nlu.joint import train_joint
 
     examples, taken = [], {}
     for e in seed_examples():
@@ -47,10 +47,10 @@ def test_registry_loads_the_joint_model_and_understand_uses_it(db, joint_artifac
     from assistant.nlu.joint import JointModel
 
     path, manifest = joint_artifact
-    reset_loaded()
+    NLU_MODELS.reset_loaded()
     try:
-        register(path, manifest, promote=True)
-        model = active_model()
+        NLU_MODELS.register(path, manifest, promote=True)
+        model = NLU_MODELS.model()
         assert isinstance(model, JointModel) and model.version == manifest["version"]
         result = understand("turn on the kitchen lights")
         assert result.model_version == manifest["version"]
@@ -58,7 +58,7 @@ def test_registry_loads_the_joint_model_and_understand_uses_it(db, joint_artifac
         assert result.intent in set(model.intents) | {"out_of_scope"}
         assert understand("   ").out_of_scope
     finally:
-        reset_loaded()
+        NLU_MODELS.reset_loaded()
 
 
 def test_early_exit_runs_fewer_layers_at_a_loose_threshold(joint_artifact):
@@ -78,7 +78,8 @@ def test_early_exit_runs_fewer_layers_at_a_loose_threshold(joint_artifact):
 
 
 def test_the_default_exit_rule_is_the_cheapest_within_both_budgets():
-    from assistant.nlu.joint import JOINT_HYPER, choose_thresholds
+    from learning.nlu.early_exit import choose_thresholds
+    from learning.nlu.joint import JOINT_HYPER
 
     def row(t, s, accuracy, f1, saving):
         return {
@@ -103,7 +104,8 @@ def test_the_default_exit_rule_is_the_cheapest_within_both_budgets():
 
 
 def test_a_corrupt_joint_artifact_is_refused(joint_artifact, tmp_path):
-    from assistant.nlu.model import ArtifactError, load_model
+    from assistant.artifacts import ArtifactError
+    from assistant.nlu.loading import load_model
 
     broken = tmp_path / "broken"
     shutil.copytree(joint_artifact[0], broken)
@@ -123,9 +125,9 @@ def test_train_nlu_architecture_joint(db, tmp_path, monkeypatch):
     """The command path: --architecture joint trains, registers and (with nothing active) promotes."""
     from django.core.management import call_command
 
-    from assistant.nlu import joint, service
-    from assistant.nlu.registry import active_version
+    from assistant.nlu import NLU_MODELS
     from assistant.nlu.seed import seed_examples
+    from learning.nlu import joint, service
 
     taken: dict[str, int] = {}
     small = []
@@ -136,7 +138,7 @@ def test_train_nlu_architecture_joint(db, tmp_path, monkeypatch):
     monkeypatch.setattr(service, "seed_examples", lambda: small)
     monkeypatch.setitem(joint.JOINT_HYPER, "epochs", 1)
     call_command("train_nlu", "--architecture", "joint", "--out", str(tmp_path))
-    row = active_version()
+    row = NLU_MODELS.active_version()
     assert row is not None and row.manifest["format"] == "nlu-minilm-joint/1"
     assert "no active version" in row.note
 
@@ -174,9 +176,10 @@ def test_evaluate_nlu_reports_the_early_exit_table(joint_artifact, settings, cap
 
 def test_a_training_job_fine_tunes_the_joint_model_on_data_files(db, tmp_path, settings, monkeypatch):
     """The Celery task path of `train_nlu --architecture joint --data … --no-seed`, with progress in the Job row."""
-    from assistant.nlu import joint
-    from feedback.models import Job, ModelVersion
-    from feedback.tasks import train_nlu_task
+    from assistant.models import ModelVersion
+    from learning.models import Job
+    from learning.nlu import joint
+    from learning.tasks import train_nlu_task
 
     settings.MODEL_DIR = tmp_path / "models"
     monkeypatch.setitem(joint.JOINT_HYPER, "epochs", 1)
@@ -194,11 +197,11 @@ def test_a_training_job_fine_tunes_the_joint_model_on_data_files(db, tmp_path, s
     job = Job.objects.create(
         kind="train_nlu", params={"architecture": "joint", "data": [str(data)], "format": "hwu", "seed": False}
     )
-    reset_loaded()
+    NLU_MODELS.reset_loaded()
     try:
         train_nlu_task.apply(args=[job.pk])
     finally:
-        reset_loaded()
+        NLU_MODELS.reset_loaded()
     job.refresh_from_db()
     assert job.status == Job.Status.DONE, job.message
     assert job.progress == 1.0 and job.result["examples"] == 16

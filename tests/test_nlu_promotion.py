@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from assistant.nlu.promotion import decide
-from assistant.nlu.registry import active_version
-from feedback.models import ModelVersion
+from assistant.models import ModelVersion
+from assistant.nlu import NLU_MODELS
+from learning.nlu.gate import decide
 
 
 def _manifest(acc: float, f1: float, vhash: str = "v1", version: str = "x") -> dict:
@@ -56,14 +56,14 @@ def small_examples():
 
 
 def _set_active_metrics(acc: float) -> ModelVersion:
-    row = active_version()
+    row = NLU_MODELS.active_version()
     row.manifest["metrics"]["validation"]["intent_accuracy"] = acc
     row.save(update_fields=["manifest"])
     return row
 
 
 def test_gate_rejects_a_regression_promotes_an_improvement_and_force_overrides(db, small_examples, tmp_path):
-    from assistant.nlu.service import train_and_register
+    from learning.nlu.service import train_and_register
 
     first = train_and_register(small_examples, out_base=tmp_path)
     assert first.promoted and first.version.status == ModelVersion.Status.ACTIVE
@@ -75,20 +75,20 @@ def test_gate_rejects_a_regression_promotes_an_improvement_and_force_overrides(d
     assert not worse.promoted
     assert worse.version.status == ModelVersion.Status.REJECTED
     assert "intent_accuracy" in worse.version.note and first.version.version in worse.version.note
-    assert active_version().pk == first.version.pk  # the old one keeps serving
+    assert NLU_MODELS.active_version().pk == first.version.pk  # the old one keeps serving
 
     forced = train_and_register(small_examples, out_base=tmp_path, force=True, force_promote=True)
-    assert forced.promoted and active_version().pk == forced.version.pk
+    assert forced.promoted and NLU_MODELS.active_version().pk == forced.version.pk
     assert "force" in forced.version.note
 
     _set_active_metrics(0.0)
     better = train_and_register(small_examples, out_base=tmp_path, force=True)
-    assert better.promoted and active_version().pk == better.version.pk
+    assert better.promoted and NLU_MODELS.active_version().pk == better.version.pk
     assert "no regression" in better.version.note
 
 
 def test_train_nlu_command_reports_the_gate(db, small_examples, tmp_path, monkeypatch, capsys):
-    from assistant.nlu import service
+    from learning.nlu import service
 
     train_and_register = service.train_and_register
     first = train_and_register(small_examples, out_base=tmp_path)
@@ -98,14 +98,14 @@ def test_train_nlu_command_reports_the_gate(db, small_examples, tmp_path, monkey
     call_command("train_nlu", "--force", "--out", str(tmp_path))
     out = capsys.readouterr().out
     assert "Promotion gate: rejected" in out
-    assert active_version().pk == first.version.pk
+    assert NLU_MODELS.active_version().pk == first.version.pk
     call_command("train_nlu", "--force", "--force-promote", "--out", str(tmp_path))
-    assert active_version().pk != first.version.pk
+    assert NLU_MODELS.active_version().pk != first.version.pk
 
 
 def test_training_job_with_an_unknown_architecture_fails_with_a_message(db):
-    from feedback.models import Job
-    from feedback.tasks import train_nlu_task
+    from learning.models import Job
+    from learning.tasks import train_nlu_task
 
     job = Job.objects.create(kind="train_nlu", params={"architecture": "<script>"})
     train_nlu_task.apply(args=[job.pk])
@@ -116,7 +116,7 @@ def test_training_job_with_an_unknown_architecture_fails_with_a_message(db):
 def test_oos_metrics_exist_only_where_something_is_out_of_scope():
     import numpy as np
 
-    from assistant.nlu.training import oos_metrics
+    from assistant.nlu.metrics import oos_metrics
 
     assert oos_metrics(np.array([1, 2, 2]), np.array([0, 2, 1]), oos=0) == {}  # SLURP: no OOS class
     assert oos_metrics(np.array([0, 0, 2]), np.array([0, 2, 0]), oos=0) == {"oos_precision": 0.5, "oos_recall": 0.5}

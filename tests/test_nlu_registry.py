@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
-from assistant.nlu.registry import RegistryError, active_model, register, rollback
-from feedback.models import ModelVersion
+from assistant.models import ModelVersion
+from assistant.nlu import NLU_MODELS
+from assistant.registry import RegistryError
 
 
 def copy_artifact(nlu_artifact, tmp_path, version: str):
@@ -27,7 +28,7 @@ def copy_artifact(nlu_artifact, tmp_path, version: str):
 def test_register_promotes_and_retires_the_old_version(nlu_model, nlu_artifact, tmp_path):
     assert nlu_model.status == ModelVersion.Status.ACTIVE
     path, manifest = copy_artifact(nlu_artifact, tmp_path, "v2")
-    second = register(path, manifest, promote=True)
+    second = NLU_MODELS.register(path, manifest, promote=True)
     assert second.status == ModelVersion.Status.ACTIVE
     nlu_model.refresh_from_db()
     assert nlu_model.status == ModelVersion.Status.RETIRED
@@ -38,61 +39,61 @@ def test_register_promotes_and_retires_the_old_version(nlu_model, nlu_artifact, 
 @pytest.mark.django_db
 def test_candidate_is_not_active(nlu_model, nlu_artifact, tmp_path):
     path, manifest = copy_artifact(nlu_artifact, tmp_path, "candidate-1")
-    row = register(path, manifest, promote=False)
+    row = NLU_MODELS.register(path, manifest, promote=False)
     assert row.status == ModelVersion.Status.CANDIDATE
-    assert active_model().version == nlu_model.version
+    assert NLU_MODELS.model().version == nlu_model.version
 
 
 @pytest.mark.django_db
 def test_hot_swap_picks_up_a_new_version_without_restart(nlu_model, nlu_artifact, tmp_path):
-    assert active_model().version == nlu_model.version
+    assert NLU_MODELS.model().version == nlu_model.version
     path, manifest = copy_artifact(nlu_artifact, tmp_path, "hot-2")
-    register(path, manifest, promote=True)
-    model = active_model()
+    NLU_MODELS.register(path, manifest, promote=True)
+    model = NLU_MODELS.model()
     assert model.version == "hot-2"
     assert model.path == path.resolve()
-    assert active_model() is model  # loaded once, then reused
+    assert NLU_MODELS.model() is model  # loaded once, then reused
 
 
 @pytest.mark.django_db
 def test_broken_artifact_never_replaces_the_working_one(nlu_model, nlu_artifact, tmp_path, caplog):
-    working = active_model()
+    working = NLU_MODELS.model()
     assert working.version == nlu_model.version
     path, manifest = copy_artifact(nlu_artifact, tmp_path, "broken-3")
-    register(path, manifest, promote=True)
+    NLU_MODELS.register(path, manifest, promote=True)
     (path / "manifest.json").write_text("{ not json")  # corrupted after registration
     with caplog.at_level("ERROR"):
-        assert active_model() is working
+        assert NLU_MODELS.model() is working
     assert "broken-3" in caplog.text
     # Corrupt weights are caught too (checksum).
     path4, manifest4 = copy_artifact(nlu_artifact, tmp_path, "broken-4")
-    register(path4, manifest4, promote=True)
+    NLU_MODELS.register(path4, manifest4, promote=True)
     (path4 / "heads.npz").write_bytes(b"garbage")
-    assert active_model() is working
+    assert NLU_MODELS.model() is working
 
 
 @pytest.mark.django_db
 def test_register_refuses_a_corrupt_or_mismatched_artifact(nlu_artifact, tmp_path):
     path, manifest = copy_artifact(nlu_artifact, tmp_path, "v5")
     with pytest.raises(RegistryError):
-        register(path, {**manifest, "version": "other"})
+        NLU_MODELS.register(path, {**manifest, "version": "other"})
     (path / "manifest.json").write_text("[]")
     with pytest.raises(RegistryError):
-        register(path, manifest)
+        NLU_MODELS.register(path, manifest)
     with pytest.raises(RegistryError):
-        register(tmp_path / "missing", manifest)
+        NLU_MODELS.register(tmp_path / "missing", manifest)
     assert not ModelVersion.objects.exists()
 
 
 @pytest.mark.django_db
 def test_rollback_reactivates_the_previous_version(nlu_model, nlu_artifact, tmp_path):
     path, manifest = copy_artifact(nlu_artifact, tmp_path, "v6")
-    newer = register(path, manifest, promote=True)
-    assert active_model().version == "v6"
-    back = rollback("worse on SLURP")
+    newer = NLU_MODELS.register(path, manifest, promote=True)
+    assert NLU_MODELS.model().version == "v6"
+    back = NLU_MODELS.rollback("worse on SLURP")
     assert back.pk == nlu_model.pk and back.status == ModelVersion.Status.ACTIVE
     newer.refresh_from_db()
     assert newer.status == ModelVersion.Status.REJECTED
-    assert active_model().version == nlu_model.version
+    assert NLU_MODELS.model().version == nlu_model.version
     with pytest.raises(RegistryError):
-        rollback()  # nothing earlier than the first version
+        NLU_MODELS.rollback()  # nothing earlier than the first version

@@ -12,10 +12,11 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from assistant import skills
-from assistant.nlu.registry import active_model, register
+from assistant.models import ModelVersion
+from assistant.nlu import NLU_MODELS
 from assistant.pipeline.turn import build_context, handle_turn
 from assistant.turns import NluResult
-from feedback.models import ModelVersion, Turn
+from feedback.models import Turn
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +29,12 @@ def second_version(nlu_artifact, tmp_path, version: str) -> ModelVersion:
     on_disk = json.loads((dst / "manifest.json").read_text())
     on_disk["version"] = version
     (dst / "manifest.json").write_text(json.dumps(on_disk))
-    return register(dst, {**manifest, "version": version}, promote=True)
+    return NLU_MODELS.register(dst, {**manifest, "version": version}, promote=True)
 
 
 def test_nlu_rollback_restores_the_previous_version(nlu_model, nlu_artifact, tmp_path):
     newer = second_version(nlu_artifact, tmp_path, "v-new")
-    assert active_model().version == "v-new"
+    assert NLU_MODELS.model().version == "v-new"
     out = StringIO()
     call_command("nlu_rollback", stdout=out)
     assert f"NLU {nlu_model.version} is active" in out.getvalue()
@@ -41,7 +42,7 @@ def test_nlu_rollback_restores_the_previous_version(nlu_model, nlu_artifact, tmp
     nlu_model.refresh_from_db()
     assert newer.status == ModelVersion.Status.REJECTED
     assert nlu_model.status == ModelVersion.Status.ACTIVE
-    assert active_model().version == nlu_model.version  # hot swap back, no restart
+    assert NLU_MODELS.model().version == nlu_model.version  # hot swap back, no restart
 
 
 def test_nlu_rollback_with_nothing_to_roll_back_to_is_a_clear_error(nlu_model):
@@ -58,7 +59,7 @@ def test_nlu_rollback_with_no_model_at_all(db):
 
 def post_action(admin_client, action: str, rows: list[ModelVersion]):
     return admin_client.post(
-        reverse("admin:feedback_modelversion_changelist"),
+        reverse("admin:assistant_modelversion_changelist"),
         {"action": action, "_selected_action": [r.pk for r in rows]},
         follow=True,
     )
@@ -73,13 +74,13 @@ def test_admin_rolls_back_to_a_chosen_version_and_promotes_one(admin_client, nlu
     newer.refresh_from_db()
     assert (nlu_model.status, newer.status) == (ModelVersion.Status.ACTIVE, ModelVersion.Status.REJECTED)
     assert "rolled back to" in newer.note
-    assert active_model().version == nlu_model.version
+    assert NLU_MODELS.model().version == nlu_model.version
 
     response = post_action(admin_client, "promote_selected_version", [newer])
     assert "NLU v-admin is now active" in response.content.decode()
     nlu_model.refresh_from_db()
     assert nlu_model.status == ModelVersion.Status.RETIRED
-    assert active_model().version == "v-admin"
+    assert NLU_MODELS.model().version == "v-admin"
 
 
 def test_admin_refuses_a_broken_artifact_and_several_rows(admin_client, nlu_model, nlu_artifact, tmp_path):
@@ -100,7 +101,7 @@ def test_admin_refuses_a_broken_artifact_and_several_rows(admin_client, nlu_mode
 def test_non_staff_cannot_run_the_actions(client, alice, nlu_model):
     client.force_login(alice)
     response = client.post(
-        reverse("admin:feedback_modelversion_changelist"),
+        reverse("admin:assistant_modelversion_changelist"),
         {"action": "promote_selected_version", "_selected_action": [nlu_model.pk]},
     )
     assert response.status_code == 302 and "/login" in response["Location"]
@@ -166,12 +167,12 @@ FOREIGN = {
 
 def test_a_turn_on_an_unhandled_intent_does_not_crash(alice, db, tmp_path, settings):
     from assistant.nlu.seed import Example
-    from assistant.nlu.training import train
+    from learning.nlu.heads import train
 
     examples = [Example(text=t, intent=intent) for intent, texts in FOREIGN.items() for t in texts]
     manifest = train(examples, tmp_path / "foreign")
     assert "email_query" in manifest["intents"]
-    register(tmp_path / "foreign", manifest, promote=True)
+    NLU_MODELS.register(tmp_path / "foreign", manifest, promote=True)
     settings.NLU_OOS_THRESHOLD = 0.0  # a 36-sentence model is not confident; the policy is not under test
 
     turn = handle_turn(alice, text="read my emails")

@@ -25,7 +25,7 @@ def test_values_of_different_types_or_far_apart_stay_apart():
 
 
 def test_bio_decoding_continues_a_value_the_tagger_restarted():
-    from assistant.nlu.model import decode_bio
+    from assistant.nlu.tagging import decode_bio
 
     text = "bake 12 oatmeal cookies in london england"
     tags = ["O", "O", "B-food_type", "B-food_type", "O", "B-place", "I-place"]

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
-from assistant.nlu import NluUnavailable, understand
+from assistant.nlu import understand
 from assistant.nlu.seed import seed_examples
+from assistant.registry import ModelUnavailable as NluUnavailable
 from assistant.text import normalise
 from assistant.turns import TurnContext
 
@@ -94,9 +95,9 @@ def test_odd_input_never_crashes(nlu_model, text):
 
 @pytest.mark.django_db
 def test_no_model_raises_clear_error():
-    from assistant.nlu.registry import reset_loaded
+    from assistant.nlu import NLU_MODELS
 
-    reset_loaded()
+    NLU_MODELS.reset_loaded()
     with pytest.raises(NluUnavailable, match="train_nlu"):
         understand("hello", CTX)
 

@@ -66,9 +66,9 @@ def test_a_failing_stage_gives_an_apology_and_the_turn_is_still_stored(alice, nl
 
 
 def test_a_missing_model_is_a_stage_error_not_a_crash(alice):
-    from assistant.nlu.registry import reset_loaded
+    from assistant.nlu import NLU_MODELS
 
-    reset_loaded()  # a fresh process that has never loaded a model
+    NLU_MODELS.reset_loaded()  # a fresh process that has never loaded a model
     turn = handle_turn(alice, text="play some jazz")
     assert turn.status == Turn.Status.ERROR
     assert turn.response == SORRY

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feedback.models import BargeIn, Feedback, Job, Rephrase, Session, Turn
-from feedback.rephrases import PairFeatures, detect_rephrases, score_features
-from feedback.tasks import REPHRASE_JOB_KIND, detect_rephrases_task
+from feedback.models import BargeIn, Feedback, Rephrase, Session, Turn
+from learning.models import Job
+from learning.rephrases import PairFeatures, detect_rephrases, score_features
+from learning.tasks import detect_rephrases_task
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -86,7 +87,7 @@ def test_no_turns_is_a_clean_no_op():
 def test_task_run_eagerly_updates_the_job_and_continues_from_the_watermark(alice):
     a = _turn(alice, "what is the weather in paris", T0, status=Turn.Status.OUT_OF_SCOPE)
     b = _turn(alice, "weather forecast for paris", T0 + timedelta(seconds=4), intent="weather_query")
-    job = Job.objects.create(kind=REPHRASE_JOB_KIND)
+    job = Job.objects.create(kind=detect_rephrases_task.job_kind)
     detect_rephrases_task.apply(args=[job.pk])
     job.refresh_from_db()
     assert job.status == Job.Status.DONE, job.message
@@ -95,14 +96,14 @@ def test_task_run_eagerly_updates_the_job_and_continues_from_the_watermark(alice
     assert Rephrase.objects.filter(first=a, second=b).exists()
 
     # The next run starts after the watermark: no candidates left.
-    nxt = Job.objects.create(kind=REPHRASE_JOB_KIND)
+    nxt = Job.objects.create(kind=detect_rephrases_task.job_kind)
     detect_rephrases_task.apply(args=[nxt.pk])
     nxt.refresh_from_db()
     assert nxt.status == Job.Status.DONE and nxt.result["candidates"] == 0 and nxt.result["after_id"] == b.pk
 
     # A done job is not run twice; bad params fail the job with a message, not a crash.
     detect_rephrases_task.apply(args=[nxt.pk])
-    bad = Job.objects.create(kind=REPHRASE_JOB_KIND, params={"after_id": "not a number"})
+    bad = Job.objects.create(kind=detect_rephrases_task.job_kind, params={"after_id": "not a number"})
     detect_rephrases_task.apply(args=[bad.pk])
     bad.refresh_from_db()
     assert bad.status == Job.Status.FAILED and "ValueError" in bad.message
@@ -110,7 +111,7 @@ def test_task_run_eagerly_updates_the_job_and_continues_from_the_watermark(alice
 
 
 def test_rephrase_step_runs_before_nlu_training():
-    from feedback.learning import LEARNING_STEPS
+    from learning.cycle import LEARNING_STEPS
 
     names = [s.name for s in LEARNING_STEPS]
     assert "rephrases" in names and names.index("rephrases") < names.index("nlu")
@@ -120,7 +121,7 @@ def test_rephrase_step_runs_before_nlu_training():
 def test_simulator_scores_the_detector_against_true_links(nlu_model):
     from django.conf import settings
 
-    from assistant.simulator.run import SimConfig, run_simulation
+    from simulator.run import SimConfig, run_simulation
 
     shared = settings.BASE_DIR.parent / "shared" / "data" / "slurp"
     goals, pairs = shared / "paraphrase_groups.jsonl", shared / "asr_pairs.jsonl"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.pipeline.rewrite import apply_rewrite, find_rule
+from assistant.rewrite.rules import apply_rewrite, find_rule
 from assistant.turns import NluResult
 from feedback.models import RewriteRule
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from assistant.intents import INTENTS, SLOTS
-from assistant.simulator.data import INTENT_MAP, SLOT_MAP, AsrPair, DataError, load_goals, parse_annotation
-from assistant.simulator.noise import NoiseModel, transmit
-from assistant.simulator.truth import judge, slot_matches
-from assistant.simulator.users import Behaviour, make_user
+from assistant.nlu.labels import SLURP_INTENTS as INTENT_MAP
+from assistant.nlu.labels import SLURP_SLOTS as SLOT_MAP
+from simulator.data import AsrPair, DataError, load_goals, parse_annotation
+from simulator.noise import NoiseModel, transmit
+from simulator.truth import judge, slot_matches
+from simulator.users import Behaviour, make_user
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "slurp"
 

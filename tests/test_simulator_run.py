@@ -11,9 +11,10 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from assistant.simulator.report import strip_run_fields
-from assistant.simulator.run import DEFAULT_START, SimConfig, run_simulation
-from feedback.models import BargeIn, Experiment, Feedback, Job, Session, Turn
+from feedback.models import BargeIn, Experiment, Feedback, Session, Turn
+from learning.models import Job
+from simulator.report import strip_run_fields
+from simulator.run import DEFAULT_START, SimConfig, run_simulation
 from tests.servers import running_daphne
 
 SHARED = Path(settings.BASE_DIR).parent / "shared" / "data" / "slurp"
@@ -51,7 +52,7 @@ def _config(**kw) -> SimConfig:
 @pytest.mark.django_db
 def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_model, tmp_path):
     # Frequent barge-ins and thumbs so that both surely show up in a small run.
-    from assistant.simulator.users import Behaviour
+    from simulator.users import Behaviour
 
     behaviour = Behaviour.with_overrides({"barge_in": "1", "thumbs_down": "1", "thumbs_up": "1"})
     first = run_simulation(_config(behaviour=behaviour))
@@ -152,7 +153,7 @@ def chat_server_url(nlu_model, tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_tiny_run_through_the_chat_websocket(chat_server_url):
-    from assistant.simulator.users import Behaviour
+    from simulator.users import Behaviour
 
     behaviour = Behaviour.with_overrides({"barge_in": "1", "thumbs_up": "1"})
     ws_url = chat_server_url.replace("http://", "ws://") + "/ws/chat/"
@@ -172,7 +173,7 @@ def test_tiny_run_through_the_chat_websocket(chat_server_url):
 
 @pytest.mark.django_db(transaction=True)
 def test_tiny_run_through_the_json_api(live_server_url):
-    from assistant.simulator.users import Behaviour
+    from simulator.users import Behaviour
 
     behaviour = Behaviour.with_overrides({"barge_in": "1", "thumbs_up": "1"})
     report = run_simulation(

@@ -1,4 +1,6 @@
-"""Finding a user's own rows from what a client names. Shared by the API views and `manage.py say`.
+"""Finding a user's own sessions and turns from the ids a client sends, and the user `say` names.
+
+Speakers are found by assistant.world.speakers.find_speaker, the lookup every entry point uses.
 
 Every lookup is scoped to the user: another user's row is simply not found,
 so callers answer "unknown" and never reveal that it exists.
@@ -8,36 +10,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from assistant.api.schema import MAX_ID
-from assistant.models import Device
-from assistant.world.home import room_aliases
+from assistant.world.speakers import MAX_ID
 from feedback.models import Session, Turn
-
-
-def find_speaker(user: AbstractBaseUser, ref: int | str) -> Device | None:
-    """One of the user's speakers, by id, by name, or by room (case-insensitive)."""
-    speakers = Device.objects.filter(home__owner=user, kind=Device.Kind.SPEAKER).select_related("home")
-    if isinstance(ref, int):
-        return speakers.filter(pk=ref).first() if 0 < ref <= MAX_ID else None
-    ref = ref.strip()
-    if not ref:
-        return None
-    if ref.isdigit() and int(ref) <= MAX_ID:
-        by_id = speakers.filter(pk=int(ref)).first()
-        if by_id is not None:
-            return by_id
-    by_name = speakers.filter(name__iexact=ref).first()
-    if by_name is not None:
-        return by_name
-    # A room by its name or one of its aliases ("lounge" is the living room).
-    room = room_aliases().get(ref.lower(), ref)
-    return speakers.filter(room__iexact=room).first()
-
-
-def speaker_names(user: AbstractBaseUser) -> list[str]:
-    """For error messages: what the user could have said instead."""
-    speakers = Device.objects.filter(home__owner=user, kind=Device.Kind.SPEAKER)
-    return [f"{d.name} ({d.room})" for d in speakers]
 
 
 def find_session(user: AbstractBaseUser, session_id: int) -> Session | None:

@@ -16,10 +16,9 @@ from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
 from assistant.text import TextError, check_name, check_utterance
+from assistant.world.speakers import MAX_ID
 
 API_VERSION = "1.0.0"
-# Ids are Postgres bigints: anything larger cannot name a row, and would make the query itself fail.
-MAX_ID = 2**63 - 1
 
 
 def _pydantic(check):

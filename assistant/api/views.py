@@ -19,9 +19,10 @@ from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ValidationError
 
 from assistant.api.auth import AuthFailure, authenticate
-from assistant.api.lookups import find_session, find_speaker, find_turn
+from assistant.api.lookups import find_session, find_turn
 from assistant.api.schema import BargeInIn, FeedbackIn, TurnIn, max_body_bytes, openapi_document
 from assistant.pipeline.turn import TurnInputError, handle_turn
+from assistant.world.speakers import find_speaker
 from feedback.models import BargeIn, Session
 from feedback.store import record_barge_in, record_feedback
 

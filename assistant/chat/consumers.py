@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from assistant.chat import fragments
-from assistant.chat.conversation import find_own_turn, find_speaker, panel_context, turn_view
+from assistant.chat.conversation import find_own_speaker, find_own_turn, panel_context, turn_view
 from assistant.chat.messages import FeedbackMessage, MessageError, SayMessage, parse_message
 from assistant.chat.streaming import ReplyStream
 from assistant.pipeline.turn import TurnInputError, handle_turn
@@ -72,7 +72,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- messages from the page -------------------------------------------------
 
     async def on_say(self, message: SayMessage) -> None:
-        device = await database_sync_to_async(find_speaker)(self.user, message["device"])
+        device = await database_sync_to_async(find_own_speaker)(self.user, message["device"])
         # Speaking over the reply interrupts it before the new utterance is handled.
         await self.barge_in(BargeIn.Source.NEW_MESSAGE)
         key = device.pk if device else None

@@ -18,22 +18,17 @@ from assistant.chat.messages import MessageError
 from assistant.models import Device
 from assistant.world import ensure_home
 from assistant.world.devices import device_summary, media_summary
+from assistant.world.speakers import find_speaker
 from feedback.models import BargeIn, Feedback, Turn
 
 HISTORY_LIMIT = 50
 
 
-def speaker_devices(user: AbstractBaseUser) -> list[Device]:
-    """The speakers in the person's home (made on first visit), the devices they can talk to."""
-    home = ensure_home(user)
-    return list(home.devices.filter(kind=Device.Kind.SPEAKER).order_by("room", "name"))
-
-
-def find_speaker(user: AbstractBaseUser, device_id: int | None) -> Device | None:
-    """One of the person's own speakers by id; another home's id is as unknown as a made-up one."""
+def find_own_speaker(user: AbstractBaseUser, device_id: int | None) -> Device | None:
+    """The speaker a say frame names (assistant.world.speakers.find_speaker), or a MessageError."""
     if device_id is None:
         return None
-    device = Device.objects.filter(pk=device_id, home__owner=user, kind=Device.Kind.SPEAKER).first()
+    device = find_speaker(user, device_id)
     if device is None:
         raise MessageError("Unknown device: choose one of your speakers.", "wrong_device")
     return device

@@ -8,7 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from assistant.chat.conversation import panel_context, recent_turns, speaker_devices
+from assistant.chat.conversation import panel_context, recent_turns
+from assistant.world.speakers import speaker_devices
 
 
 @require_GET

@@ -2,41 +2,36 @@
 
     understand(text, ctx) -> NluResult   (the pipeline's stage 2)
 
-The model is the active `nlu` ModelVersion (assistant/nlu/registry.py): MiniLM
-sentence and word-piece states (assistant/nlu/encoder.py) feeding a calibrated
-intent classifier and a BIO slot tagger (assistant/nlu/model.py), trained by
-assistant/nlu/training.py on the seed utterances (assistant/nlu/seed.py).
+The model is the active version of NLU_MODELS in the model registry
+(assistant/registry.py). Serving code only, by concern:
 
-Importing this package does not import torch; the first understand() call does.
+    encoder.py    the MiniLM encoder (sentence and word-piece states)
+    formats.py    the artifact formats and what a loaded model answers
+    heads.py      the heads model: frozen encoder + intent head + BIO slot head
+    joint.py      the joint model: fine-tuned encoder, heads after every layer, early exit
+    loading.py    an artifact of either format -> a model
+    tagging.py    words, word pieces, BIO labels and spans
+    metrics.py    intent/slot/out-of-scope metrics and calibration error
+    evaluate.py   a model scored on public data or ASR hypotheses
+    seed.py, datasets.py, labels.py   training data: seed templates, importers, label tables
+
+The trainers are in learning/nlu/. Importing this package does not import torch;
+the first understand() call does.
 """
 
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
-from assistant.nlu.errors import NluUnavailable
+from assistant.nlu.loading import load_model
+from assistant.nlu.tagging import join_spans
+from assistant.registry import ModelKind
 from assistant.turns import NluResult, SlotSpan, TurnContext
 
-__all__ = ["NluUnavailable", "understand"]
+__all__ = ["NLU_MODELS", "understand"]
 
-
-# What may stand between two pieces of one slot value: "on | friday" (a tagger
-# that split one value) or "eggs and milk", "kitchen, bedroom" (a list of values).
-_JOINABLE_GAP = re.compile(r"\s*(,|and|&|plus|or)?\s*")
-
-
-def join_spans(text: str, spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    """Merge neighbouring spans of the same type, so each slot carries its whole value."""
-    joined: list[tuple[str, int, int]] = []
-    for kind, start, end in sorted(spans, key=lambda s: s[1]):
-        if joined and joined[-1][0] == kind and _JOINABLE_GAP.fullmatch(text[joined[-1][2] : start]):
-            joined[-1] = (kind, joined[-1][1], end)
-        else:
-            joined.append((kind, start, end))
-    return joined
+NLU_MODELS = ModelKind("nlu", load_model, label="NLU", hint="run `python manage.py train_nlu`")
 
 
 def understand(text: str, ctx: TurnContext | None = None) -> NluResult:
@@ -48,9 +43,7 @@ def understand(text: str, ctx: TurnContext | None = None) -> NluResult:
     """
     if not isinstance(text, str):
         raise TypeError("text must be a string")
-    from assistant.nlu.registry import active_model  # imports the ORM models: not at app loading
-
-    model = active_model()
+    model = NLU_MODELS.model()
     if not text.strip():
         return NluResult(
             text=text, intent=OUT_OF_SCOPE, confidence=0.0, slots={}, out_of_scope=True, model_version=model.version

@@ -29,71 +29,22 @@ from pathlib import Path
 import yaml
 
 from assistant.intents import OUT_OF_SCOPE
+from assistant.nlu.labels import HWU_DROPPED_INTENTS, our_slot_type
 from assistant.nlu.seed import Example
 from assistant.text import normalise
 from assistant.turns import SlotSpan
 
 FORMATS = ("slurp", "hwu", "rasa", "clinc")
 
-# -- intent names ------------------------------------------------------------------------
-# Our intents (assistant/intents.py) use SLURP's names wherever the meaning is the
-# same (iot_hue_lighton, play_music, alarm_set, lists_createoradd, weather_query…),
-# so SLURP names pass through unchanged. Where SLURP is close to one of ours but
-# not the same, the SLURP name is kept rather than folded into ours:
-#   audio_volume_other  mixes "set volume to 5", "unmute" and "volume settings":
-#                       ours splits audio_volume_set / audio_volume_unmute
-#   play_audiobook      includes "resume my audiobook" (no title): ours, play_media,
-#                       needs a title and picks film vs audiobook by device
-#   general_quirky      open chit-chat, not our general_greet
-#   iot_coffee, play_radio, calendar_*, email_*, qa_*, …  no skill here: the
-#                       pipeline answers them as out of scope (skills.resolve)
-# A value of None drops the example (reason "intent dropped: <name>").
-SLURP_INTENT_MAP: dict[str, str | None] = {}
-
-# HWU64 is SLURP's parent collection with the same names, plus eight general_*
-# dialogue acts that SLURP does not have and that no skill here could act on
-# (yes/no/stop/repeat/praise without a dialogue state): dropped, and reported.
-HWU_INTENT_MAP: dict[str, str | None] = {
-    "general_affirm": None,
-    "general_negate": None,
-    "general_confirm": None,
-    "general_dontcare": None,
-    "general_commandstop": None,
-    "general_explain": None,
-    "general_praise": None,
-    "general_repeat": None,
-}
-
-CLINC_INTENT_MAP: dict[str, str | None] = {"oos": OUT_OF_SCOPE}
-RASA_INTENT_MAP: dict[str, str | None] = {"out_of_scope": OUT_OF_SCOPE, "nlu_fallback": OUT_OF_SCOPE}
-
+# -- label names (assistant/nlu/labels.py) ---------------------------------------------------
+# SLURP names pass through unchanged; HWU's extra dialogue acts are dropped; CLINC's and
+# Rasa's out-of-scope classes become ours. A value of None drops the example (reason
+# "intent dropped: <name>"). Slot types go through labels.our_slot_type.
 INTENT_MAPS: dict[str, dict[str, str | None]] = {
-    "slurp": SLURP_INTENT_MAP,
-    "hwu": {**SLURP_INTENT_MAP, **HWU_INTENT_MAP},
-    "clinc": CLINC_INTENT_MAP,
-    "rasa": RASA_INTENT_MAP,
-}
-
-# -- slot types --------------------------------------------------------------------------
-# SLURP/HWU slot types that mean one of ours (assistant.intents.SLOTS), so a SLURP
-# "turn on the [house_place : kitchen] lights" teaches our `room`. Types not listed
-# keep their SLURP name (person, event_name, business_name…): the tagger learns
-# them too, and understand() keeps only the slots the predicted intent takes.
-SLOT_MAP: dict[str, str | None] = {
-    "house_place": "room",
-    "device_type": "device",
-    "color_type": "colour",
-    "place_name": "place",
-    "artist_name": "artist",
-    "song_name": "song",
-    "music_genre": "genre",
-    "playlist_name": "playlist",
-    "movie_name": "title",
-    "audiobook_name": "title",
-    "change_amount": "level",
-    "list_name": "list_name",
-    "time": "time",
-    "date": "date",
+    "slurp": {},
+    "hwu": dict.fromkeys(HWU_DROPPED_INTENTS),
+    "clinc": {"oos": OUT_OF_SCOPE},
+    "rasa": {"out_of_scope": OUT_OF_SCOPE, "nlu_fallback": OUT_OF_SCOPE},
 }
 
 _LABEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -236,10 +187,7 @@ def to_example(row: Labelled, fmt: str, report: ImportReport, source: str = "") 
     taken: list[tuple[int, int]] = []
     cursor = 0
     for raw_type, start, end in sorted(row.spans, key=lambda s: s[1]):
-        kind = SLOT_MAP.get(raw_type, raw_type)
-        if kind is None:
-            report.dropped[f"slot dropped: {raw_type}"] += 1  # the span goes, the example stays
-            continue
+        kind = our_slot_type(raw_type)
         if kind != raw_type:
             report.mapped_slots[f"{raw_type} -> {kind}"] += 1
         if not _LABEL.match(kind):

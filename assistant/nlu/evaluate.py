@@ -8,12 +8,16 @@ is tuned on it.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
+from assistant.nlu import NLU_MODELS
+from assistant.nlu.metrics import prf, ratio, slot_pairs
 from assistant.text import normalise
 
 # SLURP intents whose meaning is ours under the same name. Others that are close
@@ -57,9 +61,7 @@ def slurp_path() -> Path:
 
 def evaluate_slurp(split: str = "test", path: Path | None = None, limit: int | None = None) -> dict:
     """Run the active model over SLURP sentences of `split` (the first `limit` relevant ones)."""
-    from assistant.nlu.registry import active_model
-
-    model = active_model()
+    model = NLU_MODELS.model()
     threshold = settings.NLU_OOS_THRESHOLD
     shared_total = shared_right = foreign_total = foreign_oos = 0
     confusions: Counter = Counter()
@@ -102,21 +104,6 @@ def evaluate_slurp(split: str = "test", path: Path | None = None, limit: int | N
 
 
 # -- evaluate_nlu: any imported file, or ASR hypotheses against their reference's labels ----------
-def _ratio(a: float, b: float) -> float:
-    return round(a / b, 4) if b else 0.0
-
-
-def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
-    p, r = (tp / n_pred if n_pred else 0.0), (tp / n_gold if n_gold else 0.0)
-    return round(p, 4), round(r, 4), round(2 * p * r / (p + r), 4) if p + r else 0.0
-
-
-def _slot_pairs(spans, text: str) -> Counter:
-    """Spans as a multiset of (type, normalised value): comparable across texts (gold
-    reference vs ASR hypothesis), which offsets are not."""
-    return Counter((kind, normalise(text[start:end])) for kind, start, end in spans)
-
-
 def score(
     model,
     items: list[tuple[str, str, Counter]],
@@ -130,9 +117,6 @@ def score(
     threshold); `intent_accuracy_argmax` is the plain top class, for comparisons
     with published numbers. Latency is one single-threaded predict() per item.
     """
-    import time
-
-    import numpy as np
     import torch
 
     threshold = settings.NLU_OOS_THRESHOLD if threshold is None else threshold
@@ -147,7 +131,7 @@ def score(
             best = int(prediction.probs.argmax())
             top = model.intents[best]
             predicted = OUT_OF_SCOPE if prediction.probs[best] < threshold else top
-            rows.append((gold, predicted, top, gold_slots, _slot_pairs(prediction.spans, text)))
+            rows.append((gold, predicted, top, gold_slots, slot_pairs(prediction.spans, text)))
     finally:
         torch.set_num_threads(before)
 
@@ -155,24 +139,24 @@ def score(
     tp_slots = sum(sum((g & p).values()) for _, _, _, g, p in rows)
     n_pred_slots = sum(sum(p.values()) for *_, p in rows)
     n_gold_slots = sum(sum(g.values()) for _, _, _, g, _ in rows)
-    sp, sr, sf = _prf(tp_slots, n_pred_slots, n_gold_slots)
+    sp, sr, sf = prf(tp_slots, n_pred_slots, n_gold_slots)
     per_intent: dict[str, dict] = {}
     for name in sorted({r[0] for r in rows} | {r[1] for r in rows}):
         gold_n = sum(1 for r in rows if r[0] == name)
         pred_n = sum(1 for r in rows if r[1] == name)
         tp = sum(1 for r in rows if r[0] == name and r[1] == name)
-        p, rc, f = _prf(tp, pred_n, gold_n)
+        p, rc, f = prf(tp, pred_n, gold_n)
         per_intent[name] = {"n": gold_n, "accuracy": rc, "precision": p, "recall": rc, "f1": f}
     out = {
         "n": n,
         "model_version": model.version,
         "oos_threshold": threshold,
-        "intent_accuracy": _ratio(sum(r[0] == r[1] for r in rows), n),
-        "intent_accuracy_argmax": _ratio(sum(r[0] == r[2] for r in rows), n),
+        "intent_accuracy": ratio(sum(r[0] == r[1] for r in rows), n),
+        "intent_accuracy_argmax": ratio(sum(r[0] == r[2] for r in rows), n),
         "slot_precision": sp,
         "slot_recall": sr,
         "slot_f1": sf,
-        "exact_match": _ratio(sum(r[0] == r[1] and r[3] == r[4] for r in rows), n),
+        "exact_match": ratio(sum(r[0] == r[1] and r[3] == r[4] for r in rows), n),
         "latency_ms": {
             "p50": round(float(np.percentile(latencies, 50)), 2) if latencies else 0.0,
             "p95": round(float(np.percentile(latencies, 95)), 2) if latencies else 0.0,
@@ -185,9 +169,9 @@ def score(
         pred_oos = sum(1 for r in rows if r[1] == OUT_OF_SCOPE)
         both = sum(1 for r in rows if r[0] == OUT_OF_SCOPE and r[1] == OUT_OF_SCOPE)
         out.update(
-            in_scope_accuracy=_ratio(sum(r[0] == r[1] for r in in_scope), len(in_scope)),
-            oos_precision=_ratio(both, pred_oos),
-            oos_recall=_ratio(both, gold_oos),
+            in_scope_accuracy=ratio(sum(r[0] == r[1] for r in in_scope), len(in_scope)),
+            oos_precision=ratio(both, pred_oos),
+            oos_recall=ratio(both, gold_oos),
         )
     return out
 
@@ -237,4 +221,43 @@ def asr_pair_items(path: Path, limit: int | None, report=None) -> tuple[list[tup
         items.append((normalise(hypothesis), reference.intent, Counter((s.type, s.value) for s in reference.spans)))
         baseline = row.get("pred_intent_on_hyp")
         baseline_right += isinstance(baseline, str) and baseline == gold
-    return items, {"baseline_intent_accuracy": _ratio(baseline_right, len(items)), "baseline": "pred_intent_on_hyp"}
+    return items, {"baseline_intent_accuracy": ratio(baseline_right, len(items)), "baseline": "pred_intent_on_hyp"}
+
+
+def early_exit_table(model, items: list[tuple[str, str, Counter]], pairs: list[tuple[float, float]]) -> list[dict]:
+    """Accuracy, slot F1, mean layers run and p50/mean latency (single thread) per
+    (threshold, slot_threshold) pair, on evaluate.py's (text, gold intent, gold slot pairs) items."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    index = {name: k for k, name in enumerate(model.intents)}
+    out = []
+    try:
+        for threshold, slot_threshold in pairs:
+            right, layers, ms, tp, n_pred, n_gold = 0, [], [], 0, 0, 0
+            for text, gold, gold_slots in items:
+                started = time.perf_counter()
+                pred = model.predict(text, threshold=threshold, slot_threshold=slot_threshold)
+                ms.append((time.perf_counter() - started) * 1000.0)
+                layers.append(pred.layers)
+                right += int(pred.probs.argmax()) == index.get(gold, -1)
+                found = slot_pairs(pred.spans, text)
+                tp += sum((found & gold_slots).values())
+                n_pred += sum(found.values())
+                n_gold += sum(gold_slots.values())
+            out.append(
+                {
+                    "threshold": threshold,
+                    "slot_threshold": slot_threshold,
+                    "intent_accuracy": round(right / max(1, len(items)), 4),
+                    "slot_f1": round(2 * tp / max(1, n_pred + n_gold), 4),
+                    "mean_layers": round(float(np.mean(layers)), 3),
+                    "compute_saving": round(1.0 - float(np.mean(layers)) / model.n_layers, 4),
+                    "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                    "mean_ms": round(float(np.mean(ms)), 2),
+                }
+            )
+    finally:
+        torch.set_num_threads(before)
+    return out

@@ -26,8 +26,8 @@ from assistant import nlu, skills
 from assistant.intents import OUT_OF_SCOPE
 from assistant.models import Device, Home
 from assistant.pipeline.asr import recognise
-from assistant.pipeline.rewrite import apply_rewrite
 from assistant.pipeline.trace import StageFailed, Trace
+from assistant.rewrite.rules import apply_rewrite
 from assistant.text import TextError, check_utterance
 from assistant.turns import Action, Hypothesis, NluResult, SkillResult, TurnContext
 from assistant.world import broadcast_device_changes, ensure_home

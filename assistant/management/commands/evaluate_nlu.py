@@ -48,10 +48,12 @@ class Command(BaseCommand):
             raise CommandError("give --data FILE and/or --asr-pairs FILE")
         if options["limit"] is not None and options["limit"] < 1:
             raise CommandError("--limit must be at least 1")
+        from assistant.artifacts import ArtifactError
+        from assistant.nlu import NLU_MODELS
         from assistant.nlu.datasets import DatasetError, ImportReport, detect_format
-        from assistant.nlu.errors import NluUnavailable
-        from assistant.nlu.evaluate import asr_pair_items, file_items, score
-        from assistant.nlu.model import ArtifactError, load_model
+        from assistant.nlu.evaluate import asr_pair_items, early_exit_table, file_items, score
+        from assistant.nlu.loading import load_model
+        from assistant.registry import ModelUnavailable
 
         thresholds = self._floats(options, "exit_thresholds")
         slot_thresholds = self._floats(options, "slot_exit_thresholds")
@@ -59,13 +61,8 @@ class Command(BaseCommand):
 
         started = time.perf_counter()
         try:
-            if options["model"] is not None:
-                model = load_model(options["model"])
-            else:
-                from assistant.nlu.registry import active_model
-
-                model = active_model()
-        except (ArtifactError, NluUnavailable) as exc:
+            model = load_model(options["model"]) if options["model"] is not None else NLU_MODELS.model()
+        except (ArtifactError, ModelUnavailable) as exc:
             raise CommandError(str(exc)) from exc
 
         load_seconds = round(time.perf_counter() - started, 3)
@@ -82,8 +79,6 @@ class Command(BaseCommand):
                     data=str(options["data"]), format=fmt, split=options["split"], import_report=report.as_dict()
                 )
                 if thresholds and hasattr(model, "n_layers"):
-                    from assistant.nlu.joint import early_exit_table
-
                     pairs = [(t, s) for t in thresholds for s in slot_thresholds or [model.slot_threshold]]
                     result["early_exit"] = early_exit_table(model, items, pairs)
                     result["early_exit_default"] = {

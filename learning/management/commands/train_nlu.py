@@ -1,0 +1,179 @@
+"""Train the NLU on the seed utterances, register it and make it the active version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Train the NLU model on the seed utterances, register it and promote it."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            help="Do nothing when an active NLU version with an artifact on disk exists.",
+        )
+        parser.add_argument("--out", type=Path, default=None, help="Folder for versions (default MODEL_DIR/nlu).")
+        parser.add_argument("--force", action="store_true", help="Retrain even if the data did not change.")
+        parser.add_argument("--no-promote", action="store_true", help="Register as a candidate only.")
+        parser.add_argument(
+            "--force-promote",
+            action="store_true",
+            help="Promote even if the version regresses on validation (skips the promotion gate).",
+        )
+        parser.add_argument(
+            "--architecture",
+            default="heads",
+            choices=("heads", "joint"),
+            help="heads: frozen MiniLM + trained heads (default); joint: fine-tuned MiniLM with early exit.",
+        )
+        parser.add_argument(
+            "--data",
+            action="append",
+            type=Path,
+            default=[],
+            metavar="FILE",
+            help="Training file to merge with the seed examples (repeatable): SLURP/HWU JSONL, Rasa YAML, CLINC JSON.",
+        )
+        parser.add_argument(
+            "--format",
+            default="auto",
+            choices=("auto", "slurp", "hwu", "rasa", "clinc"),
+            help="Format of every --data file (default: guess from each file).",
+        )
+        parser.add_argument(
+            "--split",
+            default=None,
+            help="Only rows of this split where a file has a `split` field (e.g. devel); CLINC defaults to train.",
+        )
+        parser.add_argument("--no-seed", action="store_true", help="Train on the --data files only.")
+
+    def handle(self, *args, **options) -> None:
+        # Only the registry here: --if-missing must answer without importing torch.
+        from assistant.nlu import NLU_MODELS
+        from assistant.registry import RegistryError
+
+        if options["if_missing"]:
+            active = NLU_MODELS.active_artifact()
+            if active is not None:
+                self.stdout.write(f"NLU {active.version} is active ({active.path}); nothing to do.")
+                return
+
+        from learning.nlu.run import TrainingError
+        from learning.nlu.service import train_and_register
+
+        last = [-1.0]
+
+        def progress(fraction: float, message: str) -> None:
+            if fraction - last[0] >= 0.1 or fraction >= 1.0:
+                last[0] = fraction
+                self.stdout.write(f"  {fraction:4.0%}  {message}")
+
+        examples = None
+        if options["data"]:
+            examples = self._imported_examples(options)
+        elif options["no_seed"]:
+            raise CommandError("--no-seed needs at least one --data file")
+
+        try:
+            outcome = train_and_register(
+                examples,
+                out_base=options["out"],
+                force=options["force"],
+                promote=not options["no_promote"],
+                force_promote=options["force_promote"],
+                architecture=options["architecture"],
+                progress=progress,
+            )
+        except (TrainingError, RegistryError, FileExistsError) as exc:
+            raise CommandError(str(exc)) from exc
+
+        self.stdout.write("Examples per intent:")
+        for intent, count in outcome.counts.items():
+            self.stdout.write(f"  {intent:24s} {count:5d}")
+        if outcome.skipped:
+            self.stdout.write(self.style.WARNING(f"Skipped retraining: {outcome.reason}."))
+        metrics = outcome.manifest.get("metrics", {}).get("validation", {})
+        if metrics:
+            slots = metrics.get("slots", {})
+            oos = (
+                f"OOS precision {metrics['oos_precision']:.3f} recall {metrics['oos_recall']:.3f}"
+                if "oos_recall" in metrics
+                else "no out-of-scope examples"
+            )
+            self.stdout.write(
+                "Validation (held-out templates, {n} examples): intent accuracy {acc:.3f}, {oos}, "
+                "slot F1 {f1:.3f} (P {p:.3f} R {r:.3f}), "
+                "ECE {ece:.3f} (uncalibrated {ece0:.3f}), temperature {t:.2f}".format(
+                    n=metrics.get("examples", 0),
+                    acc=metrics.get("intent_accuracy", 0.0),
+                    oos=oos,
+                    f1=slots.get("f1", 0.0),
+                    p=slots.get("precision", 0.0),
+                    r=slots.get("recall", 0.0),
+                    ece=metrics.get("ece", 0.0),
+                    ece0=metrics.get("ece_uncalibrated", 0.0),
+                    t=metrics.get("temperature", 1.0),
+                )
+            )
+        if not outcome.skipped and outcome.gate_note:
+            style = self.style.SUCCESS if outcome.promoted else self.style.WARNING
+            self.stdout.write(style(f"Promotion gate: {outcome.gate_note}"))
+        if not outcome.skipped and outcome.version is not None:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Registered NLU {outcome.version.version} ({outcome.version.status}) at {outcome.version.path} "
+                    f"in {outcome.manifest.get('train_seconds', 0):.1f}s"
+                )
+            )
+
+    def _imported_examples(self, options: dict) -> list:
+        from assistant.intents import OUT_OF_SCOPE
+        from assistant.nlu.datasets import DatasetError
+        from learning.nlu.service import training_examples
+
+        try:
+            examples, report = training_examples(
+                options["data"], fmt=options["format"], split=options["split"], with_seed=not options["no_seed"]
+            )
+        except DatasetError as exc:
+            raise CommandError(str(exc)) from exc
+        for f in report.files:
+            split = f", {f['split']}" if f["split"] else ""
+            self.stdout.write(f"Read {f['examples']} examples from {f['path']} ({f['format']}{split})")
+        self._print_report(report, len(examples))
+        if not any(e.intent == OUT_OF_SCOPE for e in examples):
+            self.stdout.write(
+                self.style.WARNING(
+                    "No out_of_scope examples: out of scope will be decided by the confidence threshold alone."
+                )
+            )
+        return examples
+
+    def _print_report(self, report, n_total: int) -> None:
+        from collections import Counter
+
+        if report.seed_examples:
+            self.stdout.write(f"Seed examples: {report.seed_examples}")
+        if report.mapped_intents:
+            self.stdout.write("Intents mapped:")
+            for what, count in sorted(report.mapped_intents.items()):
+                self.stdout.write(f"  {what:40s} {count:6d}")
+        if report.mapped_slots:
+            self.stdout.write("Slot types mapped:")
+            for what, count in sorted(report.mapped_slots.items()):
+                self.stdout.write(f"  {what:40s} {count:6d}")
+        dropped = Counter(report.dropped)
+        self.stdout.write(f"Dropped: {sum(dropped.values())}")
+        for reason, count in sorted(dropped.items()):
+            self.stdout.write(f"  {reason:50s} {count:6d}")
+        self.stdout.write(
+            f"Duplicates removed (same normalised text): {report.duplicates}, "
+            f"of which with different intents: {len(report.conflicts)} (the first source's label kept)"
+        )
+        for text, intents in report.conflicts[:10]:
+            self.stdout.write(f"  {text!r}: {' / '.join(intents)}")
+        self.stdout.write(f"Training examples after merging: {n_total}")

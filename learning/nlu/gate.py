@@ -1,0 +1,77 @@
+"""The NLU's promotion gate: a newly trained NLU version replaces the active one only if it
+does not regress, beyond settings.NLU_PROMOTION_TOLERANCE, on the metrics of its manifest.
+
+Both manifests carry metrics measured on a fixed validation split and the hash of
+that split's examples (`validation_hash`). The figures are compared only when the
+hashes match: on different validation examples a drop or a rise says nothing about
+the models.
+
+A candidate trained on no example of an intent the active version was trained on is
+rejected whatever its metrics: it would stop understanding that intent.
+
+When the splits differ (new training data moved the split, or the active version
+predates validation hashes) the gate cannot compare, and it PROMOTES, saying so in
+the version's note. Why promote: new data is how the assistant is taught, and the
+only other choice, refusing every model trained on changed data, would stop the
+assistant from ever learning; the replaced version stays registered (retired), so
+`manage.py nlu_rollback` undoes the promotion. With no active version there is
+nothing to protect and the candidate is promoted.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from learning.registry import Decision
+
+# (label, path into manifest["metrics"]["validation"]): higher is better for each.
+GATED_METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("intent_accuracy", ("intent_accuracy",)),
+    ("slot_f1", ("slots", "f1")),
+    ("oos_recall", ("oos_recall",)),
+)
+
+
+def _metric(manifest: dict, path: tuple[str, ...]) -> float | None:
+    value: object = (manifest.get("metrics") or {}).get("validation") or {}
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def decide(candidate: dict, active: dict | None, *, tolerance: float | None = None) -> Decision:
+    """Whether `candidate` (a manifest) may replace the `active` version's manifest."""
+    tol = float(settings.NLU_PROMOTION_TOLERANCE if tolerance is None else tolerance)
+    if active is None:
+        return Decision(True, False, "promoted: no active version to compare with")
+    name = active.get("version", "?")
+    # A model that never saw an intent the active one answers would silently drop it
+    # (e.g. one trained on public data only, without the seed utterances of our skills).
+    forgotten = sorted(set(active.get("intent_counts") or {}) - set(candidate.get("intent_counts") or {}))
+    if forgotten:
+        shown = ", ".join(forgotten[:8]) + (f" and {len(forgotten) - 8} more" if len(forgotten) > 8 else "")
+        return Decision(
+            False, False, f"rejected: no training example of {shown}, which {name} understands", tuple(forgotten)
+        )
+    ours, theirs = candidate.get("validation_hash"), active.get("validation_hash")
+    if not ours or not theirs or ours != theirs:
+        why = "the active version records no validation hash" if not theirs else "the validation splits differ"
+        return Decision(True, False, f"promoted without comparison with {name}: {why} (metrics not comparable)")
+    regressions: list[str] = []
+    compared: list[str] = []
+    for label, path in GATED_METRICS:
+        new, old = _metric(candidate, path), _metric(active, path)
+        if new is None or old is None:
+            continue  # a metric one of them lacks (e.g. no OOS examples) cannot regress
+        compared.append(f"{label} {new:.4f} vs {old:.4f}")
+        if new < old - tol:
+            regressions.append(f"{label} {new:.4f} < {old:.4f} - {tol:g}")
+    if regressions:
+        return Decision(
+            False, True, f"rejected: regressed against {name} on " + "; ".join(regressions), tuple(regressions)
+        )
+    return Decision(True, True, f"promoted: no regression beyond {tol:g} against {name} (" + ", ".join(compared) + ")")

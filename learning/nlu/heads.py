@@ -1,0 +1,257 @@
+"""Train an NLU artifact from labelled examples. No database access here.
+
+1 split     a fixed validation split that holds out whole templates (groups)
+2 encode    every utterance once through MiniLM (sentence + word-piece states)
+3 fit       intent head and slot head on the training split (torch, seeded)
+4 calibrate temperature scaling of the intent logits on the validation split
+5 measure   intent accuracy, OOS precision/recall, slot F1, calibration error
+6 refit     both heads on all examples with the same settings; the shipped
+            model keeps the validation temperature (metrics are the split model's)
+7 write     heads.npz + manifest.json into a temp folder, then rename it into place
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from assistant.artifacts import write_artifact
+from assistant.intents import OUT_OF_SCOPE
+from assistant.nlu.encoder import Encoded, encoder_info
+from assistant.nlu.heads import FORMAT, HEADS, Head, slot_features
+from assistant.nlu.metrics import expected_calibration_error, oos_metrics, slot_f1, softmax
+from assistant.nlu.seed import Example
+from assistant.nlu.tagging import piece_labels, spans_from_piece_tags
+from learning.nlu.run import Progress, TrainingRun, fit_temperature
+
+# Settings of the heads; recorded in the manifest. Chosen on the seed validation split.
+HYPER = {
+    "seed": 13,
+    "validation_fraction": 0.2,
+    "intent_hidden": 256,
+    "intent_epochs": 60,
+    "intent_lr": 2e-3,
+    "intent_weight_decay": 1e-3,
+    "intent_dropout": 0.3,
+    "slot_neighbours": True,
+    "slot_hidden": 64,
+    "slot_epochs": 6,
+    "slot_lr": 3e-3,
+    "slot_weight_decay": 1e-4,
+    "slot_dropout": 0.2,
+    "batch_size": 128,
+}
+
+
+@contextlib.contextmanager
+def _training_threads() -> Iterator[None]:
+    """Train with settings.TORCH_THREADS (1 by default): on this 2-core machine a second
+    thread competing with the web server, worker and tests made encoding 3-50x slower."""
+    import torch
+    from django.conf import settings
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(getattr(settings, "TORCH_THREADS", 1))))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fit_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    hidden: int,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    dropout: float,
+    batch_size: int,
+    seed: int,
+) -> Head:
+    """A softmax classifier (optionally one hidden layer) trained with AdamW, deterministically."""
+    import torch
+
+    torch.manual_seed(seed)
+    mean = x.mean(axis=0).astype(np.float32)
+    std = (x.std(axis=0) + 1e-6).astype(np.float32)
+    xs = torch.from_numpy(((x - mean) / std).astype(np.float32))
+    ys = torch.from_numpy(y.astype(np.int64))
+    dim = xs.shape[1]
+    if hidden:
+        net = torch.nn.Sequential(
+            torch.nn.Dropout(dropout),
+            torch.nn.Linear(dim, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(dropout),
+            torch.nn.Linear(hidden, n_classes),
+        )
+    else:
+        net = torch.nn.Sequential(torch.nn.Dropout(dropout), torch.nn.Linear(dim, n_classes))
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * max(1, (len(xs) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    gen = torch.Generator().manual_seed(seed)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(xs), generator=gen)
+        for start in range(0, len(xs), batch_size):
+            idx = order[start : start + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(net(xs[idx]), ys[idx])
+            loss.backward()
+            opt.step()
+            sched.step()
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    layers = tuple(
+        (m.weight.detach().numpy().T.astype(np.float32).copy(), m.bias.detach().numpy().astype(np.float32).copy())
+        for m in linears
+    )
+    return Head(mean=mean, std=std, layers=layers)
+
+
+def _predict_spans(head: Head, labels: list[str], example: Example, enc: Encoded) -> set[tuple[str, int, int]]:
+    if not len(enc.offsets):
+        return set()
+    tag_ids = head.logits(slot_features(enc, HYPER["slot_neighbours"])).argmax(axis=1)
+    return set(spans_from_piece_tags(example.text, enc.offsets, tag_ids, labels))
+
+
+def _fit_heads(
+    examples: list[Example],
+    encs: list[Encoded],
+    idx: list[int],
+    intents: list[str],
+    labels: list[str],
+    token_y: list[np.ndarray],
+) -> tuple[Head, Head]:
+    intent_index = {name: i for i, name in enumerate(intents)}
+    xs = np.stack([encs[i].sentence for i in idx])
+    ys = np.array([intent_index[examples[i].intent] for i in idx])
+    intent_head = fit_head(
+        xs,
+        ys,
+        len(intents),
+        hidden=HYPER["intent_hidden"],
+        epochs=HYPER["intent_epochs"],
+        lr=HYPER["intent_lr"],
+        weight_decay=HYPER["intent_weight_decay"],
+        dropout=HYPER["intent_dropout"],
+        batch_size=HYPER["batch_size"],
+        seed=HYPER["seed"],
+    )
+    tx = np.concatenate([slot_features(encs[i], HYPER["slot_neighbours"]) for i in idx if len(encs[i].offsets)])
+    ty = np.concatenate([token_y[i] for i in idx if len(encs[i].offsets)])
+    slot_head = fit_head(
+        tx,
+        ty,
+        len(labels),
+        hidden=HYPER["slot_hidden"],
+        epochs=HYPER["slot_epochs"],
+        lr=HYPER["slot_lr"],
+        weight_decay=HYPER["slot_weight_decay"],
+        dropout=HYPER["slot_dropout"],
+        batch_size=HYPER["batch_size"] * 4,
+        seed=HYPER["seed"] + 1,
+    )
+    return intent_head, slot_head
+
+
+def evaluate(
+    examples: list[Example],
+    encs: list[Encoded],
+    idx: list[int],
+    intents: list[str],
+    labels: list[str],
+    intent_head: Head,
+    slot_head: Head,
+    temperature: float,
+) -> dict:
+    """Intent accuracy, per-intent recall, OOS precision/recall, ECE and slot F1 on `idx`."""
+    if not idx:
+        return {}
+    intent_index = {name: i for i, name in enumerate(intents)}
+    y = np.array([intent_index[examples[i].intent] for i in idx])
+    logits = intent_head.logits(np.stack([encs[i].sentence for i in idx]))
+    probs = softmax(logits / temperature)
+    pred = probs.argmax(axis=1)
+    per_intent = {name: round(float((pred[y == k] == k).mean()), 4) for k, name in enumerate(intents) if (y == k).any()}
+    gold_spans = [{(s.type, s.start, s.end) for s in examples[i].spans} for i in idx]
+    pred_spans = [_predict_spans(slot_head, labels, examples[i], encs[i]) for i in idx]
+    return {
+        "examples": len(idx),
+        "intent_accuracy": round(float((pred == y).mean()), 4),
+        "intent_recall_by_intent": per_intent,
+        **oos_metrics(y, pred, intent_index[OUT_OF_SCOPE]),
+        "ece": round(expected_calibration_error(probs, y), 4),
+        "ece_uncalibrated": round(expected_calibration_error(softmax(logits), y), 4),
+        "mean_confidence": round(float(probs.max(axis=1).mean()), 4),
+        "slots": slot_f1(gold_spans, pred_spans),
+    }
+
+
+def train(
+    examples: list[Example],
+    out_dir: Path,
+    *,
+    progress: Progress | None = None,
+    version: str | None = None,
+) -> dict:
+    """Train on `examples` and write a complete artifact to `out_dir` (must not exist yet).
+
+    Returns the manifest. `version` defaults to the folder's name.
+    """
+    from assistant.nlu.encoder import shared_encoder
+
+    out_dir = Path(out_dir)
+    run = TrainingRun.start(examples, out_dir, HYPER["validation_fraction"])
+    report = progress or (lambda fraction, message: None)
+    examples, intents, labels, train_idx, val_idx = run.examples, run.intents, run.labels, run.train_idx, run.val_idx
+    label_index = {name: i for i, name in enumerate(labels)}
+
+    report(0.02, f"encoding {len(examples)} examples")
+    encoder = shared_encoder()
+    with _training_threads():
+        encs: list[Encoded] = []
+        chunk = 512
+        for start in range(0, len(examples), chunk):
+            encs.extend(encoder.encode_batch([e.text for e in examples[start : start + chunk]], batch_size=32))
+            report(0.02 + 0.48 * min(1.0, (start + chunk) / len(examples)), "encoding")
+        token_y = [
+            piece_labels(e.text, e.spans, enc.offsets, label_index) for e, enc in zip(examples, encs, strict=True)
+        ]
+
+        report(0.5, "fitting heads on the training split")
+        intent_head, slot_head = _fit_heads(examples, encs, train_idx, intents, labels, token_y)
+        report(0.7, "calibrating on the validation split")
+        intent_index = {name: i for i, name in enumerate(intents)}
+        if val_idx:
+            val_logits = intent_head.logits(np.stack([encs[i].sentence for i in val_idx]))
+            temperature = fit_temperature(val_logits, np.array([intent_index[examples[i].intent] for i in val_idx]))
+        else:
+            temperature = 1.0
+        metrics = evaluate(examples, encs, val_idx, intents, labels, intent_head, slot_head, temperature)
+        metrics["temperature"] = round(temperature, 4)
+
+        report(0.75, "refitting on all examples")
+        intent_head, slot_head = _fit_heads(examples, encs, list(range(len(examples))), intents, labels, token_y)
+
+    report(0.95, "writing the artifact")
+    arrays = {**intent_head.to_arrays("intent"), **slot_head.to_arrays("slot")}
+    manifest = run.manifest(
+        FORMAT,
+        version or out_dir.name,
+        metrics,
+        encoder=encoder_info(),
+        temperature=temperature,
+        hyperparameters=HYPER,
+    )
+    write_artifact(out_dir, manifest, {HEADS: lambda path: np.savez(path, **arrays)})
+    report(1.0, "done")
+    return manifest
