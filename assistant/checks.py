@@ -25,6 +25,8 @@ def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(Error("DATABASE_URL must be a postgres:// or sqlite:// URL.", id="assistant.E005"))
     if settings.TORCH_THREADS < 1:
         errors.append(Error("TORCH_THREADS must be at least 1.", id="assistant.E006"))
+    if not 1 <= settings.TURN_THREADS <= 64:
+        errors.append(Error("TURN_THREADS must be between 1 and 64.", id="assistant.E009"))
     if settings.API_MAX_BODY_BYTES < 1024:
         errors.append(Error("API_MAX_BODY_BYTES must be at least 1024.", id="assistant.E007"))
     try:

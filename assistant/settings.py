@@ -95,7 +95,22 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("CHANNELS_PREFIX", "asgi")},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # A consumer waits for its next message with a blocking read of up to 5 s
+                        # (channels_redis' brpop_timeout); redis-py 8's default socket timeout is
+                        # also 5 s, so a quiet socket's read timed out first and the consumer was
+                        # closed (1011). The socket timeout must outlast the blocking read.
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                        "socket_keepalive": True,
+                        "health_check_interval": 30,
+                    }
+                ],
+                "prefix": envstr("CHANNELS_PREFIX", "asgi"),
+            },
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -166,6 +181,9 @@ API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 64 * 1024)
 NLU_OOS_THRESHOLD = envfloat("NLU_OOS_THRESHOLD", 0.45)
 # A new NLU version is rejected if a validation metric drops by more than this (learning/nlu/gate.py).
 NLU_PROMOTION_TOLERANCE = envfloat("NLU_PROMOTION_TOLERANCE", 0.01)
+# Threads per web process that run chat turns (assistant/pipeline/threads.py); each holds at
+# most one database connection.
+TURN_THREADS = envint("TURN_THREADS", 4)
 # Threads torch may use for one forward pass.
 TORCH_THREADS = envint("TORCH_THREADS", 1)
 # Public NLU data used by tests, benchmarks and the simulator (never copied in).

@@ -87,7 +87,8 @@ async def test_cancelling_records_how_much_was_heard():
     cut = stream.interruption()
     assert cut.offset_words == len(sent) >= 2
     assert cut.offset_words < 6
-    assert 15 <= cut.offset_ms < 200
+    # At least the words' own pacing had passed (no upper bound: a busy machine may be slower).
+    assert cut.offset_ms >= max(15, (cut.offset_words - 1) * 20)
     assert not stream.complete and not stream.finished
 
 

@@ -5,6 +5,11 @@ pipeline.handle_turn, barge-ins and feedback are stored by feedback.store, and
 HTML comes from chat.fragments. What lives here is the socket's own state: the
 reply being spoken (a ReplyStream run as an asyncio task so the socket keeps
 receiving) and one Session per speaker talked to on this socket.
+
+Turns run on the pipeline's turn threads (assistant/pipeline/threads.py), never on the
+one thread that the process's short database calls share, so a Stop is acted on at once
+however busy the process is: the words stop in the event loop, the barge-in is stored,
+and the exchange is re-rendered from what the socket already knows.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from assistant.chat import fragments
-from assistant.chat.conversation import find_own_speaker, find_own_turn, panel_context, turn_view
+from assistant.chat.conversation import TurnView, find_own_speaker, find_own_turn, panel_context, turn_view
 from assistant.chat.messages import FeedbackMessage, MessageError, SayMessage, parse_message
 from assistant.chat.streaming import ReplyStream
-from assistant.pipeline.turn import TurnInputError, handle_turn
+from assistant.pipeline.threads import handle_turn_async
+from assistant.pipeline.turn import TurnInputError
 from assistant.world import ensure_home, home_group
 from feedback.models import BargeIn, Session, Turn
 from feedback.store import record_barge_in, record_feedback
@@ -34,6 +40,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     group: str | None = None
     stream: ReplyStream | None = None
     stream_task: asyncio.Task | None = None
+    speaking: TurnView | None = None  # the exchange whose reply is being streamed
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -76,7 +83,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Speaking over the reply interrupts it before the new utterance is handled.
         await self.barge_in(BargeIn.Source.NEW_MESSAGE)
         key = device.pk if device else None
-        turn: Turn = await database_sync_to_async(handle_turn)(
+        turn: Turn = await handle_turn_async(
             self.user,
             text=message["text"],
             device=device,
@@ -86,6 +93,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sessions[key] = turn.session
         view = await database_sync_to_async(turn_view)(turn.pk)
         await self.send(fragments.new_turn(view))
+        self.speaking = view
         self.stream = ReplyStream(turn.pk, turn.response, settings.SPEAKING_RATE_WPS)
         self.stream_task = asyncio.create_task(self._speak(self.stream))
         await self.send_panel()
@@ -123,7 +131,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await stream.run(send_word)
             await self.send(fragments.reply_done(stream.turn_id, stream.text))
             if self.stream is stream:  # spoken to the end: nothing left to interrupt
-                self.stream = self.stream_task = None
+                self.stream = self.stream_task = self.speaking = None
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -150,8 +158,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(fragments.reply_done(stream.turn_id, stream.text))
             return False
         cut = stream.interruption()
-        turn = await database_sync_to_async(Turn.objects.get)(pk=stream.turn_id)
-        await database_sync_to_async(record_barge_in)(turn, cut.offset_words, cut.offset_ms, source, user=self.user)
-        view = await database_sync_to_async(turn_view)(turn.pk)
-        await self.send(fragments.interrupted_turn(view))
+        view = self.speaking
+        await database_sync_to_async(_store_barge_in)(
+            self.user, stream.turn_id, cut.offset_words, cut.offset_ms, source
+        )
+        if view is None or view.turn_id != stream.turn_id:
+            view = await database_sync_to_async(turn_view)(stream.turn_id)
+        await self.send(fragments.interrupted_turn(view.cut_at(cut.offset_words)))
         return True
+
+
+def _store_barge_in(user, turn_id: int, offset_words: int, offset_ms: int, source: str) -> None:
+    turn = Turn.objects.get(pk=turn_id)
+    record_barge_in(turn, offset_words, offset_ms, source, user=user)

@@ -7,7 +7,7 @@ that turn an id from the browser into one of the person's own rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +75,13 @@ class TurnView:
             feedback=feedback[-1].kind if feedback else None,
             device_id=turn.session.device_id,
             device_name=turn.session.device.name if turn.session.device else "",
+        )
+
+    def cut_at(self, offset_words: int) -> TurnView:
+        """This exchange as it shows once the reply was interrupted after `offset_words` words."""
+        words = self.response.split()
+        return replace(
+            self, heard=" ".join(words[:offset_words]), unheard=" ".join(words[offset_words:]), interrupted=True
         )
 
 

@@ -91,3 +91,25 @@ def reset_home(home: Home) -> list[int]:
                 changed.append(device.pk)
         MediaPlayer.objects.filter(home=home).update(status="stopped", item={}, queue=[], volume=5, muted=False)
     return changed
+
+
+def get_or_create_user(name: str) -> AbstractBaseUser:
+    """The user called `name`, created (without a usable password) if missing.
+
+    Raises ValueError when `name` is not a valid username, so commands can say
+    so instead of storing a name the login form could never match.
+    """
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import ValidationError
+
+    user_model = get_user_model()
+    field = user_model._meta.get_field(user_model.USERNAME_FIELD)
+    try:
+        name = field.clean(name, None)
+    except ValidationError as exc:
+        raise ValueError(f"{name!r} is not a valid user name: {' '.join(exc.messages)}") from None
+    user, created = user_model._default_manager.get_or_create(**{user_model.USERNAME_FIELD: name})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user

@@ -21,11 +21,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from assistant.api.lookups import get_or_create_user
 from assistant.models import Device, ListItem, Timer
 from assistant.pipeline.turn import handle_turn
 from assistant.world import ensure_home
-from assistant.world.home import reset_home
+from assistant.world.home import get_or_create_user, reset_home
 from feedback.models import Session
 
 STAGES = ("asr", "nlu", "rewrite", "resolve", "execute", "respond")

@@ -9,9 +9,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from assistant.api.lookups import get_or_create_user
 from assistant.models import ApiToken
 from assistant.world import ensure_home
+from assistant.world.home import get_or_create_user
 
 
 class Command(BaseCommand):

@@ -7,10 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from assistant.api.lookups import get_or_create_user
 from assistant.pipeline.turn import TurnInputError, handle_turn
 from assistant.text import TextError, check_utterance
 from assistant.world import ensure_home
+from assistant.world.home import get_or_create_user
 from assistant.world.speakers import find_speaker, speaker_names
 from feedback.models import Session
 
