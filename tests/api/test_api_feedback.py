@@ -6,7 +6,7 @@ import pytest
 
 from assistant.models import ApiToken
 from feedback.models import BargeIn, Feedback
-from tests.test_api_bad_input import assert_error, make_turn, post_raw, snapshot
+from tests.api.test_api_bad_input import assert_error, make_turn, post_raw, snapshot
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from assistant.models import ModelVersion
 from learning.models import Job
 from tests.servers import current_database_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The rephrase detector (feedback/rephrases.py) on handmade turns, its Celery task and learning step."""
+"""The rephrase detector (learning/rephrases.py) on handmade turns, its Celery task and learning step."""
 
 from __future__ import annotations
 

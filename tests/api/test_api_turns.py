@@ -8,7 +8,7 @@ import pytest
 
 from assistant.models import ApiToken, Device
 from feedback.models import Session, Turn
-from tests.test_api_bad_input import assert_error
+from tests.api.test_api_bad_input import assert_error
 
 TURNS = "/api/v1/turns"
 TURN_KEYS = {

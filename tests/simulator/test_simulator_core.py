@@ -16,7 +16,7 @@ from simulator.noise import NoiseModel, transmit
 from simulator.truth import judge, slot_matches
 from simulator.users import Behaviour, make_user
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "slurp"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "slurp"
 
 
 def test_mapping_targets_are_our_labels():
