@@ -17,7 +17,7 @@ def test_the_offline_provider_is_the_default_and_implements_the_interface():
 
 
 def test_the_provider_is_chosen_by_a_setting(settings):
-    settings.WEATHER_PROVIDER = "tests.test_world_weather.AlwaysSunny"
+    settings.WEATHER_PROVIDER = "tests.world.test_world_weather.AlwaysSunny"
     assert isinstance(get_provider(), AlwaysSunny)
 
 
