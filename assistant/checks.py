@@ -29,6 +29,16 @@ def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(Error("TURN_THREADS must be between 1 and 64.", id="assistant.E009"))
     if settings.API_MAX_BODY_BYTES < 1024:
         errors.append(Error("API_MAX_BODY_BYTES must be at least 1024.", id="assistant.E007"))
+    if not 1 <= settings.DB_POOL_SIZE <= 200:
+        errors.append(Error("DB_POOL_SIZE must be between 1 and 200.", id="assistant.E011"))
+    if not settings.DEBUG and settings.SECRET_KEY == settings.DEV_SECRET_KEY:
+        errors.append(
+            Error(
+                "DEBUG is off but SECRET_KEY is the development key: set SECRET_KEY to a long random value "
+                "(or DEBUG=true on a development machine).",
+                id="assistant.E010",
+            )
+        )
     try:
         from django.utils.module_loading import import_string
 

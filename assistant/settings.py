@@ -1,7 +1,7 @@
 """Settings for teachable-assistant.
 
-Everything is read from the environment with defaults that make a fresh
-checkout run with nothing installed beyond Python: a SQLite file, Channels'
+Everything is read from the environment with defaults that are safe in production
+(DEBUG off) and make a fresh checkout run with nothing installed beyond Python: a SQLite file, Channels'
 in-memory layer and Celery over kombu's filesystem transport. DATABASE_URL and
 REDIS_URL switch the database, channel layer, cache and broker to Postgres and
 Redis. Values are validated by system checks in assistant/checks.py.
@@ -10,6 +10,7 @@ Redis. Values are validated by system checks in assistant/checks.py.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -20,8 +21,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = envstr("SECRET_KEY", "dev-only-insecure-key-change-me-in-production-0123456789")
-DEBUG = envbool("DEBUG", True)
+# The development key works only with DEBUG on: a system check (assistant.E010) refuses it otherwise.
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me-in-production-0123456789"
+SECRET_KEY = envstr("SECRET_KEY", DEV_SECRET_KEY)
+# Off unless asked for (`make run` asks): a debug page shows settings and what was posted.
+DEBUG = envbool("DEBUG", False)
 ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -36,6 +40,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "axes",
     "assistant",
     "feedback",
     "teaching",
@@ -53,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out login attempt into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "assistant.urls"
@@ -76,8 +83,24 @@ TEMPLATES = [
 
 # --- Database: DATABASE_URL, else a SQLite file under var/ -------------------
 DATABASE_URL = envstr("DATABASE_URL")
+# Postgres connections per process are bounded by a connection pool (psycopg_pool): under
+# daphne every request runs in a thread of its own, and persistent per-thread connections
+# (CONN_MAX_AGE) grew with the load until Postgres refused new ones. A thread borrows a
+# connection for one request, one chat turn or one job step and gives it back; when all
+# DB_POOL_SIZE are busy the next one waits up to DB_POOL_TIMEOUT seconds (the API then
+# answers 503). Size it so that processes x DB_POOL_SIZE stays below max_connections.
+DB_POOL_SIZE = envint("DB_POOL_SIZE", 8)
+DB_POOL_TIMEOUT = envfloat("DB_POOL_TIMEOUT", 10.0)
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # pg_stat_activity then says which process holds which connection.
+        DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = f"assistant pid {os.getpid()}"
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+        }
 else:
     DATABASES = {
         "default": {
@@ -153,6 +176,19 @@ CELERY_BEAT_SCHEDULE = {
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Login throttling (django-axes, stored in the database so every process sees it): after
+# LOGIN_FAILURE_LIMIT wrong passwords for one user name from one address, that pair is locked
+# out for LOGIN_COOLOFF_MINUTES, even with the right password; a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat"
 LOGOUT_REDIRECT_URL = "login"

@@ -53,6 +53,9 @@ def check_utterance(text: object) -> str:
     limit = settings.MAX_UTTERANCE_CHARS  # read at call time: tests and operators may change it
     if len(text) > limit:
         raise TextError(f"Text is longer than {limit} characters.", "too_long")
+    if not normalise(text):
+        # Only punctuation, symbols or invisible characters (zero-width spaces…): nothing to understand.
+        raise TextError("There are no words in that: say something first.", "no_words")
     return text
 
 

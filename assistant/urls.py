@@ -6,3 +6,7 @@ urlpatterns = [
     path("api/v1/", include("assistant.api.urls")),
     path("", include("assistant.chat.urls")),
 ]
+
+# Under /api/ even the errors Django raises before any view answer JSON.
+handler400 = "assistant.api.views.bad_request"
+handler500 = "assistant.api.views.server_error"

@@ -7,6 +7,8 @@ current test's database, so any test that runs turns asks for `nlu_model`.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -58,6 +60,11 @@ def charlie(db):
 def pytest_configure(config):
     # Tests create many users; the default password hasher is deliberately slow.
     from django.conf import settings
+
+    # pytest-django runs with DEBUG off, where the development key is refused (assistant.E010);
+    # the servers and commands tests start in other processes inherit the test key too.
+    if settings.SECRET_KEY == settings.DEV_SECRET_KEY:
+        settings.SECRET_KEY = os.environ["SECRET_KEY"] = "tests-only-secret-key-" + "x" * 40
 
     # PBKDF2 stays available for tests whose server runs in another process with
     # the real settings (see `server_password`).

@@ -13,8 +13,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import HttpRequest, JsonResponse
+from django.db import OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ValidationError
 
@@ -29,7 +31,7 @@ from feedback.store import record_barge_in, record_feedback
 log = logging.getLogger(__name__)
 
 # Codes our own validators raise (assistant/api/schema.py), passed through as they are.
-_OWN_CODES = {"control_chars", "binary", "empty", "too_long", "text_or_nbest"}
+_OWN_CODES = {"control_chars", "binary", "empty", "no_words", "too_long", "text_or_nbest"}
 # pydantic's error types -> our stable error codes.
 _CODES = {
     "json_invalid": "malformed_json",
@@ -147,6 +149,12 @@ def api_endpoint(*methods: str, auth: bool = True) -> Callable[[ApiView], ApiVie
                 return error_response(exc.status, exc.code, exc.message)
             except TurnInputError as exc:
                 return error_response(400, exc.code, str(exc))
+            except OperationalError:
+                # The database is unreachable or every pooled connection stayed busy (DB_POOL_TIMEOUT).
+                log.exception("API %s %s: database unavailable", request.method, request.path)
+                return error_response(
+                    503, "unavailable", "The service is busy or restarting; retry in a moment.", Retry_After="2"
+                )
             except Exception:
                 log.exception("API %s %s failed", request.method, request.path)
                 return error_response(500, "internal", "Something went wrong on our side; it has been logged.")
@@ -228,3 +236,22 @@ def openapi(request: HttpRequest) -> JsonResponse:
 def not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
     """Anything else under /api/v1/: a JSON 404 rather than an HTML page."""
     return error_response(404, "not_found", "No such API endpoint; see /api/v1/openapi.json.")
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler400: a request Django refused before any view (a Host not in ALLOWED_HOSTS…).
+    Under /api/ the answer is JSON like every other API error."""
+    if _is_api(request):
+        return error_response(400, "bad_request", "Bad request: the Host header is not one this server answers to.")
+    return defaults.bad_request(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: under /api/ a JSON error, elsewhere Django's plain page (never the debug page)."""
+    if _is_api(request):
+        return error_response(500, "internal", "Something went wrong on our side; it has been logged.")
+    return defaults.server_error(request)

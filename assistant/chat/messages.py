@@ -69,8 +69,8 @@ def parse_message(text_data: str | None) -> ClientMessage:
         raise MessageError("That message is too large.", "too_large")
     try:
         data = json.loads(text_data)
-    except ValueError as exc:  # JSONDecodeError and bad unicode escapes
-        raise MessageError("That message is not valid JSON.", "malformed") from exc
+    except (ValueError, RecursionError):  # JSONDecodeError, bad unicode escapes, absurd nesting
+        raise MessageError("That message is not valid JSON.", "malformed") from None
     if not isinstance(data, dict):
         raise MessageError("A message must be a JSON object.", "malformed")
 

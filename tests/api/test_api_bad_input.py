@@ -92,6 +92,13 @@ BAD_TURN_BODIES = [
     pytest.param(b'{"text": "ring \\u0007 bell"}', 400, "control_chars", id="text-bel"),
     pytest.param(b'{"text": "\\u001b[31mred"}', 400, "control_chars", id="text-escape-sequence"),
     pytest.param(b'{"text": "\\ud800"}', 400, "malformed_json", id="text-lone-surrogate"),
+    # Nothing to understand: once stored as a failed turn with a traceback.
+    pytest.param(b'{"text": "\\u200b\\u200b\\u200b"}', 400, "no_words", id="text-zero-width-only"),
+    pytest.param(b'{"text": "?!... ---"}', 400, "no_words", id="text-punctuation-only"),
+    pytest.param(b'{"text": "\\ufeff \\u2060"}', 400, "no_words", id="text-invisible-only"),
+    pytest.param(b'{"nbest": [{"text": "!!!", "confidence": 0.9}]}', 400, "no_words", id="hypothesis-no-words"),
+    # 8,000-deep nesting: once a RecursionError on the socket; a clear 400 here.
+    pytest.param(b'{"text": ' + b"[" * 8000 + b"]" * 8000 + b"}", 400, "malformed_json", id="deeply-nested"),
     pytest.param(b'{"text": "hi", "colour": "red"}', 400, "unknown_field", id="unknown-field"),
     pytest.param(b'{"nbest": "play jazz"}', 400, "wrong_type", id="nbest-string"),
     pytest.param(b'{"nbest": []}', 400, "empty", id="nbest-empty"),
@@ -213,6 +220,9 @@ def test_a_wrong_method_is_a_json_405(client, key, stored, method, path, allow):
         (lambda s: {"text": "hi", "session": s["bob"].session_id}, "unknown_session"),
         (lambda s: {"text": "hi", "device": 999_999_999}, "unknown_device"),
         (lambda s: {"text": "hi", "device": "attic"}, "unknown_device"),
+        # Digits to str.isdigit() but not to int(): once a 500.
+        (lambda s: {"text": "hi", "device": "\u00b2"}, "unknown_device"),
+        (lambda s: {"text": "hi", "device": "\u0661\u0662"}, "unknown_device"),
         (lambda s: {"text": "hi", "device": "<script>alert(1)</script>"}, "unknown_device"),
         (
             lambda s: {
@@ -267,6 +277,7 @@ async def test_through_asgi_bad_requests_are_json_errors_too(async_client):
     """The server runs the ASGI handler (daphne); its request body handling must give the same answers."""
     from asgiref.sync import sync_to_async
     from django.contrib.auth import get_user_model
+    from django.db import connections
 
     user = await sync_to_async(get_user_model().objects.create)(username="asgi")
     key = (await ApiToken.objects.acreate(user=user)).key
@@ -279,3 +290,4 @@ async def test_through_asgi_bad_requests_are_json_errors_too(async_client):
     response = await async_client.post(TURNS, data=b'{"text": "hi"}', content_type="application/json")
     assert_error(response, 401, "not_authenticated")
     assert await Turn.objects.acount() == 0
+    await sync_to_async(connections.close_all)()  # the sync thread's connection, back to the pool

@@ -175,6 +175,38 @@ async def test_it_rejects_a_foreign_origin(alice_cookie):
     await comm.disconnect()
 
 
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        (b"http://testserver:9999", b"testserver"),  # the allowed host, another port: another program's page
+        (b"http://testserver", b"testserver:8000"),
+        (b"https://testserver", b"testserver"),  # an https page cannot have opened this ws:// socket
+        (b"http://testserver", b"evil.example"),  # a Host that is not one of ALLOWED_HOSTS
+        (b"null", b"testserver"),
+        (b"http://testserver:notaport", b"testserver"),
+    ],
+)
+async def test_it_rejects_an_origin_that_is_not_this_exact_site(alice_cookie, origin, host):
+    headers = [(b"origin", origin), (b"host", host), (b"cookie", f"sessionid={alice_cookie}".encode())]
+    comm = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    ok, _ = await comm.connect(timeout=5)
+    assert not ok
+    await comm.disconnect()
+
+
+async def test_it_accepts_the_same_port_and_a_trusted_origin(alice, alice_cookie, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://assistant.example"]
+    cookie = (b"cookie", f"sessionid={alice_cookie}".encode())
+    for origin, host in (
+        (b"http://testserver:8000", b"testserver:8000"),
+        (b"https://assistant.example", b"testserver"),
+    ):
+        comm = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", origin), (b"host", host), cookie])
+        ok, _ = await comm.connect(timeout=5)
+        assert ok, (origin, host)
+        await comm.disconnect()
+
+
 # --- a turn -------------------------------------------------------------------
 
 

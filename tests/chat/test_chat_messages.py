@@ -65,6 +65,10 @@ def test_text_at_the_limit_is_accepted(settings):
         (frame(type="say", text=["hi"], device=""), "wrong_type"),
         (frame(type="say", text="a\x00b", device=""), "control_chars"),
         ('{"type": "say", "text": "a\\ud800b", "device": ""}', "binary"),
+        ("[" * 8000 + "]" * 8000, "malformed"),  # once a RecursionError
+        ('{"type": "say", "device": "", "text": ' + "[" * 8000 + "]" * 8000 + "}", "malformed"),
+        (frame(type="say", text="\u200b\u200b", device=""), "no_words"),
+        (frame(type="say", text="?!?!", device=""), "no_words"),
         (frame(type="say", text="hi", device=1.5), "wrong_type"),
         (frame(type="say", text="hi", device="0"), "wrong_type"),
         (frame(type="say", text="hi", device="1e3"), "wrong_type"),

@@ -68,6 +68,13 @@ def test_an_unknown_device_is_a_clear_error(alice):
     assert not Turn.objects.exists()
 
 
+@pytest.mark.parametrize("device", ["\u00b2", "\u0661", "\uff11"])
+def test_a_device_of_digits_int_cannot_read_is_unknown(alice, device):
+    with pytest.raises(CommandError, match="No speaker named or in"):
+        say("--user", "alice", "--device", device, "hello")
+    assert not Turn.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("", "empty"), ("   ", "empty"), ("x" * 1001, "longer than"), ("a\x00b", "control"), ("\udcff", "Unicode")],
