@@ -217,6 +217,8 @@ API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 64 * 1024)
 NLU_OOS_THRESHOLD = envfloat("NLU_OOS_THRESHOLD", 0.45)
 # A new NLU version is rejected if a validation metric drops by more than this (learning/nlu/gate.py).
 NLU_PROMOTION_TOLERANCE = envfloat("NLU_PROMOTION_TOLERANCE", 0.01)
+# Web processes `manage.py serve` starts on one listening socket (the Procfile's web line).
+WEB_CONCURRENCY = envint("WEB_CONCURRENCY", 1)
 # Threads per web process that run chat turns (assistant/pipeline/threads.py); each holds at
 # most one database connection.
 TURN_THREADS = envint("TURN_THREADS", 4)

@@ -1,4 +1,4 @@
-"""Processes that integration tests start against this test's database: daphne serving the app."""
+"""Processes that integration tests start against this test's database: the web server serving the app."""
 
 from __future__ import annotations
 
@@ -33,10 +33,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_daphne(log_dir: Path, **env_overrides: str) -> Iterator[str]:
-    """daphne serving assistant.asgi:application on this test's database; yields its base URL.
+def running_server(log_dir: Path, *, workers: int = 0, **env_overrides: str) -> Iterator[str]:
+    """The web server (assistant/server.py: daphne) on this test's database; yields its base URL.
 
-    The test must use django_db(transaction=True) so both processes see every write.
+    With `workers`, `manage.py serve --workers N` runs N web processes on one socket instead
+    of a single one. The test must use django_db(transaction=True) so all processes see every write.
     """
     port = free_port()
     env = {
@@ -47,10 +48,14 @@ def running_daphne(log_dir: Path, **env_overrides: str) -> Iterator[str]:
         "DEBUG": "False",
         **env_overrides,
     }
-    log_path = log_dir / "daphne.log"
+    log_path = log_dir / "server.log"
     with log_path.open("wb") as log:
+        if workers:
+            command = [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", str(workers)]
+        else:
+            command = [sys.executable, "-m", "assistant.server", "-b", "127.0.0.1", "-p", str(port)]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "assistant.asgi:application"],
+            command,
             cwd=settings.BASE_DIR,
             env=env,
             stdout=log,
@@ -67,13 +72,13 @@ def running_daphne(log_dir: Path, **env_overrides: str) -> Iterator[str]:
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not start:\n{log_path.read_text(errors='replace')}")
+                raise RuntimeError(f"the server did not start:\n{log_path.read_text(errors='replace')}")
             time.sleep(0.2)
         yield url
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -291,3 +291,15 @@ async def test_through_asgi_bad_requests_are_json_errors_too(async_client):
     assert_error(response, 401, "not_authenticated")
     assert await Turn.objects.acount() == 0
     await sync_to_async(connections.close_all)()  # the sync thread's connection, back to the pool
+
+
+@pytest.mark.parametrize("path", ["/api/v1/turns", "/api/v1/openapi.json", "/api/v1/nothing"])
+def test_a_host_the_server_does_not_answer_to_is_a_json_400(client, path):
+    response = client.get(path, HTTP_HOST="evil.example")
+    assert_error(response, 400, "bad_request")
+
+
+def test_outside_the_api_a_bad_host_keeps_the_plain_page(client):
+    response = client.get("/accounts/login/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")

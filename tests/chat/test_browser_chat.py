@@ -17,7 +17,7 @@ from django.conf import settings
 from assistant.models import Device
 from feedback.models import BargeIn, Feedback, Turn
 from tests.conftest import server_password
-from tests.servers import running_daphne
+from tests.servers import running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -42,7 +42,7 @@ def daphne_server(nlu_model, alice, tmp_path):
         pytest.skip("Debian's chromium is not installed (make browser)")
     server_password(alice, "alice-password-1")  # the server process checks it with the real hashers
     # 2 words a second: slow enough for Stop to land mid-reply
-    with running_daphne(tmp_path, SPEAKING_RATE_WPS="2") as url:
+    with running_server(tmp_path, SPEAKING_RATE_WPS="2") as url:
         yield url
 
 

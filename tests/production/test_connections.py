@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 
 from assistant.models import ApiToken
-from tests.servers import current_database_url, running_daphne
+from tests.servers import current_database_url, running_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,7 +71,7 @@ def test_connections_stay_within_the_pool_under_concurrent_requests(nlu_model, a
                 seen.append(int(row[0]))
                 time.sleep(0.05)
 
-    with running_daphne(tmp_path, DB_POOL_SIZE=str(POOL)) as url:
+    with running_server(tmp_path, DB_POOL_SIZE=str(POOL)) as url:
         _post_turn(url, key, 0)  # load the model first
         server_pid = _server_pid(database)
         sampler = threading.Thread(target=sample, daemon=True)

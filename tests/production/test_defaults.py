@@ -14,7 +14,7 @@ from http.cookiejar import CookieJar
 
 from django.conf import settings
 
-from tests.servers import running_daphne
+from tests.servers import running_server
 
 
 def _environment_without(*names: str) -> dict[str, str]:
@@ -61,7 +61,7 @@ def test_a_failing_login_shows_no_settings_and_no_password(tmp_path):
     dead = "postgres://postgres@127.0.0.1:1/nothing"
     # DEBUG empty: the settings' own default.
     env = {"DATABASE_URL": dead, "SECRET_KEY": "a-real-key-" + "k" * 40, "DEBUG": ""}
-    with running_daphne(tmp_path, **env) as url:
+    with running_server(tmp_path, **env) as url:
         jar = CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         page = opener.open(f"{url}/accounts/login/", timeout=30).read().decode()

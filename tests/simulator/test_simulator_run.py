@@ -15,7 +15,7 @@ from feedback.models import BargeIn, Experiment, Feedback, Session, Turn
 from learning.models import Job
 from simulator.report import strip_run_fields
 from simulator.run import DEFAULT_START, SimConfig, run_simulation
-from tests.servers import running_daphne
+from tests.servers import running_server
 
 SHARED = Path(settings.BASE_DIR).parent / "shared" / "data" / "slurp"
 GOALS, PAIRS = SHARED / "paraphrase_groups.jsonl", SHARED / "asr_pairs.jsonl"
@@ -140,14 +140,14 @@ def test_command_bad_input_is_a_clear_error(tmp_path, args, message):
 @pytest.fixture
 def live_server_url(nlu_model, tmp_path):
     """daphne serving the app on this test's database (transaction=True: both sides see all writes)."""
-    with running_daphne(tmp_path) as url:
+    with running_server(tmp_path) as url:
         yield url
 
 
 @pytest.fixture
 def chat_server_url(nlu_model, tmp_path):
     """daphne speaking at 20 words a second: quick, yet a Stop still lands mid-reply."""
-    with running_daphne(tmp_path, SPEAKING_RATE_WPS="20") as url:
+    with running_server(tmp_path, SPEAKING_RATE_WPS="20") as url:
         yield url
 
 
