@@ -117,7 +117,7 @@ REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "assistant.channel_layer.PooledRedisChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
@@ -130,6 +130,9 @@ if REDIS_URL:
                         "socket_connect_timeout": 5,
                         "socket_keepalive": True,
                         "health_check_interval": 30,
+                        # Per process; a burst waits up to `timeout` s for one (assistant/channel_layer.py).
+                        "max_connections": envint("REDIS_MAX_CONNECTIONS", 100),
+                        "timeout": 10,
                     }
                 ],
                 "prefix": envstr("CHANNELS_PREFIX", "asgi"),

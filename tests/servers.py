@@ -33,11 +33,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(log_dir: Path, *, workers: int = 0, **env_overrides: str) -> Iterator[str]:
-    """The web server (assistant/server.py: daphne) on this test's database; yields its base URL.
+def running_server(log_dir: Path, *, workers: int = 1, **env_overrides: str) -> Iterator[str]:
+    """`manage.py serve --workers N` (web processes of assistant/server.py: daphne, on one
+    socket) on this test's database; yields its base URL.
 
-    With `workers`, `manage.py serve --workers N` runs N web processes on one socket instead
-    of a single one. The test must use django_db(transaction=True) so all processes see every write.
+    The test must use django_db(transaction=True) so all processes see every write.
     """
     port = free_port()
     env = {
@@ -50,10 +50,7 @@ def running_server(log_dir: Path, *, workers: int = 0, **env_overrides: str) -> 
     }
     log_path = log_dir / "server.log"
     with log_path.open("wb") as log:
-        if workers:
-            command = [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", str(workers)]
-        else:
-            command = [sys.executable, "-m", "assistant.server", "-b", "127.0.0.1", "-p", str(port)]
+        command = [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", str(workers)]
         proc = subprocess.Popen(
             command,
             cwd=settings.BASE_DIR,

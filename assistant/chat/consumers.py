@@ -57,8 +57,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         # A closed socket is not a barge-in: nobody stopped the reply, the page went away.
         await self._cancel_stream()
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.group is None:
+            return
+        # A dead entry left in the group would be sent every broadcast for a day: try hard.
+        for attempt in range(3):
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+                return
+            except Exception:
+                if attempt == 2:
+                    log.exception("could not leave group %s", self.group)
+                    return
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
