@@ -62,10 +62,23 @@ class Turn(models.Model):
         default=list, blank=True
     )  # [{stage, input, output, confidence, ms, model_version, error?}]
     total_ms = models.FloatField(default=0)
+    # A client's key for this request (the API's Idempotency-Key, a chat frame's `key`): a retry with
+    # the same key gets this turn back instead of running it, and acting on the home, again.
+    idempotency_key = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["user", "created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="one_turn_per_idempotency_key",
+            )
+        ]
+
+    # Set by handle_turn(): True when an idempotent retry got this stored turn back (not a field).
+    replayed = False
 
     def __str__(self) -> str:
         return f"turn {self.pk}: {self.raw_text[:40]!r}"
@@ -107,6 +120,14 @@ class BargeIn(models.Model):
     offset_ms = models.PositiveIntegerField(help_text="Milliseconds since the reply began.")
     source = models.CharField(max_length=20, choices=Source.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # A client retrying a report (the network dropped the answer) must not make it count twice.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["turn", "offset_words", "offset_ms", "source"], name="one_row_per_barge_in_report"
+            )
+        ]
 
     def as_dict(self) -> dict:
         return {"offset_words": self.offset_words, "offset_ms": self.offset_ms, "source": self.source}

@@ -31,7 +31,8 @@ def record_barge_in(
 
     `user`, when given, must own the turn (the chat socket and the API pass the
     requesting user; internal callers that already own the turn may omit it).
-    Raises ValueError for an unknown source or offsets that do not fit the reply.
+    Raises ValueError for an unknown source or offsets that do not fit the reply. An identical
+    report is stored once: the second returns the first row.
     """
     _check_owner(turn, user)
     if source not in BargeIn.Source.values:
@@ -42,7 +43,11 @@ def record_barge_in(
             raise ValueError(f"`{name}` must be a non-negative integer.")
     if offset_words > len(turn.response_words):
         raise ValueError("`offset_words` is past the end of the reply.")
-    return BargeIn.objects.create(turn=turn, offset_words=offset_words, offset_ms=offset_ms, source=source)
+    # A repeated identical report (a client retrying after a lost answer) is the same barge-in.
+    barge_in, _ = BargeIn.objects.get_or_create(
+        turn=turn, offset_words=offset_words, offset_ms=offset_ms, source=source
+    )
+    return barge_in
 
 
 def record_feedback(turn: Turn, user: AbstractBaseUser, kind: str) -> Feedback:

@@ -219,14 +219,29 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                 "post": {
                     "operationId": "createTurn",
                     "summary": "Run one utterance through the assistant",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[!-~]+$"},
+                            "description": (
+                                "Any unique string per request (a UUID). Sending the same request again with the "
+                                "same key returns the stored turn (header `Idempotent-Replayed: true`) instead of "
+                                "running it, and acting on the home, twice."
+                            ),
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"$ref": _ref("TurnIn")}}},
                     },
                     "responses": {
-                        "201": _json("TurnOut", "The stored turn."),
+                        "201": _json("TurnOut", "The stored turn (or, for a replayed Idempotency-Key, the same one)."),
                         **common_errors,
                         "404": _error("Unknown session or device (or one that is not yours)."),
+                        "422": _error("The Idempotency-Key was already used for another request."),
+                        "503": _error("The database is unavailable or busy; retry (see Retry-After)."),
                     },
                 }
             },

@@ -148,7 +148,8 @@ def api_endpoint(*methods: str, auth: bool = True) -> Callable[[ApiView], ApiVie
             except ApiError as exc:
                 return error_response(exc.status, exc.code, exc.message)
             except TurnInputError as exc:
-                return error_response(400, exc.code, str(exc))
+                # A key reused for another request is well-formed but cannot be processed (IETF draft).
+                return error_response(422 if exc.code == "idempotency_key_reused" else 400, exc.code, str(exc))
             except OperationalError:
                 # The database is unreachable or every pooled connection stayed busy (DB_POOL_TIMEOUT).
                 log.exception("API %s %s: database unavailable", request.method, request.path)
@@ -189,9 +190,13 @@ def turns(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
         device=device,
         session=session,
         channel=Session.Channel.API,
+        # A retry with the same key gets the stored turn back: the client may resend safely.
+        idempotency_key=request.headers.get("Idempotency-Key"),
     )
     response = _turn_json(turn, status=201)
     response["Location"] = reverse("api:turn", args=[turn.pk])
+    if turn.replayed:
+        response["Idempotent-Replayed"] = "true"
     return response
 
 

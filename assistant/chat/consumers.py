@@ -92,17 +92,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         device = await database_sync_to_async(find_own_speaker)(self.user, message["device"])
         # Speaking over the reply interrupts it before the new utterance is handled.
         await self.barge_in(BargeIn.Source.NEW_MESSAGE)
-        key = device.pk if device else None
+        speaker = device.pk if device else None
         turn: Turn = await handle_turn_async(
             self.user,
             text=message["text"],
             device=device,
-            session=self.sessions.get(key),
+            session=self.sessions.get(speaker),
             channel=Session.Channel.WEB,
+            idempotency_key=message.get("key"),
         )
-        self.sessions[key] = turn.session
+        self.sessions[speaker] = turn.session
         view = await database_sync_to_async(turn_view)(turn.pk)
         await self.send(fragments.new_turn(view))
+        if turn.replayed:
+            # The page resent a message whose answer it never got (its socket dropped): show the
+            # stored exchange as it is; it was already said, and nothing in the home runs twice.
+            await self.send(fragments.reply_done(turn.pk, turn.response))
+            return
         self.speaking = view
         self.stream = ReplyStream(turn.pk, turn.response, settings.SPEAKING_RATE_WPS)
         self.stream_task = asyncio.create_task(self._speak(self.stream))

@@ -8,7 +8,7 @@ message or raises MessageError with a sentence fit to show the person.
 from __future__ import annotations
 
 import json
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from assistant.text import TextError, check_utterance
 
@@ -21,6 +21,7 @@ class SayMessage(TypedDict):
     type: Literal["say"]
     text: str
     device: int | None  # a speaker's id; None when the person has no speaker to pick
+    key: NotRequired[str]  # the page's idempotency key: a resent frame gets its stored turn back
 
 
 class StopMessage(TypedDict):
@@ -86,7 +87,13 @@ def parse_message(text_data: str | None) -> ClientMessage:
             raise MessageError(str(exc), exc.code) from None
         device = data["device"]
         device_id = None if device in (None, "") else _positive_id(device, "device")
-        return SayMessage(type="say", text=text, device=device_id)
+        message = SayMessage(type="say", text=text, device=device_id)
+        key = data.get("key")
+        if key not in (None, ""):
+            if not isinstance(key, str):
+                raise MessageError("`key` must be a string.", "wrong_type")
+            message["key"] = key
+        return message
     if kind == "stop":
         return StopMessage(type="stop")
     if kind == "feedback":

@@ -15,11 +15,12 @@ with the error in its trace.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assistant import nlu, skills
@@ -87,6 +88,30 @@ def clean_request(text: str | None = None, nbest: list[dict] | None = None) -> T
         raw_text=hyps[0].text if text is not None else max(hyps, key=lambda h: h.confidence or -1).text,
         is_nbest=nbest is not None,
     )
+
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,100}$")  # printable ASCII, no spaces: what clients put in a header
+
+
+def clean_idempotency_key(key: object) -> str:
+    """A client's idempotency key (1-100 printable ASCII characters), or TurnInputError."""
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise TurnInputError(
+            "An idempotency key is 1 to 100 printable ASCII characters without spaces.", "bad_idempotency_key"
+        )
+    return key
+
+
+def _replayed(user: AbstractBaseUser, key: str, request: TurnRequest) -> Turn | None:
+    """The turn stored for `key`, if any: a retry of that request gets it back unchanged."""
+    turn = Turn.objects.filter(user=user, idempotency_key=key).select_related("session").first()
+    if turn is None:
+        return None
+    nbest = [{"text": h.text, "confidence": h.confidence} for h in request.nbest] if request.is_nbest else None
+    if turn.raw_text != request.raw_text or turn.nbest != nbest:
+        raise TurnInputError("That idempotency key was already used for another request.", "idempotency_key_reused")
+    turn.replayed = True
+    return turn
 
 
 def build_context(user: AbstractBaseUser, device: Device | None, now: datetime) -> TurnContext:
@@ -172,9 +197,17 @@ def handle_turn(
     session: Session | None = None,
     channel: str = Session.Channel.CLI,
     now: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> Turn:
-    """Run one utterance through the whole pipeline and store it as a Turn."""
+    """Run one utterance through the whole pipeline and store it as a Turn.
+
+    With `idempotency_key`, a request already stored under that key (for this user) is not run
+    again: its turn comes back with `replayed` set, and nothing in the home changes twice.
+    """
     request = clean_request(text, nbest)
+    key = clean_idempotency_key(idempotency_key) if idempotency_key is not None else ""
+    if key and (earlier := _replayed(user, key, request)) is not None:
+        return earlier
     now = now or timezone.now()
     if session is not None and session.user_id != user.pk:
         raise TurnInputError("That session belongs to someone else.", "wrong_session")
@@ -183,6 +216,28 @@ def handle_turn(
     ctx = build_context(user, device, now)
 
     trace = Trace()
+    try:
+        turn = _run_and_store(user, request, ctx, trace, device, session, channel, now, key)
+    except IntegrityError:
+        # A twin request with the same key committed first: this one was rolled back whole
+        # (the home's changes included), and the twin's turn is the answer.
+        if not key or (twin := _replayed(user, key, request)) is None:
+            raise
+        return twin
+    return turn
+
+
+def _run_and_store(
+    user: AbstractBaseUser,
+    request: TurnRequest,
+    ctx: TurnContext,
+    trace: Trace,
+    device: Device | None,
+    session: Session | None,
+    channel: str,
+    now: datetime,
+    key: str,
+) -> Turn:
     # One transaction per turn (one commit); the stages run in a savepoint so a
     # failing stage undoes whatever the turn had changed, and the turn is still stored.
     with transaction.atomic():
@@ -209,6 +264,7 @@ def handle_turn(
             context=ctx.as_dict(),
             trace=trace.as_list(),
             total_ms=round(trace.total_ms, 3),
+            idempotency_key=key,
             **fields,
         )
         if changed:

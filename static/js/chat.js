@@ -42,7 +42,33 @@
     el.dataset.state = state;
     el.textContent = label;
   }
-  document.addEventListener("htmx:wsOpen", function () { setConnection("open", "Connected"); });
+  // Every say frame carries a fresh key. Until its exchange (or an error) comes back it is
+  // pending, and a socket that reconnects sends it again with the same key: the server
+  // answers a resent frame with the stored turn instead of running it twice.
+  var pending = null;
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
+    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+  document.addEventListener("htmx:wsConfigSend", function (evt) {
+    var form = evt.target.closest && evt.target.closest("#say-form");
+    if (!form) { return; }
+    evt.detail.parameters.key = newKey();
+    pending = JSON.stringify(evt.detail.parameters);
+  });
+  document.addEventListener("htmx:wsAfterMessage", function (evt) {
+    var message = String(evt.detail.message || "");
+    if (/class="exchange" id="turn-/.test(message) || /id="chat-error"[^>]*>[^<\s]/.test(message)) {
+      pending = null;
+    }
+  });
+  var reconnecting = false;
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    setConnection("open", "Connected");
+    if (reconnecting && pending && evt.detail.socketWrapper) { evt.detail.socketWrapper.send(pending); }
+    reconnecting = false;
+  });
+  document.addEventListener("htmx:wsClose", function () { reconnecting = true; });
   document.addEventListener("htmx:wsClose", function () { setConnection("closed", "Reconnecting…"); });
   document.addEventListener("htmx:wsConnecting", function () { setConnection("connecting", "Connecting…"); });
 

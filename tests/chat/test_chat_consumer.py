@@ -610,3 +610,29 @@ async def test_a_bad_frame_mid_reply_does_not_interrupt_it(nlu_model, alice, ali
         assert not await database_sync_to_async(BargeIn.objects.exists)()
     finally:
         await comm.disconnect()
+
+
+async def test_a_resent_say_frame_gets_its_stored_turn_back(
+    nlu_model, alice, alice_speakers, alice_cookie, fast_speech
+):
+    """The page resends a say frame (same key) after its socket dropped before the answer came."""
+    kitchen, _ = alice_speakers
+    frame = json.dumps({"type": "say", "text": "add milk to my shopping list", "device": str(kitchen.pk), "key": "k-1"})
+    first = await connected(alice_cookie)
+    try:
+        await first.send_to(text_data=frame)
+        turn_id = turn_id_in(await frames_until(first, NEW_TURN, timeout=FIRST_TURN_TIMEOUT))
+    finally:
+        await first.disconnect()
+    second = await connected(alice_cookie)
+    try:
+        await second.send_to(text_data=frame)
+        frames = await frames_until(second, rf'id="status-{turn_id}" hx-swap-oob="true"')
+        assert turn_id_in(frames) == turn_id
+        assert not words_in(frames, turn_id)  # shown whole, not spoken again
+    finally:
+        await second.disconnect()
+    assert await database_sync_to_async(Turn.objects.filter(user=alice).count)() == 1
+    from assistant.models import ListItem
+
+    assert await database_sync_to_async(ListItem.objects.filter(text__icontains="milk").count)() == 1
