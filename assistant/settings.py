@@ -141,7 +141,8 @@ if REDIS_URL:
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+    # A message a dead worker had taken is handed out again after this many seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": envint("BROKER_VISIBILITY_TIMEOUT", 300)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -169,11 +170,21 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Learning jobs go to their own queue so a long training never delays timers: every task
 # named "learning.*" (learning/tasks.py, made with learning.jobs.learning_task).
-CELERY_TASK_ROUTES = {"learning.*": {"queue": "learning"}}
+# The reaper is quick and must not wait behind a long training: it stays on the default queue.
+CELERY_TASK_ROUTES = {"learning.reap_stale_jobs": {"queue": "celery"}, "learning.*": {"queue": "learning"}}
 # What beat runs. Learning jobs are added here by the issues that bring them.
 CELERY_BEAT_SCHEDULE = {
     "ring-due-timers": {"task": "assistant.ring_due_timers", "schedule": 5.0, "options": {"expires": 5}},
+    "reap-stale-jobs": {"task": "learning.reap_stale_jobs", "schedule": 60.0, "options": {"expires": 60}},
 }
+# Learning jobs survive a dead worker (learning/models.py Job, learning/jobs.py): a running job
+# beats every JOB_HEARTBEAT_S; after JOB_STALE_AFTER_S of silence its message may be redelivered
+# (acks_late) and the reaper fails it so it can be retried, at most JOB_MAX_ATTEMPTS times.
+JOB_HEARTBEAT_S = envfloat("JOB_HEARTBEAT_S", 10.0)
+JOB_STALE_AFTER_S = envfloat("JOB_STALE_AFTER_S", 120.0)
+JOB_MAX_ATTEMPTS = envint("JOB_MAX_ATTEMPTS", 3)
+# One message at a time per worker process: a long training must not hold others back.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from feedback.admin import pretty_json
+from learning.jobs import retry_job
 from learning.models import Job
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "status", "progress_percent", "created_at", "started_at", "finished_at")
+    list_display = ("id", "kind", "status", "progress_percent", "attempts", "created_at", "heartbeat_at", "finished_at")
     list_filter = ("kind", "status", "created_at")
     search_fields = ("kind", "message")
     date_hierarchy = "created_at"
@@ -23,10 +25,23 @@ class JobAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "message",
+        "heartbeat_at",
+        "attempts",
         "params_pretty",
         "result_pretty",
     )
     exclude = ("params", "result")
+    actions = ("retry_selected_jobs",)
+
+    @admin.action(description="Retry the selected failed jobs", permissions=["change"])
+    def retry_selected_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        retried = [job.pk for job in queryset if retry_job(job)]
+        skipped = queryset.count() - len(retried)
+        self.message_user(request, f"{len(retried)} job(s) queued again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"{skipped} not retried: only failed jobs with attempts left can be.", messages.WARNING
+            )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

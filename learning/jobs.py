@@ -7,21 +7,31 @@
 
 The Celery task takes only the Job's id. run_job() claims the row (a conditional
 UPDATE, so two workers handed the same id never both run it), hands the work its
-Job and a progress reporter, and finishes the row with the work's message and
-result, or fails it with the exception, whatever went wrong. Settings route every
-task named "learning.*" to the `learning` queue (CELERY_TASK_ROUTES).
+Job and a progress reporter, beats the row's heartbeat while the work runs, and
+finishes the row with the work's message and result, or fails it with the
+exception, whatever went wrong. Settings route every task named "learning.*" to the
+`learning` queue (CELERY_TASK_ROUTES).
+
+A worker killed mid-job (kill -9, out of memory) acknowledged nothing (acks_late):
+the broker hands the message out again and the next worker claims the job once its
+heartbeat is stale; if no message comes back, the reaper fails the job so it can be
+retried (learning.models.Job). Every learning task must therefore be safe to run
+again from the start, which they are: each writes a new version or recomputes rows.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from celery import shared_task
-from django.db import transaction
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
 
 from learning.models import Job
 
@@ -51,17 +61,54 @@ def progress_reporter(job_id: int) -> Progress:
         if fraction < 1.0 and now - last[0] < 0.5 and fraction - last[1] < 0.1:
             return
         last[0], last[1] = now, fraction
-        Job.objects.filter(pk=job_id).update(progress=round(max(0.0, min(1.0, fraction)), 3), message=message[:500])
+        Job.objects.filter(pk=job_id).update(
+            progress=round(max(0.0, min(1.0, fraction)), 3), message=message[:500], heartbeat_at=timezone.now()
+        )
 
     return report
 
 
+class Heartbeat(threading.Thread):
+    """Beats a running job's heartbeat every JOB_HEARTBEAT_S until stopped (its own DB connection)."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(name=f"heartbeat-{job.pk}", daemon=True)
+        self.job = job
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.JOB_HEARTBEAT_S):
+                try:
+                    self.job.beat()
+                except Exception:  # a database hiccup must not end the job; the next beat retries
+                    log.warning("heartbeat of job %s failed", self.job.pk, exc_info=True)
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
+
+
+class AliveElsewhere(Exception):
+    """The job is running on another worker whose heartbeat is fresh: look again later."""
+
+
 def run_job(job_id: int, work: Work) -> Job | None:
-    """Claim the Job row, run `work` on it, finish or fail the row; None if the row was not claimable."""
+    """Claim the Job row, run `work` on it, finish or fail the row; None if the row was not claimable.
+
+    Raises AliveElsewhere when another worker holds the job and still beats (a message handed
+    out again before the first worker was known to be dead).
+    """
     job = Job.claim(job_id)
     if job is None:
-        log.warning("job %s is missing or already running/done; skipped", job_id)
+        if Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).exists():
+            raise AliveElsewhere(job_id)
+        log.warning("job %s is missing, done or given up; skipped", job_id)
         return None
+    heartbeat = Heartbeat(job)
+    heartbeat.start()
     try:
         outcome = work(job, progress_reporter(job_id))
     except Exception as exc:  # the job row must say why, whatever went wrong
@@ -69,6 +116,8 @@ def run_job(job_id: int, work: Work) -> Job | None:
         job.fail(exc)
     else:
         job.finish(outcome.message, outcome.result)
+    finally:
+        heartbeat.stop()
     job.refresh_from_db()
     return job
 
@@ -83,12 +132,28 @@ def learning_task(name: str, *, kind: str, time_limit: int = 1800) -> Callable[[
         raise ValueError(f"learning task names start with 'learning.', not {name!r}")
 
     def decorate(work: Work) -> Any:
-        @shared_task(name=name, time_limit=time_limit, soft_time_limit=time_limit - 60, ignore_result=True)
-        def task(job_id: int) -> None:
-            run_job(job_id, work)
+        # acks_late + reject_on_worker_lost: a worker that dies mid-job leaves the message to be
+        # handed out again (run_job() claims a job again only once its heartbeat is stale).
+        @shared_task(
+            bind=True,
+            name=name,
+            time_limit=time_limit,
+            soft_time_limit=time_limit - 60,
+            ignore_result=True,
+            acks_late=True,
+            reject_on_worker_lost=True,
+        )
+        def task(self, job_id: int) -> None:
+            try:
+                run_job(job_id, work)
+            except AliveElsewhere:
+                # Either that worker finishes it (then this one skips), or its heartbeat goes
+                # stale and this one takes the job over.
+                raise self.retry(countdown=settings.JOB_STALE_AFTER_S, max_retries=None) from None
 
         task.job_kind = kind
         task.work = work
+        _TASKS_BY_KIND[kind] = task
         task.__doc__ = work.__doc__
         return task
 
@@ -114,3 +179,18 @@ def previous_result(job: Job, key: str) -> Any:
         .first()
     )
     return (last.result or {}).get(key) if last else None
+
+
+def retry_job(job: Job) -> bool:
+    """Queue a failed job again (the admin's "Retry"); False unless it is failed and not given up."""
+    if job.status != Job.Status.FAILED or job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        return False
+    task = _TASKS_BY_KIND.get(job.kind)
+    if task is None:
+        return False
+    transaction.on_commit(lambda: task.delay(job.pk))
+    return True
+
+
+# Every learning_task by its Job kind (filled by the decorator), for retry_job().
+_TASKS_BY_KIND: dict[str, Any] = {}

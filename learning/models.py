@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+log = logging.getLogger(__name__)
+
 
 class Job(models.Model):
-    """A background job's durable state: Celery carries only its id."""
+    """A background job's durable state: Celery carries only its id.
+
+    A running job's worker writes `heartbeat_at` every JOB_HEARTBEAT_S seconds. A job
+    whose heartbeat is older than JOB_STALE_AFTER_S lost its worker (killed, out of
+    memory, the machine gone): a redelivered message may claim it again, and the reaper
+    (learning.reap_stale_jobs, on beat) fails it so that it can be retried. After
+    JOB_MAX_ATTEMPTS claims a job is not run again.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -24,6 +37,8 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of its worker.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -32,22 +47,70 @@ class Job(models.Model):
         return f"{self.kind} job {self.pk} ({self.status})"
 
     @classmethod
-    def claim(cls, job_id: int) -> Job | None:
-        """Mark a queued (or failed, being retried) job running; None if it is missing or taken.
+    def stale_before(cls) -> datetime:
+        return timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S)
 
-        A conditional UPDATE, so two workers handed the same id never both run it.
+    @classmethod
+    def claim(cls, job_id: int) -> Job | None:
+        """Mark a job running for this worker; None if it is missing, done, or alive elsewhere.
+
+        Claimable: queued, failed (a retry), or running with a stale heartbeat (its worker
+        died; a redelivered message takes it over). A conditional UPDATE, so two workers
+        handed the same id never both run it.
         """
-        claimed = cls.objects.filter(pk=job_id, status__in=[cls.Status.QUEUED, cls.Status.FAILED]).update(
-            status=cls.Status.RUNNING, started_at=timezone.now(), progress=0.0, message="starting"
+        now = timezone.now()
+        claimable = models.Q(status__in=[cls.Status.QUEUED, cls.Status.FAILED]) | models.Q(
+            status=cls.Status.RUNNING, heartbeat_at__lt=cls.stale_before()
         )
-        return cls.objects.get(pk=job_id) if claimed else None
+        claimed = cls.objects.filter(claimable, pk=job_id, attempts__lt=settings.JOB_MAX_ATTEMPTS).update(
+            status=cls.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            progress=0.0,
+            message="starting",
+            attempts=models.F("attempts") + 1,
+        )
+        if claimed:
+            return cls.objects.get(pk=job_id)
+        gave_up = cls.objects.filter(claimable, pk=job_id, attempts__gte=settings.JOB_MAX_ATTEMPTS).update(
+            status=cls.Status.FAILED,
+            finished_at=now,
+            message=f"given up after {settings.JOB_MAX_ATTEMPTS} attempts",
+        )
+        if gave_up:
+            log.error("job %s given up after %s attempts", job_id, settings.JOB_MAX_ATTEMPTS)
+        return None
+
+    def beat(self) -> None:
+        """A sign of life from the worker running this job."""
+        Job.objects.filter(pk=self.pk, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
 
     def finish(self, message: str, result: dict) -> None:
         Job.objects.filter(pk=self.pk).update(
             status=Job.Status.DONE, progress=1.0, finished_at=timezone.now(), message=message[:2000], result=result
         )
 
-    def fail(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException | str) -> None:
+        message = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         Job.objects.filter(pk=self.pk).update(
-            status=Job.Status.FAILED, finished_at=timezone.now(), message=f"{type(exc).__name__}: {exc}"[:2000]
+            status=Job.Status.FAILED, finished_at=timezone.now(), message=message[:2000]
         )
+
+    @classmethod
+    def reap_stale(cls) -> list[int]:
+        """Fail every running job whose worker stopped beating; returns their ids (they can be retried)."""
+        stale = list(
+            cls.objects.filter(status=cls.Status.RUNNING, heartbeat_at__lt=cls.stale_before()).values_list(
+                "pk", "heartbeat_at"
+            )
+        )
+        reaped = []
+        for pk, heartbeat_at in stale:
+            done = cls.objects.filter(pk=pk, status=cls.Status.RUNNING, heartbeat_at=heartbeat_at).update(
+                status=cls.Status.FAILED,
+                finished_at=timezone.now(),
+                message=f"worker lost: no heartbeat since {heartbeat_at:%Y-%m-%d %H:%M:%S} UTC; retry to run it again",
+            )
+            if done:
+                reaped.append(pk)
+        return reaped

@@ -6,6 +6,8 @@ and the simulator run the cycle.
 
 from __future__ import annotations
 
+from celery import shared_task
+
 from learning.jobs import JobOutcome, Progress, learning_task, previous_result
 from learning.models import Job
 from learning.nlu.service import train_from_params
@@ -38,3 +40,9 @@ def detect_rephrases_task(job: Job, progress: Progress) -> JobOutcome:
         f"({result['created']} new, turns after id {after_id})",
         {**result, "after_id": after_id},
     )
+
+
+@shared_task(name="learning.reap_stale_jobs", time_limit=60, soft_time_limit=50, ignore_result=True)
+def reap_stale_jobs_task() -> list[int]:
+    """Fail the running jobs whose worker stopped beating (beat runs this every minute)."""
+    return Job.reap_stale()

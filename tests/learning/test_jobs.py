@@ -1,0 +1,147 @@
+"""The one job runner survives a dead worker: heartbeats, the reaper, claims of stale jobs,
+retries, and a real worker killed with -9 mid-training whose job is finished by the next one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from learning.jobs import JobOutcome, retry_job, run_job
+from learning.models import Job
+from tests.servers import current_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _stale(job: Job) -> None:
+    Job.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S + 1)
+    )
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat writes on a thread (connection) of its own
+def test_a_running_job_beats_while_its_work_runs(settings):
+    settings.JOB_HEARTBEAT_S = 0.05
+    job = Job.objects.create(kind="test")
+    beats = []
+
+    def work(job, progress):
+        first = Job.objects.get(pk=job.pk).heartbeat_at
+        time.sleep(0.5)
+        beats.append((first, Job.objects.get(pk=job.pk).heartbeat_at))
+        return JobOutcome("ok")
+
+    run_job(job.pk, work)
+    first, later = beats[0]
+    assert later > first
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE and job.attempts == 1
+
+
+@pytest.mark.django_db
+def test_the_reaper_fails_jobs_whose_worker_stopped_beating_and_only_those():
+    now = timezone.now()
+    dead = Job.objects.create(kind="train_nlu", status=Job.Status.RUNNING, heartbeat_at=now, attempts=1)
+    alive = Job.objects.create(kind="train_nlu", status=Job.Status.RUNNING, heartbeat_at=now, attempts=1)
+    _stale(dead)
+    assert Job.reap_stale() == [dead.pk]
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert dead.status == Job.Status.FAILED and dead.message.startswith("worker lost")
+    assert alive.status == Job.Status.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_stale_running_job_can_be_claimed_again_a_live_one_cannot():
+    job = Job.objects.create(kind="test", status=Job.Status.RUNNING, heartbeat_at=timezone.now(), attempts=1)
+    assert Job.claim(job.pk) is None  # alive on another worker
+    _stale(job)
+    claimed = Job.claim(job.pk)  # its worker died: a redelivered message takes it over
+    assert claimed is not None and claimed.attempts == 2
+
+
+@pytest.mark.django_db
+def test_a_job_is_given_up_after_its_attempts(settings):
+    job = Job.objects.create(kind="test", status=Job.Status.FAILED, attempts=settings.JOB_MAX_ATTEMPTS)
+    assert Job.claim(job.pk) is None
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "given up" in job.message
+    assert retry_job(job) is False
+
+
+@pytest.mark.django_db
+def test_a_failed_job_is_retried(django_capture_on_commit_callbacks, nlu_model):
+    from learning.tasks import train_nlu_task
+
+    job = Job.objects.create(kind=train_nlu_task.job_kind, status=Job.Status.FAILED, attempts=1)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert retry_job(job)
+    assert len(callbacks) == 1
+    assert retry_job(Job.objects.create(kind="train_nlu", status=Job.Status.DONE)) is False
+
+
+def _worker(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": current_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "MODEL_DIR": str(settings.MODEL_DIR),
+        "VAR_DIR": str(tmp_path / "var"),
+        # Quick to notice a dead worker, so the test need not wait minutes.
+        "JOB_HEARTBEAT_S": "1",
+        "JOB_STALE_AFTER_S": "4",
+        "BROKER_VISIBILITY_TIMEOUT": "4",
+    }
+    log = tmp_path / f"{name}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "assistant", "worker", "--pool", "solo", "--queues", "learning",
+         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", f"{name}@%h"],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return proc, log
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_worker_is_killed_is_finished_by_the_next_worker(nlu_model, tmp_path):
+    if not settings.REDIS_URL:
+        pytest.skip("needs the Redis broker (make test sets REDIS_URL)")
+    from learning.jobs import start_job
+    from learning.tasks import train_nlu_task
+
+    first, first_log = _worker(tmp_path, "first")
+    second = None
+    try:
+        job = start_job(train_nlu_task, {"force": True})
+        deadline = time.monotonic() + 240
+        while Job.objects.get(pk=job.pk).progress < 0.2:  # well into the training
+            assert time.monotonic() < deadline and first.poll() is None, first_log.read_text()[-3000:]
+            time.sleep(0.2)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING  # what a dead worker leaves
+
+        second, second_log = _worker(tmp_path, "second")
+        while (status := Job.objects.get(pk=job.pk).status) not in (Job.Status.DONE, Job.Status.FAILED):
+            assert time.monotonic() < deadline, second_log.read_text()[-3000:]
+            time.sleep(0.5)
+        job.refresh_from_db()
+        assert status == Job.Status.DONE, job.message
+        assert job.attempts == 2  # the redelivered message claimed it again
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
