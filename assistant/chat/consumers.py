@@ -21,6 +21,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import close_old_connections
 
 from assistant.chat import fragments
 from assistant.chat.conversation import TurnView, find_own_speaker, find_own_turn, panel_context, turn_view
@@ -35,12 +36,33 @@ from feedback.store import record_barge_in, record_feedback
 log = logging.getLogger(__name__)
 
 
+def db(fn):
+    """A short database call off the event loop, on the loop's small thread pool rather than the
+    one thread every socket of the process would otherwise queue on.
+
+    Its connection is released inside the call: asgiref runs the function in a copied context,
+    where channels' own clean-up (outside it) does not see the connection, which then stayed
+    checked out of the pool for good."""
+
+    def call_and_release(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return database_sync_to_async(call_and_release, thread_sensitive=False)
+
+
+PANEL_COALESCE_S = 0.05  # changes arriving together re-render the device panel once
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     # Class-level defaults so disconnect() is safe even when connect() refused the socket.
     group: str | None = None
     stream: ReplyStream | None = None
     stream_task: asyncio.Task | None = None
     speaking: TurnView | None = None  # the exchange whose reply is being streamed
+    panel_task: asyncio.Task | None = None  # a device-panel refresh about to be sent
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -49,7 +71,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.sessions: dict[int | None, Session] = {}
-        home = await database_sync_to_async(ensure_home)(user)
+        home = await db(ensure_home)(user)
         self.group = home_group(home.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -57,6 +79,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         # A closed socket is not a barge-in: nobody stopped the reply, the page went away.
         await self._cancel_stream()
+        if self.panel_task is not None:
+            self.panel_task.cancel()
         if self.group is None:
             return
         # A dead entry left in the group would be sent every broadcast for a day: try hard.
@@ -89,7 +113,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- messages from the page -------------------------------------------------
 
     async def on_say(self, message: SayMessage) -> None:
-        device = await database_sync_to_async(find_own_speaker)(self.user, message["device"])
+        device = await db(find_own_speaker)(self.user, message["device"])
         # Speaking over the reply interrupts it before the new utterance is handled.
         await self.barge_in(BargeIn.Source.NEW_MESSAGE)
         speaker = device.pk if device else None
@@ -102,7 +126,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             idempotency_key=message.get("key"),
         )
         self.sessions[speaker] = turn.session
-        view = await database_sync_to_async(turn_view)(turn.pk)
+        # A new turn has no barge-in or feedback yet: its view needs no query.
+        view = await db(turn_view)(turn.pk) if turn.replayed else TurnView.from_new_turn(turn)
         await self.send(fragments.new_turn(view))
         if turn.replayed:
             # The page resent a message whose answer it never got (its socket dropped): show the
@@ -112,7 +137,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.speaking = view
         self.stream = ReplyStream(turn.pk, turn.response, settings.SPEAKING_RATE_WPS)
         self.stream_task = asyncio.create_task(self._speak(self.stream))
-        await self.send_panel()
+        # Device changes reach the panel through the home's group (devices_changed); the media
+        # player is not a device, so a music turn refreshes the panel itself.
+        if (turn.action or {}).get("skill") == "music":
+            self.request_panel()
 
     async def on_stop(self) -> None:
         if not await self.barge_in(BargeIn.Source.STOP):
@@ -120,22 +148,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(fragments.stop_control(streaming=False))
 
     async def on_feedback(self, message: FeedbackMessage) -> None:
-        turn = await database_sync_to_async(find_own_turn)(self.user, message["turn_id"])
-        await database_sync_to_async(record_feedback)(turn, self.user, message["kind"])
-        view = await database_sync_to_async(turn_view)(turn.pk)
+        turn = await db(find_own_turn)(self.user, message["turn_id"])
+        await db(record_feedback)(turn, self.user, message["kind"])
+        view = await db(turn_view)(turn.pk)
         await self.send(fragments.feedback(view))
 
     # --- messages from the home's group -------------------------------------------
 
     async def devices_changed(self, event: dict[str, Any]) -> None:
-        await self.send_panel()
+        self.request_panel()
 
     async def timer_rang(self, event: dict[str, Any]) -> None:
         await self.send(fragments.notice(str(event.get("text", ""))))
 
-    async def send_panel(self) -> None:
-        context = await database_sync_to_async(panel_context)(self.user)
-        await self.send(fragments.device_panel(context))
+    def request_panel(self) -> None:
+        """Re-render the device panel soon; requests arriving meanwhile are served by the same render."""
+        if self.panel_task is None or self.panel_task.done():
+            self.panel_task = asyncio.create_task(self._send_panel_soon())
+
+    async def _send_panel_soon(self) -> None:
+        await asyncio.sleep(PANEL_COALESCE_S)
+        try:
+            context = await db(panel_context)(self.user)
+            await self.send(fragments.device_panel(context))
+        except Exception:
+            log.exception("could not refresh the device panel")
 
     # --- speaking -----------------------------------------------------------------
 
@@ -175,11 +212,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return False
         cut = stream.interruption()
         view = self.speaking
-        await database_sync_to_async(_store_barge_in)(
-            self.user, stream.turn_id, cut.offset_words, cut.offset_ms, source
-        )
+        await db(_store_barge_in)(self.user, stream.turn_id, cut.offset_words, cut.offset_ms, source)
         if view is None or view.turn_id != stream.turn_id:
-            view = await database_sync_to_async(turn_view)(stream.turn_id)
+            view = await db(turn_view)(stream.turn_id)
         await self.send(fragments.interrupted_turn(view.cut_at(cut.offset_words)))
         return True
 

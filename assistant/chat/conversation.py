@@ -77,6 +77,23 @@ class TurnView:
             device_name=turn.session.device.name if turn.session.device else "",
         )
 
+    @classmethod
+    def from_new_turn(cls, turn: Turn) -> TurnView:
+        """A turn just stored by handle_turn(): no barge-in or feedback yet, its session in hand."""
+        device = turn.session.device
+        return cls(
+            turn_id=turn.pk,
+            created_at=turn.created_at,
+            text=turn.raw_text,
+            response=turn.response,
+            heard=" ".join(turn.response.split()),
+            unheard="",
+            interrupted=False,
+            feedback=None,
+            device_id=device.pk if device else None,
+            device_name=device.name if device else "",
+        )
+
     def cut_at(self, offset_words: int) -> TurnView:
         """This exchange as it shows once the reply was interrupted after `offset_words` words."""
         words = self.response.split()

@@ -122,7 +122,8 @@ class MiniLM:
         # and contiguous: addmm on (in, out) weights is ~2x faster than F.linear for the
         # few-row matrices of one utterance (measured on this CPU).
         add_inference_layout(self.w, self.layers)
-        self._lock = threading.Lock()
+        # No lock around the forward pass: the weights are read-only and torch ops on them are
+        # thread-safe, so the turn threads of a web process encode on all its cores at once.
 
     # -- forward -------------------------------------------------------------
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -158,7 +159,7 @@ class MiniLM:
         import torch
 
         enc = self.tokenizer.encode(text)
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             states = self._forward(torch.tensor([enc.ids]), None)[0].numpy()
         return Encoded(
             sentence=self._pool(states),
@@ -173,7 +174,7 @@ class MiniLM:
         encs = self.tokenizer.encode_batch(texts)
         out: list[Encoded | None] = [None] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 width = max(len(encs[i].ids) for i in idx)

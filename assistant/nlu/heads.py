@@ -84,7 +84,7 @@ class Head:
 
 
 class HeadsModel:
-    """A loaded artifact; `predict` is thread-safe (the encoder serialises its forward pass)."""
+    """A loaded artifact; `predict` is thread-safe and runs on many threads at once."""
 
     def __init__(self, path: Path, manifest: dict, intent_head: Head, slot_head: Head, encoder) -> None:
         self.path = Path(path)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,8 +101,7 @@ class JointModel:
         for i in range(self.n_layers):
             w[f"{i}.intent.w"] = w[f"intent_heads.{i}.weight"].t().contiguous()
             w[f"{i}.slot.w"] = w[f"slot_heads.{i}.weight"].t().contiguous()
-        self.w = w
-        self._lock = threading.Lock()
+        self.w = w  # read-only after this: predict() runs on many threads at once, without a lock
 
     @classmethod
     def load(cls, path: Path, manifest: dict | None = None) -> JointModel:
@@ -154,7 +152,7 @@ class JointModel:
         offsets = tuple(enc.offsets[1:-1])
         w, eps, dim, nh = self.w, self.eps, self.dim, self.heads
         log_k, log_s = math.log(len(self.intents)), math.log(len(self.slot_labels))
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             ids = torch.tensor(enc.ids)
             n = len(enc.ids)
             x = (
