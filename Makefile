@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/assistant
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint format services browser install install-dev clean
+.PHONY: run test lint format services browser install install-dev clean faults bench-load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,25 @@ format: install-dev
 
 test: install-dev services browser lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest
+
+# The fault suite (slow, not part of `make test`): kill -9 a worker and a web process, restart
+# Redis, terminate Postgres connections, each under load, on a database of its own.
+FAULTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/assistant_faults
+FAULTS_ENV = DATABASE_URL=$(FAULTS_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=faults-only-secret-key-0123456789abcdefghijklmnop
+faults: install-dev services
+	@psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'assistant_faults'" | grep -q 1 || createdb -h 127.0.0.1 -U postgres assistant_faults
+	$(FAULTS_ENV) $(BIN)/python manage.py migrate --noinput -v0
+	$(FAULTS_ENV) $(BIN)/python manage.py train_nlu --if-missing
+	$(FAULTS_ENV) $(BIN)/python manage.py faults
+
+# The load benchmark (issue figures: 500 sockets, 50 turns/s, 60 s; the knee with 1 and 2 web processes).
+bench-load: install-dev services
+	@psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'assistant_faults'" | grep -q 1 || createdb -h 127.0.0.1 -U postgres assistant_faults
+	$(FAULTS_ENV) $(BIN)/python manage.py migrate --noinput -v0
+	$(FAULTS_ENV) $(BIN)/python manage.py train_nlu --if-missing
+	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 1 --sockets 500 --rate 50 --duration 60 --json
+	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 1 --sockets 500 --knee 10,15,20,25,30,40,50 --json
+	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 2 --sockets 500 --knee 10,15,20,25,30,40,50 --json
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
