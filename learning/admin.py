@@ -7,7 +7,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from feedback.admin import pretty_json
-from learning.jobs import retry_job
 from learning.models import Job
 
 
@@ -35,7 +34,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed jobs", permissions=["change"])
     def retry_selected_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        retried = [job.pk for job in queryset if retry_job(job)]
+        retried = [job.pk for job in queryset if job.retry()]
         skipped = queryset.count() - len(retried)
         self.message_user(request, f"{len(retried)} job(s) queued again.", messages.SUCCESS)
         if skipped:

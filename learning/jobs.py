@@ -1,6 +1,6 @@
 """The one job runner: every learning task is a `learning_task`, and runs through run_job().
 
-    @learning_task("learning.train_nlu", kind="train_nlu")
+    @learning_task("train_nlu")          # the Celery task "learning.train_nlu", Job kind "train_nlu"
     def train_nlu_task(job: Job, progress: Progress) -> JobOutcome: ...
 
     start_job(train_nlu_task, {"force": True})   # a queued Job row, enqueued once committed
@@ -122,14 +122,13 @@ def run_job(job_id: int, work: Work) -> Job | None:
     return job
 
 
-def learning_task(name: str, *, kind: str, time_limit: int = 1800) -> Callable[[Work], Any]:
+def learning_task(kind: str, *, time_limit: int = 1800) -> Callable[[Work], Any]:
     """Make `work(job, progress) -> JobOutcome` a Celery task taking a Job id, run by run_job().
 
-    `name` must start with "learning." (the settings route those to the learning queue);
-    `kind` is the Job rows' kind.
+    `kind` is the Job rows' kind; the task is named "learning.<kind>" (the settings route
+    those to the learning queue, and Job.retry() sends a job to its task by that name).
     """
-    if not name.startswith("learning."):
-        raise ValueError(f"learning task names start with 'learning.', not {name!r}")
+    name = f"learning.{kind}"
 
     def decorate(work: Work) -> Any:
         # acks_late + reject_on_worker_lost: a worker that dies mid-job leaves the message to be
@@ -153,7 +152,6 @@ def learning_task(name: str, *, kind: str, time_limit: int = 1800) -> Callable[[
 
         task.job_kind = kind
         task.work = work
-        _TASKS_BY_KIND[kind] = task
         task.__doc__ = work.__doc__
         return task
 
@@ -179,18 +177,3 @@ def previous_result(job: Job, key: str) -> Any:
         .first()
     )
     return (last.result or {}).get(key) if last else None
-
-
-def retry_job(job: Job) -> bool:
-    """Queue a failed job again (the admin's "Retry"); False unless it is failed and not given up."""
-    if job.status != Job.Status.FAILED or job.attempts >= settings.JOB_MAX_ATTEMPTS:
-        return False
-    task = _TASKS_BY_KIND.get(job.kind)
-    if task is None:
-        return False
-    transaction.on_commit(lambda: task.delay(job.pk))
-    return True
-
-
-# Every learning_task by its Job kind (filled by the decorator), for retry_job().
-_TASKS_BY_KIND: dict[str, Any] = {}

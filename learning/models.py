@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,22 @@ class Job(models.Model):
         if gave_up:
             log.error("job %s given up after %s attempts", job_id, settings.JOB_MAX_ATTEMPTS)
         return None
+
+    @property
+    def task_name(self) -> str:
+        """The Celery task that runs jobs of this kind (learning.jobs.learning_task names it so)."""
+        return f"learning.{self.kind}"
+
+    def retry(self) -> bool:
+        """Queue a failed job again (the admin's "Retry"); False unless it is failed and not given up.
+
+        Sent by name, so the web process need not import the trainers to retry one.
+        """
+        if self.status != Job.Status.FAILED or self.attempts >= settings.JOB_MAX_ATTEMPTS:
+            return False
+        job_id, name = self.pk, self.task_name
+        transaction.on_commit(lambda: current_app.send_task(name, args=[job_id]))
+        return True
 
     def beat(self) -> None:
         """A sign of life from the worker running this job."""

@@ -14,7 +14,7 @@ from learning.nlu.service import train_from_params
 from learning.rephrases import detect_rephrases
 
 
-@learning_task("learning.train_nlu", kind="train_nlu")
+@learning_task("train_nlu")
 def train_nlu_task(job: Job, progress: Progress) -> JobOutcome:
     """Train the NLU, register it and let the gate promote it.
 
@@ -25,7 +25,7 @@ def train_nlu_task(job: Job, progress: Progress) -> JobOutcome:
     return JobOutcome(message, outcome.as_dict())
 
 
-@learning_task("learning.detect_rephrases", kind="detect_rephrases")
+@learning_task("detect_rephrases")
 def detect_rephrases_task(job: Job, progress: Progress) -> JobOutcome:
     """Detect rephrases among the turns since the last run (params.after_id overrides; null: all turns)."""
     if "after_id" in job.params:

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from learning.jobs import JobOutcome, retry_job, run_job
+from learning.jobs import JobOutcome, run_job
 from learning.models import Job
 from tests.servers import current_database_url
 
@@ -75,7 +75,7 @@ def test_a_job_is_given_up_after_its_attempts(settings):
     assert Job.claim(job.pk) is None
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "given up" in job.message
-    assert retry_job(job) is False
+    assert job.retry() is False
 
 
 @pytest.mark.django_db
@@ -84,9 +84,9 @@ def test_a_failed_job_is_retried(django_capture_on_commit_callbacks, nlu_model):
 
     job = Job.objects.create(kind=train_nlu_task.job_kind, status=Job.Status.FAILED, attempts=1)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert retry_job(job)
+        assert job.retry()
     assert len(callbacks) == 1
-    assert retry_job(Job.objects.create(kind="train_nlu", status=Job.Status.DONE)) is False
+    assert Job.objects.create(kind="train_nlu", status=Job.Status.DONE).retry() is False
 
 
 def _worker(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
