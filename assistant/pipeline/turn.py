@@ -104,7 +104,7 @@ def clean_idempotency_key(key: object) -> str:
 
 def _replayed(user: AbstractBaseUser, key: str, request: TurnRequest) -> Turn | None:
     """The turn stored for `key`, if any: a retry of that request gets it back unchanged."""
-    turn = Turn.objects.filter(user=user, idempotency_key=key).select_related("session").first()
+    turn = Turn.objects.filter(user=user, idempotency_key=key).select_related("session__device").first()
     if turn is None:
         return None
     nbest = [{"text": h.text, "confidence": h.confidence} for h in request.nbest] if request.is_nbest else None

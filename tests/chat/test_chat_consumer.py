@@ -636,3 +636,22 @@ async def test_a_resent_say_frame_gets_its_stored_turn_back(
     from assistant.models import ListItem
 
     assert await database_sync_to_async(ListItem.objects.filter(text__icontains="milk").count)() == 1
+
+
+async def test_the_socket_talks_on_after_a_resent_say_frame(
+    nlu_model, alice, alice_speakers, alice_cookie, fast_speech
+):
+    """Found by the socket fuzzer: the replayed turn's session did not have its device loaded, and
+    the next exchange on that session queried it from the event loop ("Something went wrong")."""
+    kitchen, _ = alice_speakers
+    frame = json.dumps({"type": "say", "text": "what time is it", "device": str(kitchen.pk), "key": "k-2"})
+    comm = await connected(alice_cookie)
+    try:
+        for _ in range(2):
+            await comm.send_to(text_data=frame)
+            first_id = turn_id_in(await frames_until(comm, NEW_TURN, timeout=FIRST_TURN_TIMEOUT))
+        next_id, frames = await say(comm, "tell me a joke", kitchen)
+        assert next_id != first_id
+        assert not [error_text(f) for f in frames if 'id="chat-error"' in f and error_text(f)]
+    finally:
+        await comm.disconnect()
