@@ -122,6 +122,15 @@ class AsrPair:
     reference: str
     hypothesis: str
     headset: bool
+    speaker: str = ""  # one recording session: its headset and far-field microphones share it
+
+
+def _speaker(row: dict, number: int) -> str:
+    """SLURP names a recording `audio-<session>[-headset].flac`: both microphones of one session
+    heard the same speaker say the sentence once."""
+    name = str(row.get("file") or "")
+    stem = name.rsplit("/", 1)[-1].split(".", 1)[0].removesuffix("-headset")
+    return stem or f"line-{number}"
 
 
 def load_asr_pairs(path: Path) -> list[AsrPair]:
@@ -130,7 +139,9 @@ def load_asr_pairs(path: Path) -> list[AsrPair]:
         ref, hyp = row.get("reference"), row.get("hypothesis")
         if not isinstance(ref, str) or not isinstance(hyp, str):
             raise DataError(f"{path}:{number}: a pair needs `reference` and `hypothesis` strings")
-        pairs.append(AsrPair(reference=ref, hypothesis=hyp, headset=bool(row.get("headset"))))
+        pairs.append(
+            AsrPair(reference=ref, hypothesis=hyp, headset=bool(row.get("headset")), speaker=_speaker(row, number))
+        )
     if not pairs:
         raise DataError(f"{path}: no ASR pairs")
     return pairs

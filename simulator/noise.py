@@ -7,10 +7,16 @@ or followed by an inserted word. Corrupting a sentence walks its words and appli
 those per-word rates (smoothed towards the global rate for rare words), drawing
 the replacement or inserted word from what the ASR really produced in that
 context. Rates are scaled by the user's `noise_level`.
+
+A user speaks with one voice: of a sentence's real recordings, a user's come from one
+speaker (chosen by the user's voice and the sentence, as an accent would make the same
+words go wrong the same way), and the noise model's corruption of a sentence is, most of
+the time (VOICE_CONSISTENCY), the one that user's voice gives it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -22,6 +28,11 @@ from simulator.data import AsrPair
 
 START = "<s>"
 SMOOTHING = 2.0  # pseudo-counts pulling a rare word's rates towards the global rate
+VOICE_CONSISTENCY = 0.8  # how often a sentence the model corrupts comes out as the user's voice makes it
+
+
+def _stable_index(key: str, n: int) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % n
 
 
 def _words(text: str) -> list[str]:
@@ -34,7 +45,8 @@ class NoiseModel:
     subs: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # ref word -> hyp words
     dels: Counter = field(default_factory=Counter)  # ref word -> times dropped
     ins: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # previous ref word -> inserted
-    replays: dict[str, list[str]] = field(default_factory=dict)  # reference -> real hypotheses (file order)
+    # reference -> speaker -> that speaker's real hypotheses (file order)
+    replays: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     pairs: int = 0
 
     # -- learning ---------------------------------------------------------
@@ -42,12 +54,12 @@ class NoiseModel:
     def learn(cls, pairs: Iterable[AsrPair]) -> NoiseModel:
         model = cls()
         for pair in pairs:
-            model.add(pair.reference, pair.hypothesis)
+            model.add(pair.reference, pair.hypothesis, pair.speaker)
         return model
 
-    def add(self, reference: str, hypothesis: str) -> None:
+    def add(self, reference: str, hypothesis: str, speaker: str = "") -> None:
         self.pairs += 1
-        self.replays.setdefault(reference, []).append(hypothesis)
+        self.replays.setdefault(reference, {}).setdefault(speaker, []).append(hypothesis)
         ref, hyp = _words(reference), _words(hypothesis)
         self.seen.update(ref)
         self.seen[START] += 1
@@ -135,8 +147,13 @@ class NoiseModel:
                     out.append(extra)
         return " ".join(out) if out else text
 
-    def real_recognitions(self, sentence: str) -> list[str]:
-        return self.replays.get(sentence, [])
+    def real_recognitions(self, sentence: str, voice: str = "") -> list[str]:
+        """Real recognitions of `sentence`: all of them, or with a `voice` those of its one speaker."""
+        by_speaker = self.replays.get(sentence, {})
+        if not voice or not by_speaker:
+            return [h for hyps in by_speaker.values() for h in hyps]
+        speakers = sorted(by_speaker)
+        return by_speaker[speakers[_stable_index(f"{voice}|{sentence}", len(speakers))]]
 
 
 @dataclass(frozen=True)
@@ -145,12 +162,15 @@ class Heard:
     source: str  # "clean", "replay" (a real recognition) or "model" (the learned noise model)
 
 
-def transmit(sentence: str, model: NoiseModel, rng: random.Random, *, noisy: bool, noise_level: float) -> Heard:
-    """Pass one spoken sentence through a user's channel."""
+def transmit(
+    sentence: str, model: NoiseModel, rng: random.Random, *, noisy: bool, noise_level: float, voice: str = ""
+) -> Heard:
+    """Pass one spoken sentence through a user's channel (`voice`: the user's, see the module doc)."""
     if not noisy:
         return Heard(sentence, "clean")
-    real = [h for h in model.real_recognitions(sentence) if h.strip()]  # an empty recognition is no turn
+    real = [h for h in model.real_recognitions(sentence, voice) if h.strip()]  # an empty recognition is no turn
     if real:
         return Heard(real[rng.randrange(len(real))], "replay")
-    text = model.corrupt(sentence, rng, noise_level)
+    consistent = bool(voice) and rng.random() < VOICE_CONSISTENCY
+    text = model.corrupt(sentence, random.Random(f"voice|{voice}|{sentence}") if consistent else rng, noise_level)
     return Heard(text if text.strip() else sentence, "model")

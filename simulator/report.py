@@ -8,20 +8,31 @@ are reported apart under `unsupported`):
   rewrites_fired, wins, losses, failure_points {point: turns}.
 
 Summary: relative_defect_reduction {arm: 1 - last-day defect rate of the arm /
-last-day defect rate of control}, win_loss_ratio (wins / losses over the run),
-false_fire_rate (losses / turns that would have succeeded without the rewrite),
-rephrase_detection {precision, recall, f1, n_detected, n_true} of the product's
-rephrase detector (feedback.Rephrase rows, learning/rephrases.py) against the true
-links, null when the detector did not run (also per day, under days[].all);
-defect_model and failure_point accuracy, null while the product has no such model.
+last-day defect rate of control}, with relative_defect_reduction_ci {arm: [low, high]},
+a 95% percentile-bootstrap interval that resamples users (a user's turns stay together,
+since one user's failures are not independent), win_loss_ratio (wins / losses over the
+run), false_fire_rate (losses / turns that would have succeeded without the rewrite),
+regression_rate (turns a rewrite turned from success into failure / turns that would
+have succeeded without it), rephrase_detection {precision, recall, f1, n_detected,
+n_true} of the product's rephrase detector (feedback.Rephrase rows,
+learning/rephrases.py) against the true links, null when the detector did not run (also
+per day, under days[].all); defect_model {auc, ece, n} of the defect probabilities the
+product stored on its turns against the true outcome (null while none are stored);
+failure_point accuracy, null while the product has no such model.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
 from simulator.truth import FAILURE_POINTS
+
+BOOTSTRAP_SAMPLES = 2000
+ECE_BINS = 10
 
 
 def _rate(num: float, den: float) -> float | None:
@@ -64,6 +75,51 @@ def score_links(
     }
 
 
+def _user_counts(turns: list[dict]) -> np.ndarray:
+    """[[defects, turns] per user] of these turns."""
+    per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for t in turns:
+        per_user[t["user"]][0] += not t["met"]
+        per_user[t["user"]][1] += 1
+    return np.array([per_user[u] for u in sorted(per_user)], dtype=float).reshape(-1, 2)
+
+
+def reduction_interval(arm: list[dict], control: list[dict], seed: int) -> list[float] | None:
+    """95% bootstrap interval of 1 - defect rate(arm) / defect rate(control), resampling users."""
+    a, c = _user_counts(arm), _user_counts(control)
+    if len(a) < 2 or len(c) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))
+    ic = rng.integers(0, len(c), size=(BOOTSTRAP_SAMPLES, len(c)))
+    rate_a = a[ia, 0].sum(axis=1) / a[ia, 1].sum(axis=1)
+    defects_c = c[ic, 0].sum(axis=1)
+    keep = defects_c > 0
+    if not keep.any():
+        return None
+    reduction = 1 - rate_a[keep] / (defects_c[keep] / c[ic, 1].sum(axis=1)[keep])
+    low, high = np.percentile(reduction, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def score_probabilities(outcomes: list[bool], probabilities: list[float]) -> dict[str, float | int | None]:
+    """AUC and expected calibration error (10 equal-width bins) of predicted P(defect) vs true defects."""
+    y = np.asarray(outcomes, dtype=bool)
+    p = np.clip(np.asarray(probabilities, dtype=float), 0.0, 1.0)
+    if len(y) == 0:
+        return {"auc": None, "ece": None, "n": 0}
+    auc = roc_auc_score(y, p) if 0 < y.sum() < len(y) else None
+    bins = np.minimum((p * ECE_BINS).astype(int), ECE_BINS - 1)
+    ece = sum(
+        abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).sum() for b in range(ECE_BINS) if (bins == b).any()
+    )
+    return {
+        "auc": None if auc is None else round(float(auc), 4),
+        "ece": round(float(ece / len(p)), 4),
+        "n": len(p),
+    }
+
+
 def build_report(
     config: Any,
     records: list[dict],
@@ -71,8 +127,10 @@ def build_report(
     all_goals: list,
     goals: list,
     predicted_links: set[tuple[int, int]] | None = None,
+    defect_probabilities: dict[int, float] | None = None,
 ) -> dict:
-    """`predicted_links`: the product's Rephrase rows (first, second turn ids); None if the detector did not run."""
+    """`predicted_links`: the product's Rephrase rows (first, second turn ids); None if the detector did not run.
+    `defect_probabilities`: {turn id: P(defect)} the product stored; None or empty without a defect model."""
     supported_ids = {r["turn_id"] for r in records if r["supported"]}
     if predicted_links is not None:
         # Score on the turns the report covers (links into unsupported goals are left out, like the truth).
@@ -102,6 +160,19 @@ def build_report(
         for arm, stats in last.items()
         if arm != "control"
     }
+    last_day = [r for r in supported if r["day"] == config.days]
+    control_turns = [r for r in last_day if r["arm"] == "control"]
+    reduction_ci = {
+        arm: reduction_interval([r for r in last_day if r["arm"] == arm], control_turns, config.seed)
+        for arm in reduction
+    }
+    regressed = sum(1 for r in supported if r["rewrite_fired"] and r["would_have_succeeded"] and not r["met"])
+    scored = [r for r in supported if defect_probabilities and r["turn_id"] in defect_probabilities]
+    defect_model = (
+        score_probabilities([not r["met"] for r in scored], [defect_probabilities[r["turn_id"]] for r in scored])
+        if scored
+        else None
+    )
     wins = sum(1 for r in supported if r["rewrite_effect"] == "win")
     losses = sum(1 for r in supported if r["rewrite_effect"] == "loss")
     would_have = sum(1 for r in supported if r["would_have_succeeded"])
@@ -119,13 +190,15 @@ def build_report(
         "days": days,
         "summary": {
             "relative_defect_reduction": reduction,
+            "relative_defect_reduction_ci": reduction_ci,
             "win_loss_ratio": round(wins / losses, 4) if losses else None,
             "wins": wins,
             "losses": losses,
             "false_fire_rate": _rate(losses, would_have),
+            "regression_rate": _rate(regressed, would_have),
             "rephrase_detection": score_links(true_links, predicted_links),
             "rephrase_links": len(true_links),
-            "defect_model": None,  # no defect model exists yet
+            "defect_model": defect_model,
             "failure_point": None,  # no failure-point model exists yet
             "turns": len(supported),
             "defect_rate": _rate(sum(1 for r in supported if not r["met"]), len(supported)),

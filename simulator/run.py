@@ -14,34 +14,32 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 
 from assistant.models import Device
 from assistant.world import ensure_home
 from feedback.experiments import arm_for, ensure_experiment, rewrite_arms
+from learning.cycle import LEARNERS, run_learning_cycle, steps_for
 from simulator.data import DEFAULT_TIER, Goal, load_asr_pairs, load_goals
-from simulator.drivers import Driver, make_driver
-from simulator.noise import NoiseModel, transmit
+from simulator.day import Participant, ReferenceReader, user_day
+from simulator.drivers import make_driver
+from simulator.noise import NoiseModel
 from simulator.report import build_report
-from simulator.truth import judge
-from simulator.users import Behaviour, SimUser, make_user
+from simulator.users import Behaviour, make_user
+from simulator.workers import ParticipantRow, UserPool
 
 log = logging.getLogger(__name__)
 
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday; fixed so that runs are comparable
-# Should an assistant ask "did I answer your question?", the user answers truthfully.
-SURVEY_QUESTION = re.compile(r"did (i|that) (answer|help)", re.IGNORECASE)
-MS_PER_WORD = 350  # speaking rate of the reply, for barge-in offsets and timing
 
 
 @dataclass
@@ -61,7 +59,8 @@ class SimConfig:
     behaviour: Behaviour = field(default_factory=Behaviour)
     tag: str | None = None  # usernames sim-<tag>-uNNNN; default s<seed>
     start: datetime = DEFAULT_START
-    learn: bool = True
+    learning: str = "all"  # which learners run between days: all, none, rewrites, nlu (learning/cycle.py)
+    processes: int = 1  # in-process driver only: users are split across this many processes
     learning_timeout: float = 3600.0
     truth_path: Path | None = None  # optional JSONL of every turn's ground truth
 
@@ -74,6 +73,12 @@ class SimConfig:
             raise ValueError("--unsupported is exclude or include")
         if self.tag is not None and not re.fullmatch(r"[A-Za-z0-9_]{1,20}", self.tag):
             raise ValueError("--tag: 1-20 letters, digits or _")
+        if self.learning not in LEARNERS:
+            raise ValueError(f"--learning is one of {', '.join(LEARNERS)}")
+        if self.processes < 1:
+            raise ValueError("--processes must be at least 1")
+        if self.processes > 1 and self.via != "inprocess":
+            raise ValueError("--processes splits users of the in-process driver only")
 
     @property
     def run_tag(self) -> str:
@@ -93,35 +98,9 @@ class SimConfig:
             "unsupported": self.unsupported,
             "tag": self.run_tag,
             "start": self.start.isoformat(),
-            "learn": self.learn,
+            "learning": self.learning,
             "behaviour": self.behaviour.as_dict(),
         }
-
-
-@dataclass
-class Participant:
-    sim: SimUser
-    user: Any
-    arm: str
-    device_id: int | None
-
-
-class ReferenceReader:
-    """What the current NLU makes of the words really said (cached until the model changes)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[str, dict]] = {}
-
-    def clear(self) -> None:
-        self._cache.clear()
-
-    def __call__(self, text: str) -> tuple[str, dict]:
-        if text not in self._cache:
-            from assistant import nlu
-
-            result = nlu.understand(text, None)
-            self._cache[text] = (result.intent, dict(result.slots))
-        return self._cache[text]
 
 
 def _prepare_users(config: SimConfig, goals: list[Goal], experiment_name: str) -> list[Participant]:
@@ -146,140 +125,32 @@ def _prepare_users(config: SimConfig, goals: list[Goal], experiment_name: str) -
     return participants
 
 
-def _choose_phrasing(sim: SimUser, goal_pos: int, tried: list[int], rng: random.Random, habit: float) -> int:
-    order = sim.phrasing_order[goal_pos]
-    if not tried:
-        if len(order) == 1 or rng.random() < habit:
-            return order[0]
-        return order[rng.randrange(1, len(order))]
-    for index in order:
-        if index not in tried:
-            return index
-    return tried[-1]  # every phrasing tried: say the last one again
-
-
-def _user_day(
-    part: Participant,
-    day: int,
-    config: SimConfig,
-    goals: list[Goal],
-    noise: NoiseModel,
-    driver: Driver,
-    reader: ReferenceReader,
-    records: list[dict],
-    episodes: list[dict],
-) -> None:
-    b = config.behaviour
-    sim = part.sim
-    rng = random.Random(f"day:{config.seed}:{sim.index}:{day}")
-    day_start = config.start + timedelta(days=day - 1)
-    budget = config.turns_per_user_day
-    starts = sorted(rng.uniform(b.day_start_h * 3600, b.day_end_h * 3600) for _ in range(budget))
-    for start_s in starts:
-        if budget <= 0:
-            break
-        goal_pos = sim.pick_goal(rng)
-        goal = goals[goal_pos]
-        now = day_start + timedelta(seconds=start_s)
-        tried: list[int] = []
-        session_id = None
-        previous: dict | None = None
-        move = "first"
-        met = False
-        attempts = 0
-        while budget > 0:
-            if move == "repeat" and tried:
-                phrasing_index = tried[-1]
-            else:
-                phrasing_index = _choose_phrasing(sim, goal_pos, tried, rng, b.habit)
-            phrasing = goal.phrasings[phrasing_index]
-            heard = transmit(phrasing.sentence, noise, rng, noisy=sim.noisy, noise_level=sim.noise_level)
-            turn = driver.turn(part.user, heard.text, device_id=part.device_id, session_id=session_id, now=now)
-            session_id = turn["session"]
-            budget -= 1
-            attempts += 1
-            tried.append(phrasing_index)
-            truth = judge(turn, goal, phrasing, reader)
-            response_words = len((turn.get("response") or "").split())
-            record = {
-                "day": day,
-                "arm": part.arm,
-                "user": sim.index,
-                "goal": goal.goal_id,
-                "supported": goal.supported,
-                "attempt": attempts,
-                "move": move,  # first, rephrase or repeat
-                "phrasing": phrasing_index,
-                "channel": heard.source,
-                "rephrase_of": previous["turn_id"] if previous else None,
-                "turn_id": turn["turn_id"],
-                "at": now.isoformat(),
-                **truth.as_dict(),
-                "barge_in": False,
-                "feedback": None,
-            }
-            records.append(record)
-            reply_ms = response_words * MS_PER_WORD
-            if truth.met:
-                met = True
-                if rng.random() < b.thumbs_up:
-                    driver.feedback(part.user, turn["turn_id"], "thumbs_up", now + timedelta(milliseconds=reply_ms))
-                    record["feedback"] = "thumbs_up"
-            else:
-                if response_words and rng.random() < b.barge_in:
-                    words = min(response_words, rng.randint(1, 4))
-                    reply_ms = words * MS_PER_WORD
-                    driver.barge_in(part.user, turn["turn_id"], words, reply_ms, now + timedelta(milliseconds=reply_ms))
-                    record["barge_in"] = True
-                if rng.random() < b.thumbs_down:
-                    driver.feedback(part.user, turn["turn_id"], "thumbs_down", now + timedelta(milliseconds=reply_ms))
-                    record["feedback"] = "thumbs_down"
-            if SURVEY_QUESTION.search(turn.get("response") or "") and record["feedback"] is None:
-                kind = "thumbs_up" if truth.met else "thumbs_down"  # the truthful answer
-                driver.feedback(part.user, turn["turn_id"], kind, now + timedelta(milliseconds=reply_ms))
-                record["feedback"] = kind
-            if met or attempts >= b.max_attempts or budget <= 0:
-                break
-            move = rng.choices(["rephrase", "repeat", "give_up"], weights=[b.rephrase, b.repeat, b.give_up], k=1)[0]
-            if move == "give_up":
-                break
-            now += timedelta(milliseconds=reply_ms) + timedelta(seconds=rng.uniform(b.retry_min_s, b.retry_max_s))
-            previous = record
-        episodes.append(
-            {
-                "day": day,
-                "arm": part.arm,
-                "user": sim.index,
-                "goal": goal.goal_id,
-                "supported": goal.supported,
-                "met": met,
-                "attempts": attempts,
-            }
-        )
-
-
-def _detected_rephrases(config: SimConfig, learning: list[dict]) -> set[tuple[int, int]] | None:
-    """Run the rephrase-detection learning step once more; the simulated users' links, or None if it failed."""
-    from feedback.models import Rephrase
-    from learning.cycle import LEARNING_STEPS, run_learning_cycle
+def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
+    """After the last day, run the steps that label stored turns once more (rephrase detection,
+    the defect model…), so the last day's turns are scored too; return what they stored about
+    the simulated users' turns: {"links": {(first, second)} or None, "defects": {turn id: p} or None}."""
+    from feedback.models import Rephrase, Turn
     from learning.models import Job
 
-    steps = [s for s in LEARNING_STEPS if s.name == "rephrases"]
+    found: dict[str, Any] = {"links": None, "defects": None}
+    steps = [s for s in steps_for(config.learning) if s.labels_turns] if config.learning != "none" else []
     if not steps:
-        return None
+        return found
     t0 = time.monotonic()
     cycle = run_learning_cycle(sync=config.sync, timeout=config.learning_timeout, steps=steps)
     learning.append({"after_day": config.days, "seconds": round(time.monotonic() - t0, 2), "steps": cycle})
-    if cycle["rephrases"]["status"] != Job.Status.DONE:
-        return None
-    rows = Rephrase.objects.filter(second__user__username__startswith=f"sim-{config.run_tag}-")
-    return set(rows.values_list("first_id", "second_id"))
+    prefix = f"sim-{config.run_tag}-"
+    if cycle.get("rephrases", {}).get("status") == Job.Status.DONE:
+        rows = Rephrase.objects.filter(second__user__username__startswith=prefix)
+        found["links"] = set(rows.values_list("first_id", "second_id"))
+    if cycle.get("defects", {}).get("status") == Job.Status.DONE:
+        scored = Turn.objects.filter(user__username__startswith=prefix, defect_probability__isnull=False)
+        found["defects"] = dict(scored.values_list("id", "defect_probability"))
+    return found
 
 
 def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the whole simulation and return the report."""
-    from learning.cycle import run_learning_cycle
-
     config.validate()
     say = progress or (lambda message: log.info("%s", message))
     started = time.monotonic()
@@ -298,6 +169,10 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
     driver = make_driver(config.via, config.url)
     say(f"{len(goals)} goals ({len(all_goals) - len(goals)} unsupported left out), {noise.pairs} ASR pairs")
     participants = _prepare_users(config, goals, experiment_name)
+    pool = None
+    if config.processes > 1:
+        rows = [ParticipantRow(p.sim, p.user.pk, p.arm, p.device_id) for p in participants]
+        pool = UserPool(config, connection.settings_dict["NAME"], rows)
     setup_s = time.monotonic() - started
     records: list[dict] = []
     episodes: list[dict] = []
@@ -307,26 +182,29 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
     try:
         for day in range(1, config.days + 1):
             t0 = time.monotonic()
-            for part in participants:
-                _user_day(part, day, config, goals, noise, driver, reader, records, episodes)
+            if pool is not None:
+                day_records, day_episodes = pool.run_day(day)
+                records += day_records
+                episodes += day_episodes
+            else:
+                for part in participants:
+                    user_day(part, day, config, goals, noise, driver, reader, records, episodes)
             day_seconds.append(round(time.monotonic() - t0, 2))
             turns_today = sum(1 for r in records if r["day"] == day)
             say(f"day {day}: {turns_today} turns in {day_seconds[-1]:.1f}s")
-            if config.learn and day < config.days:
+            if config.learning != "none" and day < config.days:
                 # Day d+1 must see what was learned from days 1..d.
                 t1 = time.monotonic()
-                cycle = run_learning_cycle(sync=config.sync, timeout=config.learning_timeout)
+                cycle = run_learning_cycle(sync=config.sync, timeout=config.learning_timeout, learners=config.learning)
                 reader.clear()
                 learning.append({"after_day": day, "seconds": round(time.monotonic() - t1, 2), "steps": cycle})
                 say(f"learning after day {day}: " + ", ".join(f"{k}={v['status']}" for k, v in cycle.items()))
-        predicted_links = None
-        if config.learn:
-            # One more pass of the product's rephrase detector (the learning step itself), so the
-            # last day's turns are scored too; its Rephrase rows are compared with the true links.
-            predicted_links = _detected_rephrases(config, learning)
+        labelled = _final_labelling(config, learning)
     finally:
         driver.close()
-    report = build_report(config, records, episodes, all_goals, goals, predicted_links)
+        if pool is not None:
+            pool.close()
+    report = build_report(config, records, episodes, all_goals, goals, labelled["links"], labelled.get("defects"))
     report["run"] = {
         # Everything here varies between runs: compare reports without it.
         "seconds_total": round(time.monotonic() - started, 2),

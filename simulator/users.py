@@ -87,6 +87,8 @@ class SimUser:
     repertoire: list[int]  # goal positions (into the run's goal list), most frequent first
     weights: list[float]
     phrasing_order: dict[int, list[int]] = field(default_factory=dict)  # goal position -> phrasing indices
+    # Who speaks: the same words go wrong the same way for one voice (simulator/noise.py).
+    voice: str = ""
 
     def pick_goal(self, rng: random.Random) -> int:
         return rng.choices(self.repertoire, weights=self.weights, k=1)[0]
@@ -136,4 +138,5 @@ def make_user(index: int, tag: str, goals: list[Goal], behaviour: Behaviour, see
         repertoire=repertoire,
         weights=weights,
         phrasing_order=order,
+        voice=f"voice-{seed}-{index}",
     )

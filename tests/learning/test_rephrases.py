@@ -143,6 +143,8 @@ def test_simulator_scores_the_detector_against_true_links(nlu_model):
 
     # Without learning the detector does not run: the scores are null.
     quiet = run_simulation(
-        SimConfig(goals=goals, asr_pairs=pairs, users=2, days=1, turns_per_user_day=2, seed=5, tag="rph0", learn=False)
+        SimConfig(
+            goals=goals, asr_pairs=pairs, users=2, days=1, turns_per_user_day=2, seed=5, tag="rph0", learning="none"
+        )
     )
     assert quiet["summary"]["rephrase_detection"]["precision"] is None

@@ -163,3 +163,62 @@ def test_behaviour_overrides_are_checked():
     for bad in ({"nope": "1"}, {"barge_in": "lots"}, {"max_attempts": "0"}, {"give_up": "-1"}):
         with pytest.raises(ValueError):
             Behaviour.with_overrides(bad)
+
+
+def test_a_voice_hears_a_sentence_through_one_speakers_recordings():
+    pairs = [
+        AsrPair("play jazz", "play chess", True, speaker="s1"),
+        AsrPair("play jazz", "play chest", False, speaker="s1"),
+        AsrPair("play jazz", "pay jazz", True, speaker="s2"),
+        AsrPair("play jazz", "play jams", True, speaker="s3"),
+    ]
+    model = NoiseModel.learn(pairs)
+    assert sorted(model.real_recognitions("play jazz")) == ["pay jazz", "play chess", "play chest", "play jams"]
+    for voice in ("v1", "v2", "v3", "v4"):
+        own = model.real_recognitions("play jazz", voice)
+        heard = {
+            transmit("play jazz", model, random.Random(i), noisy=True, noise_level=1, voice=voice).text
+            for i in range(30)
+        }
+        assert heard <= set(own) and own in (["play chess", "play chest"], ["pay jazz"], ["play jams"])
+    # Voices differ: not every voice gets the same speaker.
+    assert len({tuple(model.real_recognitions("play jazz", f"v{i}")) for i in range(20)}) > 1
+
+
+def test_a_voice_mostly_mishears_a_sentence_the_same_way():
+    pairs = [AsrPair(f"turn on the lights {w}", f"turn on the lice {w}", False) for w in "abcdefgh"]
+    pairs += [AsrPair(f"turn on the lights {w}", f"turn on the lights {w}", False) for w in "ijklmnop"]
+    model = NoiseModel.learn(pairs)
+    heard = [
+        transmit("please turn on the lights now", model, random.Random(i), noisy=True, noise_level=1, voice="v").text
+        for i in range(100)
+    ]
+    most = max(heard.count(h) for h in set(heard))
+    assert most >= 70  # the voice's own rendition, about VOICE_CONSISTENCY of the time
+
+
+def test_the_reduction_interval_resamples_users_and_covers_the_estimate():
+    from simulator.report import reduction_interval
+
+    def turns(user, defects, n):
+        return [{"user": user, "met": i >= defects} for i in range(n)]
+
+    control = [t for u in range(30) for t in turns(u, 5 if u % 2 else 4, 10)]  # 45% defects
+    arm = [t for u in range(30, 60) for t in turns(u, 3 if u % 2 else 2, 10)]  # 25% defects
+    low, high = reduction_interval(arm, control, seed=0)
+    assert low < 1 - 0.25 / 0.45 < high
+    assert low > 0.3 and high < 0.6
+    assert reduction_interval(arm, control, seed=0) == [low, high]  # seeded: the same every run
+    assert reduction_interval(arm[:10], control, seed=0) is None  # one user: no interval
+
+
+def test_defect_probabilities_are_scored_by_auc_and_calibration():
+    from simulator.report import score_probabilities
+
+    perfect = score_probabilities([True, False, True, False], [0.9, 0.1, 0.8, 0.2])
+    assert perfect["auc"] == 1.0 and perfect["n"] == 4
+    calibrated = score_probabilities([True] * 3 + [False] * 7, [0.3] * 10)
+    assert calibrated["ece"] == 0.0
+    overconfident = score_probabilities([True] * 3 + [False] * 7, [0.9] * 10)
+    assert overconfident["ece"] == 0.6 and overconfident["auc"] == 0.5
+    assert score_probabilities([], [])["auc"] is None

@@ -35,6 +35,8 @@ DAY_KEYS = {
 }
 SUMMARY_KEYS = {
     "relative_defect_reduction",
+    "relative_defect_reduction_ci",
+    "regression_rate",
     "win_loss_ratio",
     "false_fire_rate",
     "rephrase_detection",
@@ -63,7 +65,7 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
             assert set(stats) >= DAY_KEYS
     assert set(first["summary"]) >= SUMMARY_KEYS
     assert set(first["summary"]["rephrase_detection"]) == {"precision", "recall", "f1", "n_detected", "n_true"}
-    assert first["summary"]["defect_model"] is None
+    assert set(first["summary"]["defect_model"]) == {"auc", "ece", "n"}  # the product's defect model, scored
     assert sum(d["all"]["turns"] for d in first["days"]) == 6 * 2 * 4
     assert first["run"]["learning"][0]["steps"]["nlu"]["status"] == Job.Status.DONE
 
@@ -103,6 +105,8 @@ def test_command_writes_json_and_plot(nlu_model, tmp_path):
         "--turns-per-user-day",
         "2",
         "--sync",
+        "--processes",
+        "1",  # this test's rows live in its transaction: other processes would not see them
         "--tag",
         "cmd",
         "--json",
@@ -186,3 +190,25 @@ def test_tiny_run_through_the_json_api(live_server_url):
     # Restamped onto the simulated clock.
     assert all(t.created_at.date() == DEFAULT_START.date() for t in turns)
     assert (BargeIn.objects.filter(turn__in=turns).count() + Feedback.objects.filter(turn__in=turns).count()) >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_users_split_across_processes_give_the_same_report(nlu_model):
+    """Two processes run the users' days; the report is the one a single process makes."""
+    one = run_simulation(_config(users=4, days=2, turns_per_user_day=3, tag="pp", learning="none"))
+    two = run_simulation(_config(users=4, days=2, turns_per_user_day=3, tag="pp", learning="none", processes=2))
+    assert strip_run_fields(one) == strip_run_fields(two)
+    assert Turn.objects.filter(user__username__startswith="sim-pp-").count() == 4 * 2 * 3
+
+
+@pytest.mark.django_db
+def test_learning_chooses_the_learners_that_run_between_days(nlu_model):
+    report = run_simulation(_config(users=2, days=2, turns_per_user_day=2, tag="lr", learning="rewrites"))
+    assert report["config"]["learning"] == "rewrites"
+    assert "nlu" not in report["run"]["learning"][0]["steps"]
+    assert "rephrases" in report["run"]["learning"][0]["steps"]
+    quiet = run_simulation(_config(users=2, days=2, turns_per_user_day=2, tag="ln", learning="none"))
+    assert quiet["run"]["learning"] == []
+    summary = quiet["summary"]
+    assert set(summary["relative_defect_reduction_ci"]) == {"global", "global+personal"}
+    assert summary["regression_rate"] in (0.0, None)

@@ -10,6 +10,7 @@ See simulator/ and the README section "Simulator".
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -46,7 +47,19 @@ class Command(BaseCommand):
         )
         parser.add_argument("--behaviour", action="append", default=[], metavar="KEY=VALUE")
         parser.add_argument("--tag", default=None, help="Simulated usernames are sim-<tag>-uNNNN (default s<seed>).")
-        parser.add_argument("--no-learning", action="store_true", help="Do not run learning jobs between days.")
+        parser.add_argument(
+            "--learning",
+            choices=["all", "none", "rewrites", "nlu"],
+            default="all",
+            help="Which learners run between days (learning/cycle.py): all (default), none, rewrites or nlu.",
+        )
+        parser.add_argument("--no-learning", action="store_true", help="The same as --learning none.")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="In-process driver: split the users across this many processes (default: one per core).",
+        )
         parser.add_argument("--learning-timeout", type=float, default=3600.0)
         parser.add_argument("--truth", type=Path, default=None, help="Also write every turn's ground truth (JSONL).")
         parser.add_argument("--json", type=Path, required=True, dest="json_out")
@@ -88,7 +101,8 @@ class Command(BaseCommand):
                 unsupported=options["unsupported"],
                 behaviour=Behaviour.with_overrides(overrides),
                 tag=options["tag"],
-                learn=not options["no_learning"],
+                learning="none" if options["no_learning"] else options["learning"],
+                processes=options["processes"] if via[0] == "inprocess" else 1,
                 learning_timeout=options["learning_timeout"],
                 truth_path=options["truth"],
             )
