@@ -29,6 +29,16 @@ def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(Error("TURN_THREADS must be between 1 and 64.", id="assistant.E009"))
     if settings.API_MAX_BODY_BYTES < 1024:
         errors.append(Error("API_MAX_BODY_BYTES must be at least 1024.", id="assistant.E007"))
+    if not 0.0 <= settings.SURVEY_RATE <= 1.0:
+        errors.append(Error("SURVEY_RATE must be between 0 and 1.", id="assistant.E012"))
+    if settings.MINE_MIN_USERS < 1 or settings.MINE_PERSONAL_MIN_SUPPORT < 1:
+        errors.append(Error("MINE_MIN_USERS and MINE_PERSONAL_MIN_SUPPORT must be at least 1.", id="assistant.E013"))
+    for name in (
+        "MINE_MAX_SOURCE_SUCCESS", "MINE_MIN_TARGET_SUCCESS", "MINE_MIN_PROBABILITY", "MINE_ACTIVE_PROBABILITY",
+        "REWRITE_EVIDENCE_WEIGHT", "REWRITE_RETIRE_BELOW",
+    ):  # fmt: skip
+        if not 0.0 <= getattr(settings, name) <= 1.0:
+            errors.append(Error(f"{name} must be between 0 and 1.", id="assistant.E014"))
     if not 1 <= settings.DB_POOL_SIZE <= 200:
         errors.append(Error("DB_POOL_SIZE must be between 1 and 200.", id="assistant.E011"))
     if not settings.DEBUG and settings.SECRET_KEY == settings.DEV_SECRET_KEY:

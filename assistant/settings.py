@@ -171,12 +171,26 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Learning jobs go to their own queue so a long training never delays timers: every task
 # named "learning.*" (learning/tasks.py, made with learning.jobs.learning_task).
 # The reaper is quick and must not wait behind a long training: it stays on the default queue.
-CELERY_TASK_ROUTES = {"learning.reap_stale_jobs": {"queue": "celery"}, "learning.*": {"queue": "learning"}}
+CELERY_TASK_ROUTES = {
+    "learning.reap_stale_jobs": {"queue": "celery"},
+    "learning.start_learning_cycle": {"queue": "celery"},  # quick: it only queues the cycle's job
+    "learning.*": {"queue": "learning"},
+}
 # What beat runs. Learning jobs are added here by the issues that bring them.
 CELERY_BEAT_SCHEDULE = {
     "ring-due-timers": {"task": "assistant.ring_due_timers", "schedule": 5.0, "options": {"expires": 5}},
     "reap-stale-jobs": {"task": "learning.reap_stale_jobs", "schedule": 60.0, "options": {"expires": 60}},
 }
+# One learning cycle (learning/cycle.py) every LEARNING_CYCLE_MINUTES; 0 turns the schedule off.
+LEARNING_CYCLE_MINUTES = envfloat("LEARNING_CYCLE_MINUTES", 30.0)
+if LEARNING_CYCLE_MINUTES > 0:
+    CELERY_BEAT_SCHEDULE["learning-cycle"] = {
+        "task": "learning.start_learning_cycle",
+        "schedule": LEARNING_CYCLE_MINUTES * 60.0,
+        "options": {"expires": LEARNING_CYCLE_MINUTES * 60.0},
+    }
+# The worker also imports the learning cycle's own task (beside every app's tasks.py).
+CELERY_IMPORTS = ("learning.cycle",)
 # Learning jobs survive a dead worker (learning/models.py Job, learning/jobs.py): a running job
 # beats every JOB_HEARTBEAT_S; after JOB_STALE_AFTER_S of silence its message may be redelivered
 # (acks_late) and the reaper fails it so it can be retried, at most JOB_MAX_ATTEMPTS times.
@@ -259,3 +273,29 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # seconds are candidates; pairs scoring at least the threshold are stored as Rephrase rows.
 REPHRASE_MAX_GAP_S = envfloat("REPHRASE_MAX_GAP_S", 45.0)
 REPHRASE_THRESHOLD = envfloat("REPHRASE_THRESHOLD", 0.5)
+# Share of replies that end with "Did I answer your question?" (assistant/pipeline/turn.py); the
+# answers are the unbiased labels the defect model is calibrated on (learning/defects.py).
+SURVEY_RATE = envfloat("SURVEY_RATE", 0.05)
+# Rewrite mining (learning/mining.py): a global rule needs chains of MINE_MIN_USERS distinct people;
+# a personal one MINE_PERSONAL_MIN_SUPPORT of the user's own. The source must succeed by itself less
+# than MINE_MAX_SOURCE_SUCCESS of the time, the target at least MINE_MIN_TARGET_SUCCESS; a rule is
+# kept from MINE_MIN_PROBABILITY (the chance that the person ends up served by the target) and is
+# active from MINE_ACTIVE_PROBABILITY (below that, proposed for staff to approve).
+MINE_MIN_USERS = envint("MINE_MIN_USERS", 3)
+MINE_PERSONAL_MIN_SUPPORT = envint("MINE_PERSONAL_MIN_SUPPORT", 2)
+MINE_MAX_SOURCE_SUCCESS = envfloat("MINE_MAX_SOURCE_SUCCESS", 0.5)
+MINE_MIN_TARGET_SUCCESS = envfloat("MINE_MIN_TARGET_SUCCESS", 0.6)
+MINE_MIN_PROBABILITY = envfloat("MINE_MIN_PROBABILITY", 0.5)
+MINE_ACTIVE_PROBABILITY = envfloat("MINE_ACTIVE_PROBABILITY", 0.7)
+# A rewritten turn counts this much as evidence (the learners discount what rewrites produced).
+REWRITE_EVIDENCE_WEIGHT = envfloat("REWRITE_EVIDENCE_WEIGHT", 0.2)
+# A rule with at least REWRITE_MIN_OUTCOMES outcomes retires when the 5% quantile of its win
+# rate's Beta posterior falls below REWRITE_RETIRE_BELOW.
+REWRITE_RETIRE_BELOW = envfloat("REWRITE_RETIRE_BELOW", 0.3)
+REWRITE_MIN_OUTCOMES = envfloat("REWRITE_MIN_OUTCOMES", 3.0)
+# Online rewriting (assistant/rewrite/online.py) considers turns out of scope or below this NLU confidence.
+ONLINE_REWRITE_BELOW = envfloat("ONLINE_REWRITE_BELOW", 0.6)
+# Its ranker fires only above the score where the top candidate was right this often on held-out rephrases.
+ONLINE_REWRITE_PRECISION = envfloat("ONLINE_REWRITE_PRECISION", 0.93)
+# A new defect model is rejected if its held-out log loss is worse than the active one's by more than this.
+DEFECT_PROMOTION_TOLERANCE = envfloat("DEFECT_PROMOTION_TOLERANCE", 0.01)

@@ -65,6 +65,12 @@ class Turn(models.Model):
     # A client's key for this request (the API's Idempotency-Key, a chat frame's `key`): a retry with
     # the same key gets this turn back instead of running it, and acting on the home, again.
     idempotency_key = models.CharField(max_length=100, blank=True, default="")
+    # The reply ended with "Did I answer your question?" (a random SURVEY_RATE of turns): the
+    # user's thumbs on this turn answer it, an unbiased label the defect model is calibrated on.
+    survey_asked = models.BooleanField(default=False)
+    # What the defect model (learning/defects.py) concluded: P(the turn failed its user).
+    defect_probability = models.FloatField(null=True, blank=True)
+    defect_model_version = models.CharField(max_length=80, blank=True, default="")
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -151,9 +157,12 @@ class Feedback(models.Model):
 class RewriteRule(models.Model):
     """A precomputed rewrite: an utterance (normalised) is replaced by a better one.
 
-    Global rules apply to everyone; personal ones to their user only. Only active
-    rules fire; mined ones start as proposed and a reviewer (or the miner's
-    thresholds) activates them.
+    Global rules apply to everyone and name no user; personal ones apply to their user only.
+    Only active rules fire. Mined rules (learning/mining.py) are proposed or active by the
+    confidence policy in settings (MINE_*); staff approve or reject proposed ones. Every
+    fired rule's outcome (the defect model's reading of the turn it rewrote) adds to its
+    wins and losses; a rule whose win rate's lower bound falls below REWRITE_RETIRE_BELOW
+    retires itself, saying why in `status_reason`.
     """
 
     class Scope(models.TextChoices):
@@ -164,6 +173,7 @@ class RewriteRule(models.Model):
         PROPOSED = "proposed", "Proposed"
         ACTIVE = "active", "Active"
         REJECTED = "rejected", "Rejected"
+        RETIRED = "retired", "Retired"
 
     class Origin(models.TextChoices):
         MINED = "mined", "Mined from rephrases"
@@ -176,8 +186,22 @@ class RewriteRule(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROPOSED, db_index=True)
     origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.MANUAL)
-    confidence = models.FloatField(default=1.0)
+    confidence = models.FloatField(default=1.0, help_text="Mined: P(the user ends up served by the target).")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # What the miner saw (learning/mining.py): occurrences of the source whose rephrase chain ended
+    # well at the target, the distinct users behind them, and how often the source succeeds alone.
+    support = models.FloatField(default=0.0)
+    distinct_users = models.PositiveIntegerField(default=0)
+    source_success = models.FloatField(null=True, blank=True)
+    evidence = models.JSONField(default=dict, blank=True, help_text="Anonymised chains behind a mined rule.")
+    # Outcomes of the turns it rewrote: expected wins and losses under the defect model.
+    wins = models.FloatField(default=0.0)
+    losses = models.FloatField(default=0.0)
+    status_reason = models.TextField(blank=True, help_text="Why the rule has its status (set by the learners).")
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "source_text"])]
 
     def __str__(self) -> str:
         return f"{self.source_text!r} -> {self.target_text!r} ({self.scope}, {self.status})"

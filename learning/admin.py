@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 
 from feedback.admin import pretty_json
 from learning.models import Job
@@ -44,6 +46,24 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        extra = {"can_run_cycle": self.has_change_permission(request), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
+    def get_urls(self) -> list:
+        run = path("run-cycle/", self.admin_site.admin_view(self.run_cycle_view), name="learning_job_run_cycle")
+        return [run, *super().get_urls()]
+
+    def run_cycle_view(self, request: HttpRequest) -> HttpResponse:
+        """The changelist's "Run a learning cycle now" button (POST): one cycle, queued to a worker."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        job = Job.enqueue("learning_cycle", {"learners": "all"})
+        self.message_user(request, f"Learning cycle queued as job {job.pk}; its steps appear here as they run.")
+        return HttpResponseRedirect(reverse("admin:learning_job_changelist"))
 
     @admin.display(description="progress", ordering="progress")
     def progress_percent(self, obj: Job) -> str:

@@ -7,7 +7,10 @@ eagerly in this process (`.apply()`), else it is queued (`.delay()`) and we wait
 for its Job row to finish, so the next step sees what the previous one learned.
 
 LEARNING_STEPS is the one list of steps: every learner adds its task here (written
-with learning.jobs.learning_task), in the order the steps must run.
+with learning.jobs.learning_task), in the order the steps must run, saying which
+learners it serves: "rewrites" (rules and online rewriting), "nlu" (the understanding
+model), or both (the evidence they share). `learners` chooses which run: all (default),
+none, rewrites or nlu (the simulator's --learning compares them).
 """
 
 from __future__ import annotations
@@ -17,15 +20,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from learning.jobs import JobOutcome, Progress, learning_task
 from learning.models import Job
-from learning.tasks import detect_rephrases_task, train_nlu_task
+from learning.tasks import (
+    build_rewrite_index_task,
+    detect_rephrases_task,
+    label_defects_task,
+    mine_rewrites_task,
+    train_nlu_task,
+)
+
+REWRITES, NLU = "rewrites", "nlu"
+LEARNERS = ("all", "none", REWRITES, NLU)
 
 
 @dataclass(frozen=True)
 class LearningStep:
     name: str
     task: Any  # a learning_task (learning/jobs.py): a Celery task taking the Job id
+    serves: frozenset[str]  # the learners this step is part of (REWRITES, NLU)
     params: dict[str, Any] = field(default_factory=dict)
+    # True for a step that labels stored turns (rephrases, defect probabilities): the simulator
+    # runs those once more after its last day, so that the last day's turns are scored too.
+    labels_turns: bool = False
 
     @property
     def job_kind(self) -> str:
@@ -35,10 +52,29 @@ class LearningStep:
 LEARNING_STEPS: list[LearningStep] = [
     # Finds rephrases among the turns since its last run (learning/rephrases.py): the implicit
     # failure signal and the pairs later steps learn from, so it runs first.
-    LearningStep(name="rephrases", task=detect_rephrases_task),
+    LearningStep(name="rephrases", task=detect_rephrases_task, serves=frozenset({REWRITES, NLU}), labels_turns=True),
+    # P(defect) on every turn, from its trace, what followed it and the reply (learning/defects.py):
+    # the weights the rewrite miner and the NLU's generated labels read.
+    LearningStep(name="defects", task=label_defects_task, serves=frozenset({REWRITES, NLU}), labels_turns=True),
+    # Rewrite rules from rephrase chains by an absorbing Markov chain, after the fired rules'
+    # outcomes have been counted (learning/mining.py).
+    LearningStep(name="mining", task=mine_rewrites_task, serves=frozenset({REWRITES})),
+    # The online rewrite index (global and personal layers of what works) and its ranker
+    # (learning/online.py), for risky turns no rule covers.
+    LearningStep(name="online_index", task=build_rewrite_index_task, serves=frozenset({REWRITES})),
     # Retrains the NLU when its data changed; skips (cheaply) when it did not.
-    LearningStep(name="nlu", task=train_nlu_task),
+    LearningStep(name="nlu", task=train_nlu_task, serves=frozenset({NLU})),
 ]
+
+
+def steps_for(learners: str) -> list[LearningStep]:
+    """The steps of LEARNING_STEPS that `learners` (one of LEARNERS) runs, in order."""
+    if learners not in LEARNERS:
+        raise ValueError(f"learners is one of {', '.join(LEARNERS)}, not {learners!r}")
+    if learners == "all":
+        return list(LEARNING_STEPS)
+    return [step for step in LEARNING_STEPS if learners in step.serves]
+
 
 FINISHED = (Job.Status.DONE, Job.Status.FAILED)
 
@@ -66,15 +102,17 @@ def run_learning_cycle(
     sync: bool = False,
     timeout: float = 3600.0,
     steps: list[LearningStep] | None = None,
+    learners: str = "all",
     on_step: Callable[[str, dict], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run every learning step in order; return {step name: {job, status, message, result}}.
+    """Run the learning steps in order (`steps`, else those of `learners`); return
+    {step name: {job, status, message, result}}.
 
     A failed step is reported and the cycle goes on: later steps must still run on
     what exists (the failed job's row says why).
     """
     report: dict[str, dict[str, Any]] = {}
-    for step in steps if steps is not None else LEARNING_STEPS:
+    for step in steps if steps is not None else steps_for(learners):
         job = Job.objects.create(kind=step.job_kind, params=dict(step.params))
         if sync:
             step.task.apply(args=[job.pk])
@@ -91,3 +129,21 @@ def run_learning_cycle(
         if on_step is not None:
             on_step(step.name, report[step.name])
     return report
+
+
+@learning_task("learning_cycle", exclusive=True, time_limit=4 * 3600)
+def learning_cycle_task(job: Job, progress: Progress) -> JobOutcome:
+    """One whole learning cycle in this worker (beat starts one every LEARNING_CYCLE_MINUTES, the
+    admin's "Run a learning cycle now" on demand); a cycle started while one runs is skipped.
+
+    params: learners (all, rewrites, nlu)."""
+    learners = str(job.params.get("learners", "all"))
+    steps = steps_for(learners)
+    done: list[str] = []
+
+    def on_step(name: str, step: dict) -> None:
+        done.append(f"{name} {step['status']}")
+        progress(len(done) / max(1, len(steps)), ", ".join(done))
+
+    report = run_learning_cycle(sync=True, steps=steps, on_step=on_step)
+    return JobOutcome("; ".join(f"{k}: {v['status']} ({v['message'][:120]})" for k, v in report.items()), report)

@@ -95,13 +95,20 @@ class AliveElsewhere(Exception):
     """The job is running on another worker whose heartbeat is fresh: look again later."""
 
 
-def run_job(job_id: int, work: Work) -> Job | None:
+def run_job(job_id: int, work: Work, *, exclusive: bool = False) -> Job | None:
     """Claim the Job row, run `work` on it, finish or fail the row; None if the row was not claimable.
 
     Raises AliveElsewhere when another worker holds the job and still beats (a message handed
-    out again before the first worker was known to be dead).
+    out again before the first worker was known to be dead). With `exclusive`, a job whose
+    kind is already running elsewhere is finished as skipped instead of run.
     """
-    job = Job.claim(job_id)
+    if exclusive:
+        job, twin = Job.claim_exclusive(job_id)
+        if twin is not None:
+            log.info("job %s skipped: %s job %s is running", job_id, twin.kind, twin.pk)
+            return Job.objects.get(pk=job_id)
+    else:
+        job = Job.claim(job_id)
     if job is None:
         if Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).exists():
             raise AliveElsewhere(job_id)
@@ -122,11 +129,12 @@ def run_job(job_id: int, work: Work) -> Job | None:
     return job
 
 
-def learning_task(kind: str, *, time_limit: int = 1800) -> Callable[[Work], Any]:
+def learning_task(kind: str, *, time_limit: int = 1800, exclusive: bool = False) -> Callable[[Work], Any]:
     """Make `work(job, progress) -> JobOutcome` a Celery task taking a Job id, run by run_job().
 
     `kind` is the Job rows' kind; the task is named "learning.<kind>" (the settings route
     those to the learning queue, and Job.retry() sends a job to its task by that name).
+    `exclusive`: two jobs of this kind never run at once; the second one started skips.
     """
     name = f"learning.{kind}"
 
@@ -144,7 +152,7 @@ def learning_task(kind: str, *, time_limit: int = 1800) -> Callable[[Work], Any]
         )
         def task(self, job_id: int) -> None:
             try:
-                run_job(job_id, work)
+                run_job(job_id, work, exclusive=exclusive)
             except AliveElsewhere:
                 # Either that worker finishes it (then this one skips), or its heartbeat goes
                 # stale and this one takes the job over.

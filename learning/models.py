@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,15 @@ class Job(models.Model):
         """The Celery task that runs jobs of this kind (learning.jobs.learning_task names it so)."""
         return f"learning.{self.kind}"
 
+    @classmethod
+    def enqueue(cls, kind: str, params: dict | None = None) -> Job:
+        """A queued job of `kind`, sent to its task ("learning.<kind>") by name once the row is committed.
+
+        By name: the web process (the admin's buttons) and beat need not import the trainers."""
+        job = cls.objects.create(kind=kind, params=params or {})
+        transaction.on_commit(lambda: current_app.send_task(job.task_name, args=[job.pk]))
+        return job
+
     def retry(self) -> bool:
         """Queue a failed job again (the admin's "Retry"); False unless it is failed and not given up.
 
@@ -97,6 +106,39 @@ class Job(models.Model):
         job_id, name = self.pk, self.task_name
         transaction.on_commit(lambda: current_app.send_task(name, args=[job_id]))
         return True
+
+    @classmethod
+    def claim_exclusive(cls, job_id: int) -> tuple[Job | None, Job | None]:
+        """Claim a job of a kind that must not run twice at once: (claimed job, None), or
+        (None, the running twin) when another job of its kind is alive (this one is then
+        finished as skipped), or (None, None) when it is not claimable at all.
+
+        The check and the claim happen under a lock on the kind (a transaction-level advisory
+        lock on Postgres; SQLite's immediate transactions already serialise writers), so two
+        jobs started at once cannot both see "nothing running".
+        """
+        kind = cls.objects.filter(pk=job_id).values_list("kind", flat=True).first()
+        if kind is None:
+            return None, None
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"job:{kind}"])
+            twin = (
+                cls.objects.filter(kind=kind, status=cls.Status.RUNNING, heartbeat_at__gte=cls.stale_before())
+                .exclude(pk=job_id)
+                .first()
+            )
+            if twin is not None:
+                cls.objects.filter(pk=job_id, status=cls.Status.QUEUED).update(
+                    status=cls.Status.DONE,
+                    progress=1.0,
+                    finished_at=timezone.now(),
+                    message=f"skipped: {kind} job {twin.pk} is running",
+                    result={"skipped": True, "running_job": twin.pk},
+                )
+                return None, twin
+            return cls.claim(job_id), None
 
     def beat(self) -> None:
         """A sign of life from the worker running this job."""

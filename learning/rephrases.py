@@ -40,6 +40,7 @@ from django.db.models import Max, Min, Q
 from rapidfuzz import fuzz
 
 from feedback.models import BargeIn, Feedback, Rephrase, Turn
+from learning.embeddings import embed
 
 DETECTOR_VERSION = "fixed-logistic-1"
 # How many earlier turns a turn may rephrase: usually the one just before, but requests can
@@ -79,17 +80,6 @@ def score_features(f: PairFeatures) -> float:
     """The fixed logistic scorer: a value in [0, 1]."""
     z = BIAS + sum(WEIGHTS[name] * getattr(f, name) for name in WEIGHTS)
     return 1.0 / (1.0 + math.exp(-z))
-
-
-def embed(texts: list[str]) -> dict[str, Any]:
-    """Sentence embeddings of distinct texts, one batched pass through the shared encoder."""
-    from assistant.nlu.encoder import shared_encoder  # imports torch lazily
-
-    distinct = sorted({t for t in texts if t})
-    if not distinct:
-        return {}
-    encoded = shared_encoder().encode_batch(distinct)
-    return {text: enc.sentence for text, enc in zip(distinct, encoded, strict=True)}
 
 
 def pair_features(

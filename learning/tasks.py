@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from assistant.registry import ModelUnavailable
+from learning.defects import NotEnoughEvidence, score_turns, train_and_register
 from learning.jobs import JobOutcome, Progress, learning_task, previous_result
+from learning.mining import mine_and_store, update_outcomes
 from learning.models import Job
 from learning.nlu.service import train_from_params
+from learning.online import build_and_register
 from learning.rephrases import detect_rephrases
 
 
@@ -40,6 +44,66 @@ def detect_rephrases_task(job: Job, progress: Progress) -> JobOutcome:
         f"({result['created']} new, turns after id {after_id})",
         {**result, "after_id": after_id},
     )
+
+
+@learning_task("label_defects")
+def label_defects_task(job: Job, progress: Progress) -> JobOutcome:
+    """Train the defect model, let its gate decide, and store P(defect) on the turns since the last
+    run but one (the last run's turns again: their reactions may have come since)."""
+    try:
+        trained = train_and_register(progress)
+    except NotEnoughEvidence as exc:
+        trained = {"skipped": str(exc)}
+    after_id = previous_result(job, "previous_watermark_id")
+    try:
+        scored = score_turns(after_id if isinstance(after_id, int) else None, progress)
+    except ModelUnavailable as exc:  # no version yet: nothing to score with, say so
+        scored = {"scored": 0, "watermark_id": None, "skipped": str(exc)}
+    last = previous_result(job, "watermark_id")
+    message = (
+        f"model {trained.get('version', '-')} ({trained.get('status') or trained.get('skipped')}); "
+        f"scored {scored['scored']} turns"
+    )
+    return JobOutcome(
+        message,
+        {
+            "training": trained,
+            "scoring": scored,
+            "watermark_id": scored.get("watermark_id") or last,
+            "previous_watermark_id": last if isinstance(last, int) else None,
+        },
+    )
+
+
+@learning_task("mine_rewrites", exclusive=True)
+def mine_rewrites_task(job: Job, progress: Progress) -> JobOutcome:
+    """Update fired rules' outcomes, then mine rewrite rules from all rephrase chains (learning/mining.py)."""
+    result = mine_and_store(progress)
+    changes = ", ".join(f"{k} {v}" for k, v in sorted(result["changes"].items())) or "no change"
+    return JobOutcome(
+        f"{result['candidates']['global']} global and {result['candidates']['personal']} personal rules mined "
+        f"from {result['occurrences']} turns: {changes}",
+        result,
+    )
+
+
+@learning_task("build_rewrite_index", exclusive=True)
+def build_rewrite_index_task(job: Job, progress: Progress) -> JobOutcome:
+    """Rebuild the online rewrite index from the turns that went well and retrain its ranker."""
+    result = build_and_register(progress, layer_outcomes=update_outcomes()["layers"])
+    m = result["metrics"]
+    return JobOutcome(
+        f"index {result['version']} ({result['status']}): {m['global_entries']} global and "
+        f"{m['personal_entries']} personal entries, ranker from {m['training_queries']} rephrases, "
+        f"threshold {result['threshold']}",
+        result,
+    )
+
+
+@shared_task(name="learning.start_learning_cycle", time_limit=60, soft_time_limit=50, ignore_result=True)
+def start_learning_cycle_task(learners: str = "all") -> int:
+    """Beat's entry: queue a learning cycle job (learning/cycle.py runs it)."""
+    return Job.enqueue("learning_cycle", {"learners": learners}).pk
 
 
 @shared_task(name="learning.reap_stale_jobs", time_limit=60, soft_time_limit=50, ignore_result=True)

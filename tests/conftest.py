@@ -65,6 +65,10 @@ def pytest_configure(config):
     # the servers and commands tests start in other processes inherit the test key too.
     if settings.SECRET_KEY == settings.DEV_SECRET_KEY:
         settings.SECRET_KEY = os.environ["SECRET_KEY"] = "tests-only-secret-key-" + "x" * 40
+    # Replies are exactly what the skills say unless a test asks for the survey question (and so
+    # in the servers tests start too).
+    settings.SURVEY_RATE = 0.0
+    os.environ["SURVEY_RATE"] = "0"
 
     # PBKDF2 stays available for tests whose server runs in another process with
     # the real settings (see `server_password`).

@@ -29,9 +29,17 @@ from assistant.nlu.tagging import join_spans
 from assistant.registry import ModelKind
 from assistant.turns import NluResult, SlotSpan, TurnContext
 
-__all__ = ["NLU_MODELS", "understand"]
+__all__ = ["NLU_MODELS", "sentence_vector", "understand"]
 
 NLU_MODELS = ModelKind("nlu", load_model, label="NLU", hint="run `python manage.py train_nlu`")
+
+
+def sentence_vector(text: str):
+    """The MiniLM sentence embedding of a text (L2-normalised), as the learners store them.
+    The heads model has just encoded a turn's text: the encoder's cache answers."""
+    from assistant.nlu.encoder import shared_encoder
+
+    return shared_encoder().encode(text).sentence
 
 
 def understand(text: str, ctx: TurnContext | None = None) -> NluResult:

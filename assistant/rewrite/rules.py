@@ -1,7 +1,8 @@
 """Stage 3, rewrite: replace an utterance known to fail by one known to work.
 
 Precomputed rules (mined from rephrases, taught, or written by staff) live in
-feedback.RewriteRule. A personal rule beats a global one. The rewritten text
+feedback.RewriteRule. A personal rule beats a global one. Without a rule, a risky
+turn may be rewritten online (assistant/rewrite/online.py). The rewritten text
 goes through the NLU again, and the rewrite is kept only if its interpretation
 wins: in scope, and at least as confident as the original.
 """
@@ -11,16 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+from django.conf import settings
 from django.db.models import Q
 
+from assistant.registry import ModelUnavailable
+from assistant.rewrite.online import REWRITE_INDEXES, Query
 from assistant.turns import NluResult
 from feedback.models import RewriteRule
 
 
 @dataclass(frozen=True)
 class RewriteOutcome:
-    rule_id: int
-    scope: str
+    rule_id: int | None  # None for an online rewrite
+    scope: str  # global or personal
     source_text: str
     target_text: str
     kept: bool
@@ -28,11 +33,17 @@ class RewriteOutcome:
     original_confidence: float
     rewritten_intent: str
     rewritten_confidence: float
+    layer: str = ""  # rule-global, rule-personal, online-global, online-personal
+    score: float | None = None  # the ranker's, for an online rewrite
+    index_version: str = ""
 
     def as_dict(self) -> dict:
         return {
             "rule_id": self.rule_id,
             "scope": self.scope,
+            # Whose win/loss posterior its outcome updates (learning/mining.py).
+            "layer": self.layer or f"rule-{self.scope}",
+            **({"score": round(self.score, 4), "index_version": self.index_version} if self.score is not None else {}),
             "from": self.source_text,
             "to": self.target_text,
             "kept": self.kept,
@@ -61,6 +72,53 @@ def find_rule(text: str, user_id: int, *, allow_global: bool = True, allow_perso
     )
 
 
+def online_rewrite(
+    text: str,
+    original: NluResult,
+    user_id: int,
+    understand: Callable[[str], NluResult],
+    embed: Callable[[str], np.ndarray] | None,
+    *,
+    allow_global: bool,
+    allow_personal: bool,
+) -> tuple[RewriteOutcome | None, NluResult]:
+    """The ranker's best candidate for a risky turn, kept if its reading wins; else the original.
+
+    `embed(text)` is the sentence embedding the index was built with (assistant.nlu.sentence_vector)."""
+    if embed is None or not (original.out_of_scope or original.confidence < settings.ONLINE_REWRITE_BELOW):
+        return None, original
+    try:
+        index = REWRITE_INDEXES.model()
+    except ModelUnavailable:
+        return None, original
+    query = Query(text=text, vector=embed(text), nlu=original)
+    best = index.best(query, user_id, use_global=allow_global, use_personal=allow_personal)
+    if best is None:
+        return None, original
+    entry, personal, score = best
+    rewritten = understand(entry.text)
+    kept = rewrite_wins(original, rewritten) and (rewritten.intent, rewritten.slots) != (
+        original.intent,
+        original.slots,
+    )
+    scope = RewriteRule.Scope.PERSONAL if personal else RewriteRule.Scope.GLOBAL
+    outcome = RewriteOutcome(
+        rule_id=None,
+        scope=scope,
+        source_text=text,
+        target_text=entry.text,
+        kept=kept,
+        original_intent=original.intent,
+        original_confidence=original.confidence,
+        rewritten_intent=rewritten.intent,
+        rewritten_confidence=rewritten.confidence,
+        layer=f"online-{scope}",
+        score=score,
+        index_version=index.version,
+    )
+    return outcome, (rewritten if kept else original)
+
+
 def rewrite_wins(original: NluResult, rewritten: NluResult) -> bool:
     if rewritten.out_of_scope:
         return False
@@ -73,6 +131,7 @@ def apply_rewrite(
     user_id: int,
     understand: Callable[[str], NluResult],
     *,
+    embed: Callable[[str], np.ndarray] | None = None,
     allow_global: bool = True,
     allow_personal: bool = True,
 ) -> tuple[RewriteOutcome | None, NluResult]:
@@ -85,7 +144,10 @@ def apply_rewrite(
         return None, original
     rule = find_rule(text, user_id, allow_global=allow_global, allow_personal=allow_personal)
     if rule is None or rule.target_text == text:
-        return None, original
+        # No precomputed rule: a risky turn may still be rewritten online (assistant/rewrite/online.py).
+        return online_rewrite(
+            text, original, user_id, understand, embed, allow_global=allow_global, allow_personal=allow_personal
+        )
     rewritten = understand(rule.target_text)
     kept = rewrite_wins(original, rewritten)
     outcome = RewriteOutcome(

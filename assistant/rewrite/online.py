@@ -1,0 +1,196 @@
+"""Online rewriting: a risky turn with no precomputed rule is rewritten to an utterance known
+to work, found at run time in an index of successful utterances and chosen by a trained ranker.
+
+Two layers of candidates:
+  global    utterances that went well for at least MINE_MIN_USERS distinct people (no user id
+            is stored with them): what works for many, and what serves a new user
+  personal  the user's own successful utterances, with how often and how lately they said
+            them: the user who always asks about Wilkerson, California gets that one even
+            though most people mean another Wilkerson
+
+Retrieval takes the nearest utterances by MiniLM sentence embedding (exact search with
+numpy: at our size a matrix product is faster than building an ANN index) and those that
+sound the same (jellyfish metaphone keys, for misrecognitions). A LightGBM lambdarank
+model scores each candidate on CANDIDATE_FEATURES; the best fires only above the
+threshold its trainer chose on held-out queries (learning/online.py), and the rewritten
+text then goes through the NLU and is kept only if it wins (as for rules).
+
+The index and ranker are one artifact (kind "rewrite_index" in the registry), rebuilt by
+a learning step and hot-swapped. Turns are risky when out of scope or below
+ONLINE_REWRITE_BELOW confidence; an utterance that itself usually works is never
+rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.artifacts import checked_file, read_manifest
+from assistant.registry import ModelKind
+from assistant.turns import NluResult
+
+FORMAT = "rewrite-index-1"
+TOP_K = 8  # nearest utterances per layer
+CANDIDATE_FEATURES = (
+    "cosine",
+    "char_ratio",
+    "token_set",
+    "phonetic_ratio",
+    "same_sound",
+    "log_count",
+    "log_users",
+    "success_rate",
+    "personal",
+    "log_personal_count",
+    "personal_recency",
+    "query_confidence",
+    "query_out_of_scope",
+    "candidate_intent_prob",
+    "length_ratio",
+)
+
+
+def phonetic(text: str) -> str:
+    """How an utterance sounds: the metaphone code of each word."""
+    import jellyfish
+
+    return " ".join(jellyfish.metaphone(word) for word in text.split())
+
+
+@dataclass
+class Entry:
+    text: str
+    intent: str
+    slots: dict[str, Any]
+    count: int  # successful turns (global: across people; personal: the user's)
+    users: int
+    success_rate: float
+    last_seen_days: float  # personal: days between its last success and the index's build
+
+
+@dataclass
+class Query:
+    """The turn to rewrite, as the ranker sees it."""
+
+    text: str
+    vector: np.ndarray
+    nlu: NluResult
+
+
+class RewriteIndex:
+    """The global and personal layers and the ranker, as loaded from an artifact."""
+
+    def __init__(self, version: str, manifest: dict, arrays: dict[str, np.ndarray], meta: dict, ranker: Any) -> None:
+        self.version = version
+        threshold = manifest.get("threshold")
+        self.threshold = float(threshold) if threshold is not None else math.inf
+        self.disabled_layers = set(manifest.get("disabled_layers") or [])
+        self.global_vectors = arrays["global_vectors"]
+        self.personal_vectors = arrays["personal_vectors"]
+        self.global_entries = [Entry(**e) for e in meta["global"]]
+        self.personal_entries = [Entry(**e) for e in meta["personal"]]
+        self.personal_rows: dict[int, list[int]] = {int(k): v for k, v in meta["personal_rows"].items()}
+        self.known_good = set(meta.get("known_good", []))
+        self.ranker = ranker
+        self.global_sounds: dict[str, list[int]] = {}
+        for i, e in enumerate(self.global_entries):
+            self.global_sounds.setdefault(phonetic(e.text), []).append(i)
+
+    # -- candidates -----------------------------------------------------------------------
+    def candidates(
+        self, query: Query, user_id: int, *, use_global: bool, use_personal: bool
+    ) -> list[tuple[Entry, bool]]:
+        """(entry, is_personal) near the query: by meaning, and by sound."""
+        found: dict[tuple[str, bool], Entry] = {}
+        if use_global and len(self.global_entries):
+            scores = self.global_vectors @ query.vector
+            for i in np.argsort(-scores)[:TOP_K].tolist():
+                found[(self.global_entries[i].text, False)] = self.global_entries[i]
+            for i in self.global_sounds.get(phonetic(query.text), []):
+                found[(self.global_entries[i].text, False)] = self.global_entries[i]
+        rows = self.personal_rows.get(user_id, []) if use_personal else []
+        if rows:
+            scores = self.personal_vectors[rows] @ query.vector
+            for k in np.argsort(-scores)[:TOP_K].tolist():
+                entry = self.personal_entries[rows[k]]
+                found[(entry.text, True)] = entry
+        return [(entry, personal) for (text, personal), entry in found.items() if text != query.text]
+
+    def features(self, query: Query, cands: list[tuple[Entry, bool]], vectors: dict[str, np.ndarray]) -> np.ndarray:
+        return np.array([candidate_features(query, e, p, vectors.get(e.text)) for e, p in cands], dtype=np.float32)
+
+    def best(
+        self, query: Query, user_id: int, *, use_global: bool, use_personal: bool
+    ) -> tuple[Entry, bool, float] | None:
+        """The top-ranked candidate above the threshold, or None."""
+        if query.text in self.known_good or not math.isfinite(self.threshold) or self.ranker is None:
+            return None
+        use_global = use_global and "online-global" not in self.disabled_layers
+        use_personal = use_personal and "online-personal" not in self.disabled_layers
+        cands = self.candidates(query, user_id, use_global=use_global, use_personal=use_personal)
+        if not cands:
+            return None
+        vectors = self.vectors_of(cands)
+        scores = self.ranker.predict(self.features(query, cands, vectors))
+        top = int(np.argmax(scores))
+        if float(scores[top]) < self.threshold:
+            return None
+        entry, personal = cands[top]
+        return entry, personal, float(scores[top])
+
+    def vectors_of(self, cands: list[tuple[Entry, bool]]) -> dict[str, np.ndarray]:
+        out = {}
+        index = {e.text: i for i, e in enumerate(self.global_entries)}
+        pindex = {e.text: i for i, e in enumerate(self.personal_entries)}
+        for entry, personal in cands:
+            if personal and entry.text in pindex:
+                out[entry.text] = self.personal_vectors[pindex[entry.text]]
+            elif entry.text in index:
+                out[entry.text] = self.global_vectors[index[entry.text]]
+        return out
+
+
+def candidate_features(query: Query, entry: Entry, personal: bool, vector: np.ndarray | None) -> list[float]:
+    from rapidfuzz import fuzz
+
+    alternatives = dict(query.nlu.alternatives)
+    return [
+        float(vector @ query.vector) if vector is not None else 0.0,
+        fuzz.ratio(query.text, entry.text) / 100.0,
+        fuzz.token_set_ratio(query.text, entry.text) / 100.0,
+        fuzz.ratio(phonetic(query.text), phonetic(entry.text)) / 100.0,
+        float(phonetic(query.text) == phonetic(entry.text)),
+        math.log1p(entry.count if not personal else 0),
+        math.log1p(entry.users if not personal else 0),
+        entry.success_rate,
+        float(personal),
+        math.log1p(entry.count if personal else 0),
+        math.exp(-entry.last_seen_days / 30.0) if personal else 0.0,
+        float(query.nlu.confidence),
+        float(query.nlu.out_of_scope),
+        float(alternatives.get(entry.intent, 0.0)),
+        min(len(entry.text), len(query.text)) / max(1, max(len(entry.text), len(query.text))),
+    ]
+
+
+def load_index(path: Path) -> RewriteIndex:
+    import lightgbm
+
+    manifest = read_manifest(path)
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} artifact")
+    with np.load(checked_file(path, manifest, "vectors.npz")) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(checked_file(path, manifest, "entries.json").read_text(encoding="utf-8"))
+    has_ranker = "ranker.txt" in (manifest.get("files") or {})
+    ranker = lightgbm.Booster(model_file=str(checked_file(path, manifest, "ranker.txt"))) if has_ranker else None
+    return RewriteIndex(manifest["version"], manifest, arrays, meta, ranker)
+
+
+REWRITE_INDEXES = ModelKind("rewrite_index", load_index, label="online rewrite index", hint="run `manage.py learn`")

@@ -1,0 +1,278 @@
+"""Builds the online rewrite index and trains its ranker (served by assistant/rewrite/online.py).
+
+Entries come from the turns that went well (P(defect) < GOOD, from learning/defects.py):
+
+  global    utterances that went well for at least MINE_MIN_USERS distinct people; no user id
+            is kept, only counts, the success rate and the NLU's usual reading
+  personal  each user's own utterances that went well for them, with counts and how lately
+  known_good utterances that usually work as they are: never rewritten
+
+The ranker (LightGBM lambdarank) learns from the product's own rephrases: for a turn that
+failed and was followed by a rephrase that went well, the candidates the index retrieves
+for the failed words are labelled relevant when they mean what the rephrase meant (same
+intent and slots). The firing threshold is the lowest ranker score at which the top
+candidate was right at least ONLINE_REWRITE_PRECISION of the time on held-out queries (a
+hash of the turn id picks them); with too few, the index is written with no threshold and
+never fires.
+
+A layer (online-global, online-personal) whose outcomes' win rate has a 5% bound below
+REWRITE_RETIRE_BELOW (learning/mining.update_outcomes) is switched off in the next index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Max
+
+from assistant.artifacts import write_artifact
+from assistant.rewrite.online import FORMAT, REWRITE_INDEXES, Entry, Query, RewriteIndex, candidate_features
+from assistant.turns import NluResult
+from feedback.models import Rephrase, Turn
+from learning.embeddings import embed
+from learning.registry import Decision, register_candidate
+
+GOOD, BAD = 0.3, 0.5  # P(defect) below GOOD went well; at or above BAD failed
+KNOWN_GOOD_RATE, KNOWN_GOOD_MIN = 0.7, 3
+HOLDOUT_SHARE = 0.3
+MIN_QUERIES = 30  # labelled queries needed to train a ranker
+
+
+def _meaning(intent: str, slots: dict | None) -> str:
+    return f"{intent} {json.dumps(slots or {}, sort_keys=True)}"
+
+
+def _defect(p: float | None, status: str) -> float:
+    if p is not None:
+        return p
+    return 0.9 if status in (Turn.Status.OUT_OF_SCOPE, Turn.Status.ERROR) else 0.2
+
+
+def build_entries() -> tuple[list[Entry], dict[int, list[Entry]], set[str]]:
+    """The global layer, each user's personal layer, and the utterances that work as they are."""
+    now = datetime.now(UTC)
+    seen: Counter = Counter()
+    good: Counter = Counter()
+    users: dict[str, set[int]] = defaultdict(set)
+    readings: dict[str, Counter] = defaultdict(Counter)
+    personal: dict[tuple[int, str], list] = {}
+    rows = Turn.objects.values_list(
+        "user_id", "asr_text", "intent", "slots", "defect_probability", "status", "created_at", "rewrite__to",
+        "rewrite__kept",
+    )  # fmt: skip
+    for user, text, intent, slots, p, status, at, rewritten_to, kept in rows.iterator(chunk_size=20_000):
+        text = ((rewritten_to if kept else None) or text or "").strip()
+        if not text:
+            continue
+        seen[text] += 1
+        if _defect(p, status) >= GOOD:
+            continue
+        good[text] += 1
+        users[text].add(user)
+        if intent:
+            readings[text][_meaning(intent, slots)] += 1
+        entry = personal.setdefault((user, text), [0, at])
+        entry[0] += 1
+        entry[1] = max(entry[1], at)
+
+    def reading(text: str) -> tuple[str, dict]:
+        meaning = readings[text].most_common(1)[0][0] if readings[text] else " {}"
+        intent, _, slots = meaning.partition(" ")
+        return intent, json.loads(slots)
+
+    global_entries = []
+    for text, count in sorted(good.items()):
+        if len(users[text]) >= settings.MINE_MIN_USERS:
+            intent, slots = reading(text)
+            global_entries.append(Entry(text, intent, slots, count, len(users[text]), count / seen[text], 0.0))
+    by_user: dict[int, list[Entry]] = defaultdict(list)
+    for (user, text), (count, last) in sorted(personal.items()):
+        intent, slots = reading(text)
+        days = max(0.0, (now - last).total_seconds() / 86_400)
+        by_user[user].append(Entry(text, intent, slots, count, 1, count / seen[text], round(days, 3)))
+    known_good = {
+        t for t, n in seen.items() if n >= KNOWN_GOOD_MIN and good[t] / n >= KNOWN_GOOD_RATE and len(users[t]) > 1
+    }
+    return global_entries, by_user, known_good
+
+
+def _held_out(turn_id: int) -> bool:
+    return int.from_bytes(hashlib.sha256(f"online-holdout|{turn_id}".encode()).digest()[:4], "big") / 2**32 < (
+        HOLDOUT_SHARE
+    )
+
+
+def _nlu_of(turn: dict) -> NluResult:
+    out = next((r.get("output") for r in turn["trace"] or [] if r.get("stage") == "nlu"), None) or {}
+    return NluResult(
+        text=turn["asr_text"],
+        intent=out.get("intent") or turn["intent"] or "",
+        confidence=float(out.get("confidence") or turn["nlu_confidence"] or 0.0),
+        slots=dict(out.get("slots") or {}),
+        out_of_scope=bool(out.get("out_of_scope")),
+        alternatives=tuple((str(i), float(p)) for i, p in out.get("alternatives") or []),
+    )
+
+
+def training_queries() -> list[dict]:
+    """Failed turns followed by a rephrase that went well: the words, and what they meant."""
+    pairs = Rephrase.objects.filter(first__rewrite__isnull=True).values_list("first_id", "second_id")
+    pairs = list(pairs.iterator(chunk_size=20_000))
+    fields = ("id", "user_id", "asr_text", "intent", "slots", "nlu_confidence", "trace", "defect_probability", "status")
+    turns = {}
+    ids = [i for pair in pairs for i in pair]
+    for start in range(0, len(ids), 5000):
+        for t in Turn.objects.filter(id__in=ids[start : start + 5000]).values(*fields):
+            turns[t["id"]] = t
+    queries = []
+    for first_id, second_id in pairs:
+        first, second = turns.get(first_id), turns.get(second_id)
+        if not first or not second or not first["asr_text"]:
+            continue
+        if _defect(first["defect_probability"], first["status"]) < BAD:
+            continue
+        if _defect(second["defect_probability"], second["status"]) >= GOOD or not second["intent"]:
+            continue
+        queries.append({"turn": first, "wanted": _meaning(second["intent"], second["slots"])})
+    return queries
+
+
+def _dataset(index: RewriteIndex, queries: list[dict], vectors: dict[str, np.ndarray]) -> list[dict]:
+    out = []
+    for q in queries:
+        turn = q["turn"]
+        query = Query(text=turn["asr_text"], vector=vectors[turn["asr_text"]], nlu=_nlu_of(turn))
+        cands = index.candidates(query, turn["user_id"], use_global=True, use_personal=True)
+        if not cands:
+            continue
+        cand_vectors = index.vectors_of(cands)
+        features = np.array([candidate_features(query, e, p, cand_vectors.get(e.text)) for e, p in cands])
+        labels = np.array([int(_meaning(e.intent, e.slots) == q["wanted"]) for e, _ in cands])
+        out.append({"id": turn["id"], "x": features, "y": labels})
+    return out
+
+
+def choose_threshold(scored: list[tuple[float, bool]], precision: float) -> tuple[float, dict]:
+    """The lowest score from which the top candidates were right at least `precision` of the time."""
+    best = math.inf
+    right = 0
+    stats = {"fired": 0, "right": 0}
+    for fired, (score, correct) in enumerate(sorted(scored, key=lambda s: -s[0]), start=1):
+        right += correct
+        if fired >= 5 and right / fired >= precision:
+            best, stats = score, {"fired": fired, "right": right}
+    return best, {**stats, "queries": len(scored)}
+
+
+def build_and_register(progress: Callable[[float, str], None], layer_outcomes: dict | None = None) -> dict[str, Any]:
+    import lightgbm
+
+    started = time.monotonic()
+    progress(0.05, "collecting successful utterances")
+    global_entries, by_user, known_good = build_entries()
+    personal_entries: list[Entry] = []
+    personal_rows: dict[int, list[int]] = {}
+    for user, entries in by_user.items():
+        personal_rows[user] = list(range(len(personal_entries), len(personal_entries) + len(entries)))
+        personal_entries += entries
+    queries = training_queries()
+    progress(0.3, f"embedding {len(global_entries)} global and {len(personal_entries)} personal entries")
+    vectors = embed([e.text for e in global_entries + personal_entries] + [q["turn"]["asr_text"] for q in queries])
+    dim = 384
+
+    def stack(entries: list[Entry]) -> np.ndarray:
+        return np.stack([vectors[e.text] for e in entries]) if entries else np.zeros((0, dim), np.float32)
+
+    arrays = {"global_vectors": stack(global_entries), "personal_vectors": stack(personal_entries)}
+    meta = {
+        "global": [asdict(e) for e in global_entries],
+        "personal": [asdict(e) for e in personal_entries],
+        "personal_rows": {str(k): v for k, v in personal_rows.items()},
+        "known_good": sorted(known_good),
+    }
+    disabled = sorted(
+        name
+        for name, stats in (layer_outcomes or {}).items()
+        if name.startswith("online-")
+        and stats["wins"] + stats["losses"] >= settings.REWRITE_MIN_OUTCOMES
+        and stats["win_rate_5pct"] < settings.REWRITE_RETIRE_BELOW
+    )
+    draft = RewriteIndex("draft", {"threshold": math.inf}, arrays, meta, ranker=None)
+    progress(0.5, f"ranking data from {len(queries)} rephrases")
+    data = _dataset(draft, queries, vectors)
+    train = [d for d in data if not _held_out(d["id"]) and d["y"].any()]
+    held = [d for d in data if _held_out(d["id"])]
+    ranker = lightgbm.LGBMRanker(
+        objective="lambdarank", n_estimators=150, learning_rate=0.05, num_leaves=15, min_child_samples=5, verbose=-1
+    )
+    threshold, fit_stats, booster = math.inf, {"queries": len(train), "trained": False}, None
+    if len(train) >= MIN_QUERIES:
+        ranker.fit(np.vstack([d["x"] for d in train]), np.concatenate([d["y"] for d in train]),
+                   group=[len(d["y"]) for d in train])  # fmt: skip
+        booster = ranker.booster_
+        scored = [(float(np.max(s := booster.predict(d["x"]))), bool(d["y"][int(np.argmax(s))])) for d in held]
+        threshold, fit_stats = choose_threshold(scored, settings.ONLINE_REWRITE_PRECISION)
+    # Without a ranker (too little evidence yet) the index never fires; it still knows what works.
+    newest = Turn.objects.aggregate(m=Max("id"))["m"] or 0
+    version = f"rewrite-index-{datetime.now(UTC):%Y%m%d-%H%M%S}-{newest}"
+    manifest = {
+        "format": FORMAT,
+        "kind": "rewrite_index",
+        "version": version,
+        "threshold": threshold if math.isfinite(threshold) else None,
+        "disabled_layers": disabled,
+        "metrics": {
+            "global_entries": len(global_entries),
+            "personal_entries": len(personal_entries),
+            "users": len(by_user),
+            "known_good": len(known_good),
+            "training_queries": len(train),
+            "holdout": fit_stats,
+            "precision_target": settings.ONLINE_REWRITE_PRECISION,
+        },
+    }
+    out = Path(settings.MODEL_DIR) / "rewrite_index" / version
+    progress(0.9, "writing the artifact")
+    files: dict[str, Callable[[Path], Any]] = {
+        "vectors.npz": lambda p: np.savez(p, **arrays),
+        "entries.json": lambda p: p.write_text(json.dumps(meta), encoding="utf-8"),
+    }
+    if booster is not None:
+        files["ranker.txt"] = lambda p: booster.save_model(str(p))
+    write_artifact(out, manifest, files)
+    row, decision = register_candidate(REWRITE_INDEXES, out, manifest, gate=gate)
+    return {
+        "version": version,
+        "status": row.status,
+        "decision": decision.note if decision else None,
+        "metrics": manifest["metrics"],
+        "threshold": manifest["threshold"],
+        "disabled_layers": disabled,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def gate(candidate: dict, active: dict | None) -> Decision:
+    """An index is promoted unless its ranker missed the precision target on its held-out queries."""
+    holdout = (candidate.get("metrics") or {}).get("holdout") or {}
+    fired, right = holdout.get("fired", 0), holdout.get("right", 0)
+    if fired and right / fired < settings.ONLINE_REWRITE_PRECISION:
+        return Decision(False, True, f"rejected: held-out precision {right}/{fired} below the target", ("precision",))
+    note = (
+        f"promoted: held-out top-1 right {right} of {fired} fired"
+        if fired
+        else "promoted: the ranker does not fire yet (too few held-out queries above the precision target)"
+    )
+    del active
+    return Decision(True, bool(fired), note)

@@ -1,0 +1,144 @@
+"""Online rewriting: the index's layers and ranker on hand-made entries, and an index built and
+trained from stored chains rewriting a new person's risky turn through the real pipeline."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from assistant.pipeline.turn import handle_turn
+from assistant.rewrite.online import CANDIDATE_FEATURES, REWRITE_INDEXES, Entry, Query, RewriteIndex, phonetic
+from assistant.turns import NluResult
+from feedback.models import Rephrase, Session, Turn
+from learning.online import build_and_register, choose_threshold
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+class PrefersPersonal:
+    """A stand-in ranker with the shape of a LightGBM booster: personal history counts most."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        names = list(CANDIDATE_FEATURES)
+        return x[:, names.index("cosine")] + 2 * x[:, names.index("log_personal_count")]
+
+
+def _index(ranker=None, threshold=0.5) -> RewriteIndex:
+    washington = Entry(
+        "weather in wilkerson washington", "weather_query", {"place": "wilkerson washington"}, 50, 40, 0.9, 0
+    )
+    california = Entry(
+        "weather in wilkerson california", "weather_query", {"place": "wilkerson california"}, 4, 1, 1.0, 1
+    )
+    arrays = {
+        "global_vectors": np.stack([unit([1, 0.1, 0])]),
+        "personal_vectors": np.stack([unit([1, 0.12, 0])]),
+    }
+    meta = {
+        "global": [washington.__dict__],
+        "personal": [california.__dict__],
+        "personal_rows": {"7": [0]},
+        "known_good": ["what's the weather"],
+    }
+    return RewriteIndex("test", {"threshold": threshold}, arrays, meta, ranker or PrefersPersonal())
+
+
+def _query(text="weather in wilkersen", confidence=0.3) -> Query:
+    return Query(
+        text,
+        unit([1, 0.11, 0]),
+        NluResult(text, "weather_query", confidence, {}, alternatives=(("weather_query", confidence),)),
+    )
+
+
+def test_the_personal_layer_wins_where_the_users_history_supports_it():
+    index = _index()
+    entry, personal, _ = index.best(_query(), 7, use_global=True, use_personal=True)
+    assert (entry.text, personal) == ("weather in wilkerson california", True)
+    # Someone else (no history) gets what most people mean.
+    entry, personal, _ = index.best(_query(), 8, use_global=True, use_personal=True)
+    assert (entry.text, personal) == ("weather in wilkerson washington", False)
+    # The global arm never sees personal entries.
+    entry, _, _ = index.best(_query(), 7, use_global=True, use_personal=False)
+    assert entry.text == "weather in wilkerson washington"
+
+
+def test_it_never_rewrites_what_usually_works_and_fires_only_above_its_threshold():
+    assert _index().best(_query("what's the weather"), 7, use_global=True, use_personal=True) is None
+    assert _index(threshold=math.inf).best(_query(), 7, use_global=True, use_personal=True) is None
+    assert _index(threshold=100.0).best(_query(), 8, use_global=True, use_personal=True) is None
+
+
+def test_candidates_that_sound_the_same_are_found():
+    assert phonetic("turn of the kitchn lights") == phonetic("turn off the kitchen lights")
+
+
+def test_the_threshold_is_the_lowest_score_meeting_the_precision():
+    scored = [(0.9, True)] * 8 + [(0.8, True)] * 4 + [(0.7, False)] * 3 + [(0.6, True)] * 2 + [(0.5, False)] * 5
+    threshold, stats = choose_threshold(scored, precision=0.8)
+    assert threshold == 0.6 and stats["fired"] == 17 and stats["right"] == 14
+    assert choose_threshold([(0.9, False)] * 10, precision=0.9)[0] == math.inf
+
+
+# --- built from the store ------------------------------------------------------------------
+
+REQUESTS = [
+    ("turn of the kitchn lights", "turn off the kitchen lights", "iot_hue_lightoff", {"room": "kitchen"}),
+    ("lights of in bedroom", "turn off the bedroom lights", "iot_hue_lightoff", {"room": "bedroom"}),
+    ("what the whether like", "what's the weather like", "weather_query", {}),
+    ("play some jaz", "play some jazz", "play_music", {"genre": "jazz"}),
+    ("said a timer for ten minutes", "set a timer for 10 minutes", "timer_set", {"duration": "10 minutes"}),
+    ("ad milk to my shopping list", "add milk to my shopping list", "lists_createoradd", {"item": "milk"}),
+]
+
+
+def _turn(user, session, text, at, *, intent, slots, defect, status=Turn.Status.OK, confidence=0.9):
+    nlu = {
+        "intent": intent,
+        "slots": slots,
+        "confidence": confidence,
+        "out_of_scope": status == Turn.Status.OUT_OF_SCOPE,
+    }
+    return Turn.objects.create(
+        session=session, user=user, created_at=at, raw_text=text, asr_text=text, intent=intent, slots=slots,
+        nlu_confidence=confidence, status=status, defect_probability=defect, response="ok",
+        trace=[{"stage": "nlu", "output": {**nlu, "alternatives": [[intent, confidence]]}}],
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_an_index_built_from_stored_chains_rewrites_a_new_persons_risky_turn(nlu_model, settings, alice):
+    settings.MINE_MIN_USERS = 3
+    settings.ONLINE_REWRITE_PRECISION = 0.9
+    User = get_user_model()
+    start = timezone.now() - timedelta(days=1)
+    for u in range(8):
+        person = User.objects.create_user(f"chain{u}")
+        session = Session.objects.create(user=person, channel=Session.Channel.SIMULATOR, started_at=start)
+        for r, (bad, good, intent, slots) in enumerate(REQUESTS * 2):
+            at = start + timedelta(minutes=10 * r + u)
+            first = _turn(person, session, bad, at, intent="out_of_scope", slots={}, defect=0.9,
+                          status=Turn.Status.OUT_OF_SCOPE, confidence=0.2)  # fmt: skip
+            second = _turn(person, session, good, at + timedelta(seconds=6), intent=intent, slots=slots, defect=0.05)
+            Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=6000, detector_version="t")
+    result = build_and_register(lambda f, m: None)
+    assert result["status"] == "active", result
+    assert result["metrics"]["global_entries"] == len(REQUESTS)
+    assert result["threshold"] is not None, result["metrics"]
+    REWRITE_INDEXES.reset_loaded()
+
+    turn = handle_turn(alice, text="turn of the kitchn lights")
+    assert turn.rewrite is not None and turn.rewrite["layer"] == "online-global", turn.rewrite
+    assert turn.rewrite["kept"] and turn.rewrite["to"] == "turn off the kitchen lights"
+    assert turn.intent == "iot_hue_lightoff" and turn.slots.get("room") == "kitchen"
+    # A confident turn is left alone.
+    calm = handle_turn(alice, text="what's the weather like")
+    assert calm.rewrite is None
