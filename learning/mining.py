@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -53,6 +52,7 @@ from django.conf import settings
 from django.db import transaction
 
 from feedback.models import Rephrase, RewriteRule, Turn
+from learning.readings import reading
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def collect(turns: Iterable[tuple] | None = None, links: Iterable[tuple[int, int
         node = node_for((rewritten_to or "").strip() or said)
         cols["rewritten_from"].append(node_for(said) if rewritten_to else -1)
         if not rewritten_to and intent:
-            readings[node][f"{intent} {json.dumps(slots or {}, sort_keys=True)}"] += 1
+            readings[node][reading(intent, slots)] += 1
         if defect is None:
             failed = status in (Turn.Status.OUT_OF_SCOPE, Turn.Status.ERROR)
             defect = NO_DEFECT_MODEL["rephrased" if rephrased else "failed" if failed else "other"]

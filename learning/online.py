@@ -41,16 +41,13 @@ from assistant.rewrite.online import FORMAT, REWRITE_INDEXES, Entry, Query, Rewr
 from assistant.turns import NluResult
 from feedback.models import Rephrase, Turn
 from learning.embeddings import embed
+from learning.readings import reading
 from learning.registry import Decision, register_candidate
 
 GOOD, BAD = 0.3, 0.5  # P(defect) below GOOD went well; at or above BAD failed
 KNOWN_GOOD_RATE, KNOWN_GOOD_MIN = 0.7, 3
 HOLDOUT_SHARE = 0.3
 MIN_QUERIES = 30  # labelled queries needed to train a ranker
-
-
-def _meaning(intent: str, slots: dict | None) -> str:
-    return f"{intent} {json.dumps(slots or {}, sort_keys=True)}"
 
 
 def _defect(p: float | None, status: str) -> float:
@@ -81,12 +78,12 @@ def build_entries() -> tuple[list[Entry], dict[int, list[Entry]], set[str]]:
         good[text] += 1
         users[text].add(user)
         if intent:
-            readings[text][_meaning(intent, slots)] += 1
+            readings[text][reading(intent, slots)] += 1
         entry = personal.setdefault((user, text), [0, at])
         entry[0] += 1
         entry[1] = max(entry[1], at)
 
-    def reading(text: str) -> tuple[str, dict]:
+    def usual_reading(text: str) -> tuple[str, dict]:
         meaning = readings[text].most_common(1)[0][0] if readings[text] else " {}"
         intent, _, slots = meaning.partition(" ")
         return intent, json.loads(slots)
@@ -94,11 +91,11 @@ def build_entries() -> tuple[list[Entry], dict[int, list[Entry]], set[str]]:
     global_entries = []
     for text, count in sorted(good.items()):
         if len(users[text]) >= settings.MINE_MIN_USERS:
-            intent, slots = reading(text)
+            intent, slots = usual_reading(text)
             global_entries.append(Entry(text, intent, slots, count, len(users[text]), count / seen[text], 0.0))
     by_user: dict[int, list[Entry]] = defaultdict(list)
     for (user, text), (count, last) in sorted(personal.items()):
-        intent, slots = reading(text)
+        intent, slots = usual_reading(text)
         days = max(0.0, (now - last).total_seconds() / 86_400)
         by_user[user].append(Entry(text, intent, slots, count, 1, count / seen[text], round(days, 3)))
     known_good = {
@@ -144,7 +141,7 @@ def training_queries() -> list[dict]:
             continue
         if _defect(second["defect_probability"], second["status"]) >= GOOD or not second["intent"]:
             continue
-        queries.append({"turn": first, "wanted": _meaning(second["intent"], second["slots"])})
+        queries.append({"turn": first, "wanted": reading(second["intent"], second["slots"])})
     return queries
 
 
@@ -158,7 +155,7 @@ def _dataset(index: RewriteIndex, queries: list[dict], vectors: dict[str, np.nda
             continue
         cand_vectors = index.vectors_of(cands)
         features = np.array([candidate_features(query, e, p, cand_vectors.get(e.text)) for e, p in cands])
-        labels = np.array([int(_meaning(e.intent, e.slots) == q["wanted"]) for e, _ in cands])
+        labels = np.array([int(reading(e.intent, e.slots) == q["wanted"]) for e, _ in cands])
         out.append({"id": turn["id"], "x": features, "y": labels})
     return out
 

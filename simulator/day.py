@@ -107,15 +107,16 @@ def user_day(
             else:
                 phrasing_index = _choose_phrasing(sim, goal_pos, tried, rng, b.habit)
             phrasing = goal.phrasings[phrasing_index]
-            heard = transmit(
-                phrasing.sentence, noise, rng, noisy=sim.noisy, noise_level=sim.noise_level, voice=sim.voice
-            )
+            said = phrasing.sentence
+            if sim.own_names and move == "first" and rng.random() < b.own_name_first:
+                said = sim.in_own_words(said)  # a rephrase after a failure uses the usual name
+            heard = transmit(said, noise, rng, noisy=sim.noisy, noise_level=sim.noise_level, voice=sim.voice)
             turn = driver.turn(part.user, heard.text, device_id=part.device_id, session_id=session_id, now=now)
             session_id = turn["session"]
             budget -= 1
             attempts += 1
             tried.append(phrasing_index)
-            truth = judge(turn, goal, phrasing, reader)
+            truth = judge(turn, goal, phrasing, reader, said=said)
             response_words = len((turn.get("response") or "").split())
             record = {
                 "day": day,

@@ -89,14 +89,17 @@ def judge(
     goal: Goal,
     phrasing: Phrasing,
     understand_reference: Callable[[str], tuple[str, dict[str, Any]]],
+    said: str | None = None,
 ) -> TurnTruth:
     """Ground truth for a turn in the shape of Turn.as_dict() (what the API returns too).
 
     `understand_reference(text)` gives (intent, slots) the current NLU reads from a
     normalised text: it tells whether the words really said would have been understood.
+    `said`: the words spoken when they differ from the phrasing's (a thing called by a user's
+    own name); the gold slots stay the phrasing's.
     """
     stages = _stages(turn)
-    said = normalise(phrasing.sentence)
+    said = normalise(said if said is not None else phrasing.sentence)
     heard = (turn.get("asr") or {}).get("text") or ""
     asr_differs = heard != said
     rewrite = (stages.get("rewrite") or {}).get("output")

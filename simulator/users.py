@@ -25,6 +25,17 @@ TEAMS = ("arsenal", "chelsea", "liverpool", "celtic", "leeds", "everton")
 CUISINES = ("italian", "chinese", "indian", "thai", "mexican", "japanese")
 UNITS = ("metric", "imperial")
 SPEAKER_ROOMS = ("living room", "kitchen", "bedroom")
+# Things some people call by a name of their own (what the goals say -> names a person may use).
+PERSONAL_NAMES = {
+    "living room": ("den", "lounge", "front room"),
+    "kitchen": ("galley", "cookhouse"),
+    "bedroom": ("loft", "nest"),
+    "bathroom": ("loo", "washroom"),
+    "robot vacuum cleaner": ("robbie", "dusty"),
+    "vacuum cleaner": ("robbie", "dusty"),
+    "smart socket": ("lamp plug", "fan plug"),
+    "wemo plug socket": ("lamp plug", "fan plug"),
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,8 @@ class Behaviour:
     retry_max_s: float = 8.0
     day_start_h: float = 7.0  # simulated users speak between these hours (UTC)
     day_end_h: float = 22.0
+    personal_names: float = 0.4  # users who call one or two things by a name of their own
+    own_name_first: float = 0.9  # such a user's first try uses their own name; a rephrase the usual one
 
     @classmethod
     def with_overrides(cls, overrides: dict[str, str]) -> Behaviour:
@@ -89,6 +102,16 @@ class SimUser:
     phrasing_order: dict[int, list[int]] = field(default_factory=dict)  # goal position -> phrasing indices
     # Who speaks: the same words go wrong the same way for one voice (simulator/noise.py).
     voice: str = ""
+    # Things this user calls by a name of their own: {"living room": "the den"}.
+    own_names: dict[str, str] = field(default_factory=dict)
+
+    def in_own_words(self, sentence: str) -> str:
+        """The sentence with the things this user names their own way renamed (longest first)."""
+        for thing in sorted(self.own_names, key=len, reverse=True):
+            padded = f" {sentence} "
+            if f" {thing} " in padded:
+                return padded.replace(f" {thing} ", f" {self.own_names[thing]} ", 1).strip()
+        return sentence
 
     def pick_goal(self, rng: random.Random) -> int:
         return rng.choices(self.repertoire, weights=self.weights, k=1)[0]
@@ -139,4 +162,13 @@ def make_user(index: int, tag: str, goals: list[Goal], behaviour: Behaviour, see
         weights=weights,
         phrasing_order=order,
         voice=f"voice-{seed}-{index}",
+        own_names=_own_names(random.Random(f"names:{seed}:{index}"), behaviour),
     )
+
+
+def _own_names(rng: random.Random, behaviour: Behaviour) -> dict[str, str]:
+    if rng.random() >= behaviour.personal_names:
+        return {}
+    things = sorted(PERSONAL_NAMES)
+    chosen = rng.sample(things, k=rng.randint(1, 2))
+    return {thing: rng.choice(PERSONAL_NAMES[thing]) for thing in chosen}

@@ -222,3 +222,16 @@ def test_defect_probabilities_are_scored_by_auc_and_calibration():
     overconfident = score_probabilities([True] * 3 + [False] * 7, [0.9] * 10)
     assert overconfident["ece"] == 0.6 and overconfident["auc"] == 0.5
     assert score_probabilities([], [])["auc"] is None
+
+
+def test_some_users_call_things_by_names_of_their_own():
+    from simulator.users import PERSONAL_NAMES, SimUser
+
+    behaviour = Behaviour()
+    users = [make_user(i, "t", [], behaviour, seed=0) for i in range(200)]
+    named = [u for u in users if u.own_names]
+    assert 0.25 < len(named) / len(users) < 0.55
+    assert all(set(u.own_names) <= set(PERSONAL_NAMES) for u in named)
+    sim = SimUser(0, "u", False, 0, "kitchen", {}, [], [], own_names={"living room": "den"})
+    assert sim.in_own_words("turn off the living room lights") == "turn off the den lights"
+    assert sim.in_own_words("what's the weather") == "what's the weather"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import random
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -125,6 +126,19 @@ def utterances(n: int, start: int = 0) -> Iterator[str]:
         yield template.format(**values)
 
 
+def with_typo(text: str, i: int) -> str:
+    """`text` with one letter of one of its longer words dropped, as a hurried typist does."""
+    rng = random.Random(f"typo-pos:{i}")
+    words = text.split()
+    long_words = [k for k, w in enumerate(words) if len(w) > 3]
+    if not long_words:
+        return text
+    k = rng.choice(long_words)
+    cut = rng.randrange(1, len(words[k]))
+    words[k] = words[k][:cut] + words[k][cut + 1 :]
+    return " ".join(words)
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Linear-interpolated percentile (q in 0..100) of an ascending list."""
     if not sorted_values:
@@ -155,6 +169,12 @@ class Command(BaseCommand):
         parser.add_argument("--user", default="bench", help="Bench user (its home is reset; default 'bench').")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
         parser.add_argument("--keep-turns", action="store_true", help="Keep the bench's turns in the store.")
+        parser.add_argument(
+            "--typos",
+            type=float,
+            default=0.0,
+            help="Share of utterances with a letter dropped (risky turns: they exercise online rewriting).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         n, warmup = options["n"], options["warmup"]
@@ -190,7 +210,9 @@ class Command(BaseCommand):
             statuses: Counter[str] = Counter()
             model_versions: Counter[str] = Counter()
             started = time.perf_counter()
-            for text in utterances(n):
+            online: list[float] = []
+            for i, text in enumerate(utterances(n)):
+                text = with_typo(text, i) if random.Random(f"typo:{i}").random() < options["typos"] else text
                 t0 = time.perf_counter()
                 turn = handle_turn(user, text=text, device=speaker, channel=Session.Channel.CLI)
                 totals.append((time.perf_counter() - t0) * 1000.0)
@@ -199,6 +221,10 @@ class Command(BaseCommand):
                 for record in turn.trace:
                     if record.get("stage") in per_stage:
                         per_stage[record["stage"]].append(float(record.get("ms", 0.0)))
+                    if record.get("stage") == "rewrite" and (record.get("output") or {}).get("layer", "").startswith(
+                        "online-"
+                    ):
+                        online.append(float(record.get("ms", 0.0)))
                     if record.get("stage") == "nlu" and record.get("model_version"):
                         model_versions[record["model_version"]] += 1
             elapsed = time.perf_counter() - started
@@ -216,6 +242,10 @@ class Command(BaseCommand):
             "outside_stages": summarise(outside),
             "turns_per_second": round(n / elapsed, 2) if elapsed > 0 else 0.0,
             "statuses": dict(statuses),
+            # The rewrite stage is all that rewriting adds to a turn; these are the turns where an
+            # online candidate was found and tried (the ranker and a second NLU pass ran).
+            "online_rewrites_tried": len(online),
+            "rewrite_ms_when_online_tried": summarise(online) if online else None,
             "nlu_model_versions": dict(model_versions),
             "targets": {
                 "total_p50_ms": TARGETS_MS["p50"],

@@ -43,9 +43,11 @@ class Command(BaseCommand):
             raise CommandError("bench_mining writes with COPY: it needs DATABASE_URL on Postgres")
         if options["turns"] < 10:
             raise CommandError("--turns must be at least 10")
+        from feedback.models import RewriteRule
         from learning.mining import chain_ends, collect, mine, store
 
         self._delete()
+        rules_before = RewriteRule.objects.order_by("-id").values_list("id", flat=True).first() or 0
         started = time.monotonic()
         generated = self._generate(options)
         generate_s = time.monotonic() - started
@@ -62,6 +64,8 @@ class Command(BaseCommand):
         finally:
             if not options["keep"]:
                 self._delete()
+                # The global rules --store made name no user: they are the ones created since the start.
+                RewriteRule.objects.filter(id__gt=rules_before).delete()
         report = {
             "turns": generated["turns"],
             "users": generated["users"],
