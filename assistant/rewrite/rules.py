@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -96,27 +97,39 @@ def online_rewrite(
     if best is None:
         return None, original
     entry, personal, score = best
-    rewritten = understand(entry.text)
-    kept = rewrite_wins(original, rewritten) and (rewritten.intent, rewritten.slots) != (
-        original.intent,
-        original.slots,
-    )
     scope = RewriteRule.Scope.PERSONAL if personal else RewriteRule.Scope.GLOBAL
-    outcome = RewriteOutcome(
-        rule_id=None,
-        scope=scope,
+    # Online candidates were not checked against this reading: one that means the same changes nothing.
+    return _try(
+        text, entry.text, original, understand, require_new_reading=True, rule_id=None, scope=scope,
+        layer=f"online-{scope}", score=score, index_version=index.version,
+    )  # fmt: skip
+
+
+def _try(
+    text: str,
+    target: str,
+    original: NluResult,
+    understand: Callable[[str], NluResult],
+    *,
+    require_new_reading: bool = False,
+    **outcome: Any,
+) -> tuple[RewriteOutcome, NluResult]:
+    """Read `target` with the NLU; keep it if its reading wins. (What was tried, the reading to act on.)"""
+    rewritten = understand(target)
+    kept = rewrite_wins(original, rewritten)
+    if require_new_reading:
+        kept = kept and (rewritten.intent, rewritten.slots) != (original.intent, original.slots)
+    tried = RewriteOutcome(
         source_text=text,
-        target_text=entry.text,
+        target_text=target,
         kept=kept,
         original_intent=original.intent,
         original_confidence=original.confidence,
         rewritten_intent=rewritten.intent,
         rewritten_confidence=rewritten.confidence,
-        layer=f"online-{scope}",
-        score=score,
-        index_version=index.version,
+        **outcome,
     )
-    return outcome, (rewritten if kept else original)
+    return tried, (rewritten if kept else original)
 
 
 def rewrite_wins(original: NluResult, rewritten: NluResult) -> bool:
@@ -148,17 +161,4 @@ def apply_rewrite(
         return online_rewrite(
             text, original, user_id, understand, embed, allow_global=allow_global, allow_personal=allow_personal
         )
-    rewritten = understand(rule.target_text)
-    kept = rewrite_wins(original, rewritten)
-    outcome = RewriteOutcome(
-        rule_id=rule.pk,
-        scope=rule.scope,
-        source_text=text,
-        target_text=rule.target_text,
-        kept=kept,
-        original_intent=original.intent,
-        original_confidence=original.confidence,
-        rewritten_intent=rewritten.intent,
-        rewritten_confidence=rewritten.confidence,
-    )
-    return outcome, (rewritten if kept else original)
+    return _try(text, rule.target_text, original, understand, rule_id=rule.pk, scope=rule.scope)
