@@ -112,3 +112,12 @@ def test_people_who_are_not_staff_cannot_start_a_cycle(client, alice):
     response = client.post(reverse("admin:learning_job_run_cycle"))
     assert response.status_code == 302 and "/login/" in response["Location"]
     assert not Job.objects.filter(kind="learning_cycle").exists()
+
+
+def test_a_worker_knows_every_learning_task_by_the_name_jobs_are_sent_to():
+    from assistant.celery import app
+
+    app.loader.import_default_modules()  # what a worker imports at start (tasks.py and CELERY_IMPORTS)
+    kinds = {step.job_kind for step in LEARNING_STEPS} | {"learning_cycle"}
+    assert {f"learning.{kind}" for kind in kinds} <= set(app.tasks)
+    assert "learning.start_learning_cycle" in app.tasks
