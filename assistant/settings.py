@@ -286,7 +286,7 @@ MINE_PERSONAL_MIN_SUPPORT = envint("MINE_PERSONAL_MIN_SUPPORT", 2)
 MINE_MAX_SOURCE_SUCCESS = envfloat("MINE_MAX_SOURCE_SUCCESS", 0.5)
 MINE_MIN_TARGET_SUCCESS = envfloat("MINE_MIN_TARGET_SUCCESS", 0.6)
 MINE_MIN_PROBABILITY = envfloat("MINE_MIN_PROBABILITY", 0.5)
-MINE_ACTIVE_PROBABILITY = envfloat("MINE_ACTIVE_PROBABILITY", 0.7)
+MINE_ACTIVE_PROBABILITY = envfloat("MINE_ACTIVE_PROBABILITY", 0.6)
 # A rewritten turn counts this much as evidence (the learners discount what rewrites produced).
 REWRITE_EVIDENCE_WEIGHT = envfloat("REWRITE_EVIDENCE_WEIGHT", 0.2)
 # A rule with at least REWRITE_MIN_OUTCOMES outcomes retires when the 5% quantile of its win

@@ -6,6 +6,8 @@ Entries come from the turns that went well (P(defect) < GOOD, from learning/defe
             is kept, only counts, the success rate and the NLU's usual reading
   personal  each user's own utterances that went well for them, with counts and how lately
   known_good utterances that usually work as they are: never rewritten
+  known_bad  utterances that usually fail as they are (for at least MINE_MIN_USERS people), and each
+             person's utterances that failed every time: risky even when the NLU is confident
 
 The ranker (LightGBM lambdarank) learns from the product's own rephrases: for a turn that
 failed and was followed by a rephrase that went well, the candidates the index retrieves
@@ -27,7 +29,7 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from learning.registry import Decision, register_candidate
 
 GOOD, BAD = 0.3, 0.5  # P(defect) below GOOD went well; at or above BAD failed
 KNOWN_GOOD_RATE, KNOWN_GOOD_MIN = 0.7, 3
+KNOWN_BAD_RATE, KNOWN_BAD_MIN = 0.3, 3
 HOLDOUT_SHARE = 0.3
 MIN_QUERIES = 30  # labelled queries needed to train a ranker
 
@@ -56,12 +59,23 @@ def _defect(p: float | None, status: str) -> float:
     return 0.9 if status in (Turn.Status.OUT_OF_SCOPE, Turn.Status.ERROR) else 0.2
 
 
-def build_entries() -> tuple[list[Entry], dict[int, list[Entry]], set[str]]:
-    """The global layer, each user's personal layer, and the utterances that work as they are."""
+@dataclass
+class IndexEntries:
+    global_entries: list[Entry]
+    by_user: dict[int, list[Entry]]
+    known_good: set[str]  # usually work as they are: never rewritten
+    known_bad: set[str]  # usually fail, for several people: worth a rewrite however confident the NLU is
+    personal_bad: dict[int, list[str]]  # what failed every time one person said it
+
+
+def build_entries() -> IndexEntries:
+    """The global layer, each user's personal layer, and what is known to work or to fail as said."""
     now = datetime.now(UTC)
     seen: Counter = Counter()
     good: Counter = Counter()
     users: dict[str, set[int]] = defaultdict(set)
+    sayers: dict[str, set[int]] = defaultdict(set)
+    personal_seen: Counter = Counter()
     readings: dict[str, Counter] = defaultdict(Counter)
     personal: dict[tuple[int, str], list] = {}
     rows = Turn.objects.values_list(
@@ -73,6 +87,8 @@ def build_entries() -> tuple[list[Entry], dict[int, list[Entry]], set[str]]:
         if not text:
             continue
         seen[text] += 1
+        sayers[text].add(user)
+        personal_seen[(user, text)] += 1
         if _defect(p, status) >= GOOD:
             continue
         good[text] += 1
@@ -101,7 +117,16 @@ def build_entries() -> tuple[list[Entry], dict[int, list[Entry]], set[str]]:
     known_good = {
         t for t, n in seen.items() if n >= KNOWN_GOOD_MIN and good[t] / n >= KNOWN_GOOD_RATE and len(users[t]) > 1
     }
-    return global_entries, by_user, known_good
+    known_bad = {
+        t
+        for t, n in seen.items()
+        if n >= KNOWN_BAD_MIN and good[t] / n <= KNOWN_BAD_RATE and len(sayers[t]) >= settings.MINE_MIN_USERS
+    }
+    personal_bad: dict[int, list[str]] = defaultdict(list)
+    for (user, text), n in sorted(personal_seen.items()):
+        if n >= 2 and (user, text) not in personal:
+            personal_bad[user].append(text)
+    return IndexEntries(global_entries, dict(by_user), known_good, known_bad, dict(personal_bad))
 
 
 def _held_out(turn_id: int) -> bool:
@@ -177,7 +202,8 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
 
     started = time.monotonic()
     progress(0.05, "collecting successful utterances")
-    global_entries, by_user, known_good = build_entries()
+    found = build_entries()
+    global_entries, by_user, known_good = found.global_entries, found.by_user, found.known_good
     personal_entries: list[Entry] = []
     personal_rows: dict[int, list[int]] = {}
     for user, entries in by_user.items():
@@ -197,6 +223,8 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
         "personal": [asdict(e) for e in personal_entries],
         "personal_rows": {str(k): v for k, v in personal_rows.items()},
         "known_good": sorted(known_good),
+        "known_bad": sorted(found.known_bad),
+        "personal_bad": {str(k): v for k, v in found.personal_bad.items()},
     }
     disabled = sorted(
         name
@@ -234,6 +262,7 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
             "personal_entries": len(personal_entries),
             "users": len(by_user),
             "known_good": len(known_good),
+            "known_bad": len(found.known_bad),
             "training_queries": len(train),
             "holdout": fit_stats,
             "precision_target": settings.ONLINE_REWRITE_PRECISION,

@@ -17,8 +17,8 @@ text then goes through the NLU and is kept only if it wins (as for rules).
 
 The index and ranker are one artifact (kind "rewrite_index" in the registry), rebuilt by
 a learning step and hot-swapped. Turns are risky when out of scope or below
-ONLINE_REWRITE_BELOW confidence; an utterance that itself usually works is never
-rewritten.
+ONLINE_REWRITE_BELOW confidence, or when their words are known to fail (the NLU is often
+confidently wrong); an utterance that itself usually works is never rewritten.
 """
 
 from __future__ import annotations
@@ -97,10 +97,16 @@ class RewriteIndex:
         self.personal_entries = [Entry(**e) for e in meta["personal"]]
         self.personal_rows: dict[int, list[int]] = {int(k): v for k, v in meta["personal_rows"].items()}
         self.known_good = set(meta.get("known_good", []))
+        self.known_bad = set(meta.get("known_bad", []))
+        self.personal_bad = {int(k): set(v) for k, v in (meta.get("personal_bad") or {}).items()}
         self.ranker = ranker
         self.global_sounds: dict[str, list[int]] = {}
         for i, e in enumerate(self.global_entries):
             self.global_sounds.setdefault(phonetic(e.text), []).append(i)
+
+    def known_to_fail(self, text: str, user_id: int, *, use_personal: bool) -> bool:
+        """The words usually fail as they are (for many people, or every time for this person)."""
+        return text in self.known_bad or (use_personal and text in self.personal_bad.get(user_id, ()))
 
     # -- candidates -----------------------------------------------------------------------
     def candidates(

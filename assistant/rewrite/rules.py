@@ -86,11 +86,14 @@ def online_rewrite(
     """The ranker's best candidate for a risky turn, kept if its reading wins; else the original.
 
     `embed(text)` is the sentence embedding the index was built with (assistant.nlu.sentence_vector)."""
-    if embed is None or not (original.out_of_scope or original.confidence < settings.ONLINE_REWRITE_BELOW):
+    if embed is None:
         return None, original
     try:
         index = REWRITE_INDEXES.model()
     except ModelUnavailable:
+        return None, original
+    unsure = original.out_of_scope or original.confidence < settings.ONLINE_REWRITE_BELOW
+    if not unsure and not index.known_to_fail(text, user_id, use_personal=allow_personal):
         return None, original
     query = Query(text=text, vector=embed(text), nlu=original)
     best = index.best(query, user_id, use_global=allow_global, use_personal=allow_personal)

@@ -77,6 +77,16 @@ def test_it_never_rewrites_what_usually_works_and_fires_only_above_its_threshold
     assert _index(threshold=100.0).best(_query(), 8, use_global=True, use_personal=True) is None
 
 
+def test_words_known_to_fail_are_risky_whoever_says_them_or_only_for_the_one_who_does():
+    index = _index()
+    index.known_bad = {"weather in wilkersen"}
+    index.personal_bad = {7: {"weather at the den"}}
+    assert index.known_to_fail("weather in wilkersen", 8, use_personal=False)
+    assert index.known_to_fail("weather at the den", 7, use_personal=True)
+    assert not index.known_to_fail("weather at the den", 7, use_personal=False)  # the global arm
+    assert not index.known_to_fail("weather at the den", 8, use_personal=True)  # someone else
+
+
 def test_candidates_that_sound_the_same_are_found():
     assert phonetic("turn of the kitchn lights") == phonetic("turn off the kitchen lights")
 
@@ -139,6 +149,10 @@ def test_an_index_built_from_stored_chains_rewrites_a_new_persons_risky_turn(nlu
     assert turn.rewrite is not None and turn.rewrite["layer"] == "online-global", turn.rewrite
     assert turn.rewrite["kept"] and turn.rewrite["to"] == "turn off the kitchen lights"
     assert turn.intent == "iot_hue_lightoff" and turn.slots.get("room") == "kitchen"
-    # A confident turn is left alone.
+    # A confident turn is left alone…
     calm = handle_turn(alice, text="what's the weather like")
     assert calm.rewrite is None
+    # …unless its words are known to fail: the NLU is often confidently wrong.
+    assert result["metrics"]["known_bad"] == len(REQUESTS)
+    jazz = handle_turn(alice, text="play some jaz")
+    assert jazz.rewrite is not None and jazz.rewrite["to"] == "play some jazz", (jazz.nlu_confidence, jazz.rewrite)
