@@ -100,6 +100,16 @@ DEFECT_MODELS = ModelKind("defect", _load, label="defect model", hint="run `pyth
 # --- what the store says about turns ------------------------------------------------
 
 
+def defect_or_guess(p: float | None, status: str, *, rephrased: bool = False) -> float:
+    """The stored P(defect), or, for a turn no defect model has scored yet, a guess from what is
+    plain to see: a turn someone rephrased or that failed outright probably was a defect."""
+    if p is not None:
+        return p
+    if rephrased:
+        return 0.8
+    return 0.9 if status in (Turn.Status.OUT_OF_SCOPE, Turn.Status.ERROR) else 0.2
+
+
 @dataclass
 class TurnRows:
     """The turns to featurise and everything around them, in arrays (one row per turn)."""

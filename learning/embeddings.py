@@ -34,13 +34,3 @@ def embed(texts: list[str]) -> dict[str, np.ndarray]:
                 _cache.popitem(last=False)
         found.update(new)
     return found
-
-
-def matrix(texts: list[str], vectors: dict[str, np.ndarray], dim: int = 384) -> np.ndarray:
-    """Rows of `vectors` for `texts` (zeros for a text without a vector)."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for row, text in enumerate(texts):
-        vector = vectors.get(text)
-        if vector is not None:
-            out[row] = vector
-    return out

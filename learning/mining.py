@@ -52,13 +52,13 @@ from django.conf import settings
 from django.db import transaction
 
 from feedback.models import Rephrase, RewriteRule, Turn
+from learning.defects import defect_or_guess
 from learning.readings import reading
 
 log = logging.getLogger(__name__)
 
 EVIDENCE_CHAINS = 10  # chains kept as a rule's evidence
 PRIOR_STRENGTH = 4.0  # pseudo-outcomes of a rule's Beta prior, centred on its mined probability
-NO_DEFECT_MODEL = {"rephrased": 0.8, "failed": 0.9, "other": 0.2}  # P(defect) before a defect model exists
 
 
 # --- the evidence ---------------------------------------------------------------------
@@ -77,6 +77,7 @@ class Occurrences:
     rewritten_from: np.ndarray  # for a rewritten turn the utterance said (its node is the target), else -1
     texts: list[str]  # utterance per node index
     meaning: list[str | None]  # the NLU's usual reading of each utterance (None: unknown)
+    node_of: dict[str, int] = field(default_factory=dict)  # utterance -> node index
     ends: tuple | None = None  # chain_ends(), once computed
 
     @property
@@ -117,9 +118,7 @@ def collect(turns: Iterable[tuple] | None = None, links: Iterable[tuple[int, int
         cols["rewritten_from"].append(node_for(said) if rewritten_to else -1)
         if not rewritten_to and intent:
             readings[node][reading(intent, slots)] += 1
-        if defect is None:
-            failed = status in (Turn.Status.OUT_OF_SCOPE, Turn.Status.ERROR)
-            defect = NO_DEFECT_MODEL["rephrased" if rephrased else "failed" if failed else "other"]
+        defect = defect_or_guess(defect, status, rephrased=rephrased)
         rows[tid] = len(cols["node"])
         cols["id"].append(tid)
         cols["node"].append(node)
@@ -139,6 +138,7 @@ def collect(turns: Iterable[tuple] | None = None, links: Iterable[tuple[int, int
         weight=np.array(cols["weight"], dtype=np.float64),
         next_row=next_row,
         rewritten_from=np.array(cols["rewritten_from"], dtype=np.int64),
+        node_of=node_of,
         texts=texts,
         meaning=meaning,
     )
@@ -466,10 +466,8 @@ def store(candidates: list[Candidate], occ: Occurrences) -> dict[str, int]:
 def _support_now(occ: Occurrences, rule: RewriteRule) -> tuple[int, float]:
     """Distinct users and weight of the occurrences whose chain from the rule's source ended well at its
     target, the turns the rule itself rewrote (and that went well) included."""
-    try:
-        u = occ.texts.index(rule.source_text)
-        v = occ.texts.index(rule.target_text)
-    except ValueError:
+    u, v = occ.node_of.get(rule.source_text), occ.node_of.get(rule.target_text)
+    if u is None or v is None:
         return 0, 0.0
     end, ended_well, _ = occ.ends = occ.ends or chain_ends(occ)
     chained = (occ.node == u) & ended_well & (occ.node[end] == v)
@@ -480,12 +478,9 @@ def _support_now(occ: Occurrences, rule: RewriteRule) -> tuple[int, float]:
     return len(set(occ.user[rows].tolist())), float(occ.weight[rows].sum())
 
 
-def update_outcomes() -> dict[str, Any]:
-    """Add up every fired rule's outcomes; retire the rules whose win rate is now doubtful."""
-    from scipy.stats import beta
-
-    wins: dict[int, float] = defaultdict(float)
-    losses: dict[int, float] = defaultdict(float)
+def _fired_outcomes() -> tuple[dict[int, list[float]], dict[str, list[float]]]:
+    """Expected [wins, losses] of every fired rewrite, by rule id and by layer (read only)."""
+    rules: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
     layers: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     fired = Turn.objects.filter(rewrite__kept=True, defect_probability__isnull=False).values_list(
         "rewrite__rule_id", "rewrite__scope", "rewrite__layer", "defect_probability"
@@ -495,12 +490,36 @@ def update_outcomes() -> dict[str, Any]:
         layers[name][0] += 1 - p
         layers[name][1] += p
         if rule_id is not None:
-            wins[rule_id] += 1 - p
-            losses[rule_id] += p
+            rules[rule_id][0] += 1 - p
+            rules[rule_id][1] += p
+    return rules, layers
+
+
+def layer_outcomes(layers: dict[str, list[float]] | None = None) -> dict[str, dict[str, float]]:
+    """Each rewrite layer's wins, losses and the 5% bound of its win rate (read only)."""
+    from scipy.stats import beta
+
+    if layers is None:
+        layers = _fired_outcomes()[1]
+    return {
+        name: {
+            "wins": round(w, 2),
+            "losses": round(lo, 2),
+            "win_rate_5pct": round(float(beta.ppf(0.05, 1 + w, 1 + lo)), 4),
+        }
+        for name, (w, lo) in sorted(layers.items())
+    }
+
+
+def update_outcomes() -> dict[str, Any]:
+    """Add up every fired rule's outcomes; retire the rules whose win rate is now doubtful."""
+    from scipy.stats import beta
+
+    by_rule, layers = _fired_outcomes()
     retired = 0
     with transaction.atomic():
-        for rule in RewriteRule.objects.select_for_update().filter(pk__in=set(wins) | set(losses)):
-            rule.wins, rule.losses = round(wins[rule.pk], 3), round(losses[rule.pk], 3)
+        for rule in RewriteRule.objects.select_for_update().filter(pk__in=by_rule):
+            rule.wins, rule.losses = (round(x, 3) for x in by_rule[rule.pk])
             fields = ["wins", "losses", "updated_at"]
             low = beta.ppf(
                 0.05,
@@ -517,18 +536,7 @@ def update_outcomes() -> dict[str, Any]:
                 fields += ["status", "status_reason"]
                 retired += 1
             rule.save(update_fields=fields)
-    return {
-        "rules_with_outcomes": len(set(wins) | set(losses)),
-        "retired_by_outcomes": retired,
-        "layers": {
-            name: {
-                "wins": round(w, 2),
-                "losses": round(lo, 2),
-                "win_rate_5pct": round(float(beta.ppf(0.05, 1 + w, 1 + lo)), 4),
-            }
-            for name, (w, lo) in sorted(layers.items())
-        },
-    }
+    return {"rules_with_outcomes": len(by_rule), "retired_by_outcomes": retired, "layers": layer_outcomes(layers)}
 
 
 def mine_and_store(progress: Callable[[float, str], None]) -> dict[str, Any]:

@@ -93,7 +93,7 @@ class Job(models.Model):
 
         By name: the web process (the admin's buttons) and beat need not import the trainers."""
         job = cls.objects.create(kind=kind, params=params or {})
-        transaction.on_commit(lambda: current_app.send_task(job.task_name, args=[job.pk]))
+        job._send_when_committed()
         return job
 
     def retry(self) -> bool:
@@ -103,9 +103,12 @@ class Job(models.Model):
         """
         if self.status != Job.Status.FAILED or self.attempts >= settings.JOB_MAX_ATTEMPTS:
             return False
+        self._send_when_committed()
+        return True
+
+    def _send_when_committed(self) -> None:
         job_id, name = self.pk, self.task_name
         transaction.on_commit(lambda: current_app.send_task(name, args=[job_id]))
-        return True
 
     @classmethod
     def claim_exclusive(cls, job_id: int) -> tuple[Job | None, Job | None]:

@@ -18,7 +18,7 @@ hash of the turn id picks them); with too few, the index is written with no thre
 never fires.
 
 A layer (online-global, online-personal) whose outcomes' win rate has a 5% bound below
-REWRITE_RETIRE_BELOW (learning/mining.update_outcomes) is switched off in the next index.
+REWRITE_RETIRE_BELOW (learning/mining.layer_outcomes) is switched off in the next index.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from assistant.artifacts import write_artifact
 from assistant.rewrite.online import FORMAT, REWRITE_INDEXES, Entry, Query, RewriteIndex, candidate_features
 from assistant.turns import NluResult
 from feedback.models import Rephrase, Turn
+from learning.defects import defect_or_guess
 from learning.embeddings import embed
 from learning.readings import reading
 from learning.registry import Decision, register_candidate
@@ -51,12 +52,6 @@ KNOWN_GOOD_RATE, KNOWN_GOOD_MIN = 0.7, 3
 KNOWN_BAD_RATE, KNOWN_BAD_MIN = 0.3, 3
 HOLDOUT_SHARE = 0.3
 MIN_QUERIES = 30  # labelled queries needed to train a ranker
-
-
-def _defect(p: float | None, status: str) -> float:
-    if p is not None:
-        return p
-    return 0.9 if status in (Turn.Status.OUT_OF_SCOPE, Turn.Status.ERROR) else 0.2
 
 
 @dataclass
@@ -89,7 +84,7 @@ def build_entries() -> IndexEntries:
         seen[text] += 1
         sayers[text].add(user)
         personal_seen[(user, text)] += 1
-        if _defect(p, status) >= GOOD:
+        if defect_or_guess(p, status) >= GOOD:
             continue
         good[text] += 1
         users[text].add(user)
@@ -162,9 +157,9 @@ def training_queries() -> list[dict]:
         first, second = turns.get(first_id), turns.get(second_id)
         if not first or not second or not first["asr_text"]:
             continue
-        if _defect(first["defect_probability"], first["status"]) < BAD:
+        if defect_or_guess(first["defect_probability"], first["status"]) < BAD:
             continue
-        if _defect(second["defect_probability"], second["status"]) >= GOOD or not second["intent"]:
+        if defect_or_guess(second["defect_probability"], second["status"]) >= GOOD or not second["intent"]:
             continue
         queries.append({"turn": first, "wanted": reading(second["intent"], second["slots"])})
     return queries

@@ -11,7 +11,7 @@ from celery import shared_task
 from assistant.registry import ModelUnavailable
 from learning.defects import NotEnoughEvidence, score_turns, train_and_register
 from learning.jobs import JobOutcome, Progress, learning_task, previous_result
-from learning.mining import mine_and_store, update_outcomes
+from learning.mining import layer_outcomes, mine_and_store
 from learning.models import Job
 from learning.nlu.service import train_from_params
 from learning.online import build_and_register
@@ -90,7 +90,7 @@ def mine_rewrites_task(job: Job, progress: Progress) -> JobOutcome:
 @learning_task("build_rewrite_index", exclusive=True)
 def build_rewrite_index_task(job: Job, progress: Progress) -> JobOutcome:
     """Rebuild the online rewrite index from the turns that went well and retrain its ranker."""
-    result = build_and_register(progress, layer_outcomes=update_outcomes()["layers"])
+    result = build_and_register(progress, layer_outcomes=layer_outcomes())
     m = result["metrics"]
     return JobOutcome(
         f"index {result['version']} ({result['status']}): {m['global_entries']} global and "

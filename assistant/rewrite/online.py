@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,10 @@ class Query:
     vector: np.ndarray
     nlu: NluResult
 
+    @cached_property
+    def sound(self) -> str:
+        return phonetic(self.text)
+
 
 class RewriteIndex:
     """The global and personal layers and the ranker, as loaded from an artifact."""
@@ -103,6 +108,9 @@ class RewriteIndex:
         self.global_sounds: dict[str, list[int]] = {}
         for i, e in enumerate(self.global_entries):
             self.global_sounds.setdefault(phonetic(e.text), []).append(i)
+        # Row of each text in its layer's vectors (the same text has the same vector for everyone).
+        self._global_row = {e.text: i for i, e in enumerate(self.global_entries)}
+        self._personal_row = {e.text: i for i, e in enumerate(self.personal_entries)}
 
     def known_to_fail(self, text: str, user_id: int, *, use_personal: bool) -> bool:
         """The words usually fail as they are (for many people, or every time for this person)."""
@@ -118,7 +126,7 @@ class RewriteIndex:
             scores = self.global_vectors @ query.vector
             for i in np.argsort(-scores)[:TOP_K].tolist():
                 found[(self.global_entries[i].text, False)] = self.global_entries[i]
-            for i in self.global_sounds.get(phonetic(query.text), []):
+            for i in self.global_sounds.get(query.sound, []):
                 found[(self.global_entries[i].text, False)] = self.global_entries[i]
         rows = self.personal_rows.get(user_id, []) if use_personal else []
         if rows:
@@ -152,13 +160,11 @@ class RewriteIndex:
 
     def vectors_of(self, cands: list[tuple[Entry, bool]]) -> dict[str, np.ndarray]:
         out = {}
-        index = {e.text: i for i, e in enumerate(self.global_entries)}
-        pindex = {e.text: i for i, e in enumerate(self.personal_entries)}
         for entry, personal in cands:
-            if personal and entry.text in pindex:
-                out[entry.text] = self.personal_vectors[pindex[entry.text]]
-            elif entry.text in index:
-                out[entry.text] = self.global_vectors[index[entry.text]]
+            if personal and entry.text in self._personal_row:
+                out[entry.text] = self.personal_vectors[self._personal_row[entry.text]]
+            elif entry.text in self._global_row:
+                out[entry.text] = self.global_vectors[self._global_row[entry.text]]
         return out
 
 
@@ -166,12 +172,13 @@ def candidate_features(query: Query, entry: Entry, personal: bool, vector: np.nd
     from rapidfuzz import fuzz
 
     alternatives = dict(query.nlu.alternatives)
+    sound = phonetic(entry.text)
     return [
         float(vector @ query.vector) if vector is not None else 0.0,
         fuzz.ratio(query.text, entry.text) / 100.0,
         fuzz.token_set_ratio(query.text, entry.text) / 100.0,
-        fuzz.ratio(phonetic(query.text), phonetic(entry.text)) / 100.0,
-        float(phonetic(query.text) == phonetic(entry.text)),
+        fuzz.ratio(query.sound, sound) / 100.0,
+        float(query.sound == sound),
         math.log1p(entry.count if not personal else 0),
         math.log1p(entry.users if not personal else 0),
         entry.success_rate,
