@@ -47,6 +47,7 @@ from django.conf import settings
 from django.db.models import Max, Min
 
 from assistant.artifacts import checked_file, read_manifest, write_artifact
+from assistant.nlu.metrics import binary_calibration_error
 from assistant.registry import ModelKind
 from feedback.models import BargeIn, Feedback, Rephrase, Turn
 from learning.embeddings import embed
@@ -355,15 +356,11 @@ def score(model: DefectModel, rows: TurnRows, idx: np.ndarray) -> dict[str, floa
     y = rows.answer[idx]
     p = np.clip(model.probability(rows.content[idx], rows.reactions[idx]), 1e-6, 1 - 1e-6)
     both = len(set(y.tolist())) == 2
-    bins = np.minimum((p * 10).astype(int), 9)
-    ece = sum(
-        abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).sum() for b in range(10) if (bins == b).any()
-    )
     return {
         "n": len(idx),
         "log_loss": round(float(log_loss(y, p, labels=[0, 1])), 4),
         "auc": round(float(roc_auc_score(y, p)), 4) if both else None,
-        "ece": round(float(ece / len(idx)), 4),
+        "ece": round(binary_calibration_error(y, p), 4),
     }
 
 

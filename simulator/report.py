@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from assistant.nlu.metrics import binary_calibration_error
 from simulator.truth import FAILURE_POINTS
 
 BOOTSTRAP_SAMPLES = 2000
@@ -109,13 +110,9 @@ def score_probabilities(outcomes: list[bool], probabilities: list[float]) -> dic
     if len(y) == 0:
         return {"auc": None, "ece": None, "n": 0}
     auc = roc_auc_score(y, p) if 0 < y.sum() < len(y) else None
-    bins = np.minimum((p * ECE_BINS).astype(int), ECE_BINS - 1)
-    ece = sum(
-        abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).sum() for b in range(ECE_BINS) if (bins == b).any()
-    )
     return {
         "auc": None if auc is None else round(float(auc), 4),
-        "ece": round(float(ece / len(p)), 4),
+        "ece": round(binary_calibration_error(y, p, ECE_BINS), 4),
         "n": len(p),
     }
 

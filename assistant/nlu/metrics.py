@@ -34,6 +34,16 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10)
     return float(ece)
 
 
+def binary_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of probabilities `p` of a yes/no outcome `y` (equal-width bins of p)."""
+    if len(y) == 0:
+        return 0.0
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    ece = sum(abs(p[which == b].mean() - y[which == b].mean()) * (which == b).sum() for b in np.unique(which))
+    return float(ece / len(p))
+
+
 def slot_f1(gold: list[set[tuple[str, int, int]]], pred: list[set[tuple[str, int, int]]]) -> dict:
     tp = sum(len(g & p) for g, p in zip(gold, pred, strict=True))
     n_pred = sum(len(p) for p in pred)
