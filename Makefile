@@ -69,14 +69,15 @@ faults: install-dev services
 	$(FAULTS_ENV) $(BIN)/python manage.py train_nlu --if-missing
 	$(FAULTS_ENV) $(BIN)/python manage.py faults
 
-# The load benchmark (issue figures: 500 sockets, 50 turns/s, 60 s; the knee with 1 and 2 web processes).
+# The load benchmark (issue figures: 500 sockets, 50 turns/s for 60 s on two web processes, one per
+# core; the knee with 1 and 2 web processes).
 bench-load: install-dev services
 	@psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'assistant_faults'" | grep -q 1 || createdb -h 127.0.0.1 -U postgres assistant_faults
 	$(FAULTS_ENV) $(BIN)/python manage.py migrate --noinput -v0
 	$(FAULTS_ENV) $(BIN)/python manage.py train_nlu --if-missing
-	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 1 --sockets 500 --rate 50 --duration 60 --json
+	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 2 --sockets 500 --rate 50 --duration 60 --json
 	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 1 --sockets 500 --knee 10,15,20,25,30,40,50 --json
-	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 2 --sockets 500 --knee 10,15,20,25,30,40,50 --json
+	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 2 --sockets 500 --knee 10,15,20,25,30,40,50,60,70,80 --json
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

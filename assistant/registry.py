@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -40,6 +41,22 @@ from assistant.models import ModelVersion
 log = logging.getLogger(__name__)
 
 RETRY_FAILED_AFTER_S = 60.0  # how long a version that failed to load is left alone
+
+# Bumped whenever this process changes which version is active, so its own promotions and
+# rollbacks are served at once instead of after MODEL_RECHECK_SECONDS.
+_changes_here = 0
+
+
+def _bump() -> None:
+    global _changes_here
+    _changes_here += 1
+
+
+def _changed_here() -> None:
+    # Now, for this connection (it sees its own change), and again at commit, for the other
+    # threads of the process (which may have re-read the registry before the commit).
+    _bump()
+    transaction.on_commit(_bump)
 
 
 class RegistryError(ValueError):
@@ -73,6 +90,7 @@ def promote_version(row: ModelVersion) -> ModelVersion:
         row.status = ModelVersion.Status.ACTIVE
         row.promoted_at = timezone.now()
         row.save(update_fields=["status", "promoted_at"])
+    _changed_here()
     log.info("promoted %s %s", row.kind, row.version)
     return row
 
@@ -82,6 +100,7 @@ def reject_version(row: ModelVersion, note: str) -> ModelVersion:
     row.status = ModelVersion.Status.REJECTED
     row.note = (row.note + "\n" if row.note else "") + note
     row.save(update_fields=["status", "note"])
+    _changed_here()
     return row
 
 
@@ -115,6 +134,8 @@ class _Loaded:
     key: tuple[str, str] | None = None  # (version, path) of the loaded model
     model: Any = None
     failed: dict[tuple[str, str], float] = field(default_factory=dict)
+    checked_at: float = float("-inf")  # when the registry was last asked which version is active
+    checked_changes: int = -1  # _changes_here at that moment
 
 
 class ModelKind:
@@ -212,12 +233,24 @@ class ModelKind:
             reject_version(current, note or "rolled back")
             previous.status = ModelVersion.Status.ACTIVE
             previous.save(update_fields=["status"])
+            _changed_here()
         log.warning("rolled %s back from %s to %s", self.name, current.version, previous.version)
         return previous
 
     # -- this process's loaded model ------------------------------------------------------
     def model(self) -> Any:
-        """The loaded active model; swaps to a newly promoted version once it has loaded."""
+        """The loaded active model; swaps to a newly promoted version once it has loaded.
+
+        The registry row is read at most every MODEL_RECHECK_SECONDS: a turn asks for one or
+        two models, and a query each time was a tenth of a turn's CPU under load."""
+        state = self._loaded
+        if (
+            state.model is not None
+            and state.checked_changes == _changes_here
+            and time.monotonic() - state.checked_at < settings.MODEL_RECHECK_SECONDS
+        ):
+            return state.model
+        changes, checked_at = _changes_here, time.monotonic()
         found = (
             ModelVersion.objects.filter(kind=self.name, status=ModelVersion.Status.ACTIVE)
             .values_list("version", "path")
@@ -231,6 +264,7 @@ class ModelKind:
             raise ModelUnavailable(f"no {self.label} model is registered" + (f"; {self.hint}" if self.hint else ""))
         key = (found[0], found[1])
         if key == state.key and current is not None:
+            state.checked_at, state.checked_changes = checked_at, changes
             return current
         with self._lock:
             if key == state.key and state.model is not None:
@@ -251,6 +285,7 @@ class ModelKind:
                 log.error("%s %s failed to load: %s", self.label, key[0], exc)
                 raise ModelUnavailable(f"{self.label} version {key[0]} could not be loaded: {exc}") from exc
             state.model, state.key = model, key
+            state.checked_at, state.checked_changes = checked_at, changes
             state.failed.pop(key, None)
             return model
 

@@ -250,6 +250,10 @@ WEB_CONCURRENCY = envint("WEB_CONCURRENCY", 1)
 # Threads per web process that run chat turns (assistant/pipeline/threads.py); each holds at
 # most one database connection.
 TURN_THREADS = envint("TURN_THREADS", 4)
+# How long a process serves its loaded model (and its cached experiments) before asking the
+# database again whether a newer version was promoted: a promotion reaches every process
+# within this many seconds, and a turn costs no registry query in between (assistant/registry.py).
+MODEL_RECHECK_SECONDS = envfloat("MODEL_RECHECK_SECONDS", 2.0)
 # Threads torch may use for one forward pass.
 TORCH_THREADS = envint("TORCH_THREADS", 1)
 # Public NLU data used by tests, benchmarks and the simulator (never copied in).

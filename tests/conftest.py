@@ -69,6 +69,10 @@ def pytest_configure(config):
     # in the servers tests start too).
     settings.SURVEY_RATE = 0.0
     os.environ["SURVEY_RATE"] = "0"
+    # Each test's database is rolled back under the process's loaded models: the registry is
+    # read on every turn here (tests/nlu/test_nlu_registry.py covers the recheck interval).
+    settings.MODEL_RECHECK_SECONDS = 0.0
+    os.environ["MODEL_RECHECK_SECONDS"] = "0"
 
     # PBKDF2 stays available for tests whose server runs in another process with
     # the real settings (see `server_password`).

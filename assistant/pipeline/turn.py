@@ -185,13 +185,14 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: Re
         rewrite=outcome.as_dict() if outcome else None,
     )
 
+    home = skills.find_home(ctx)
     with trace.stage("resolve", input=understood.as_dict(), model_version=SKILLS_VERSION) as st:
-        action: Action = skills.resolve(understood, ctx)
+        action: Action = skills.resolve(understood, ctx, home)
         st.output = action.as_dict()
     fields["action"] = action.as_dict()
 
     with trace.stage("execute", input=action.as_dict(), model_version=SKILLS_VERSION) as st:
-        result: SkillResult = skills.execute(action, ctx)
+        result: SkillResult = skills.execute(action, ctx, home)
         st.output = {"ok": result.ok, "text": result.text, "data": result.data}
     fields["changed_device_ids"] = result.changed_device_ids
 

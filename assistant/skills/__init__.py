@@ -33,8 +33,15 @@ REGISTRY: dict[str, ModuleType] = {
 }
 
 
-def _home(ctx: TurnContext) -> Home | None:
+def find_home(ctx: TurnContext) -> Home | None:
+    """The home a turn acts on (the pipeline looks it up once and passes it to both stages)."""
     return Home.objects.filter(pk=ctx.home_id, owner_id=ctx.user_id).first()
+
+
+def _home(ctx: TurnContext, home: Home | None) -> Home | None:
+    if home is not None and home.pk == ctx.home_id and home.owner_id == ctx.user_id:
+        return home
+    return find_home(ctx)
 
 
 def _clean_slots(slots: dict) -> dict[str, str]:
@@ -49,7 +56,7 @@ def _clean_slots(slots: dict) -> dict[str, str]:
     return cleaned
 
 
-def resolve(nlu: NluResult, ctx: TurnContext) -> Action:
+def resolve(nlu: NluResult, ctx: TurnContext, home: Home | None = None) -> Action:
     """Slots + context + home state -> an Action with resolved parameters.
 
     A model trained on imported data (SLURP, HWU, CLINC…) can predict intents that no
@@ -59,11 +66,16 @@ def resolve(nlu: NluResult, ctx: TurnContext) -> Action:
     unhandled = nlu.intent if nlu.intent not in INTENTS and not nlu.out_of_scope else None
     intent = nlu.intent if nlu.intent in INTENTS and not nlu.out_of_scope else OUT_OF_SCOPE
     skill = INTENTS[intent].skill
-    home = _home(ctx)
+    home = _home(ctx, home)
     if home is None:
         return Action(skill=skill, intent=intent, params={"error": "I couldn't find your home."})
     request = Request(
-        intent=intent, skill=skill, slots=_clean_slots(nlu.slots), text=nlu.text or "", ctx=ctx, home=home
+        intent=intent,
+        skill=skill,
+        slots=_clean_slots(nlu.slots),
+        text=nlu.text or "",
+        ctx=ctx,
+        home=home,
     )
     action = REGISTRY[skill].resolve(request)
     if unhandled:
@@ -73,20 +85,20 @@ def resolve(nlu: NluResult, ctx: TurnContext) -> Action:
     return action
 
 
-def execute(action: Action, ctx: TurnContext) -> SkillResult:
+def execute(action: Action, ctx: TurnContext, home: Home | None = None) -> SkillResult:
     """Carry out an Action on the user's home; the caller wraps this in a transaction."""
     module = REGISTRY.get(action.skill)
     if module is None or action.intent not in INTENTS or INTENTS[action.intent].skill != action.skill:
         return failed("Sorry, I don't know how to do that.")
     if action.params.get("error"):
         return failed(str(action.params["error"]), **{k: v for k, v in action.params.items() if k != "error"})
-    home = _home(ctx)
+    home = _home(ctx, home)
     if home is None:
         return failed("I couldn't find your home.")
-    # Skills lock the rows they change (select_for_update), which needs a transaction;
-    # inside the pipeline's own transaction this is a cheap savepoint.
-    with transaction.atomic():
+    # Skills lock the rows they change (select_for_update), which needs a transaction; inside
+    # the pipeline's own one (whose stages run in a savepoint) no further savepoint is needed.
+    with transaction.atomic(savepoint=False):
         return module.execute(action, ctx, home)
 
 
-__all__ = ["REGISTRY", "execute", "resolve"]
+__all__ = ["REGISTRY", "execute", "find_home", "resolve"]

@@ -56,6 +56,39 @@ def test_hot_swap_picks_up_a_new_version_without_restart(nlu_model, nlu_artifact
 
 
 @pytest.mark.django_db
+def test_between_rechecks_a_turn_asks_the_registry_nothing(nlu_model, settings, django_assert_num_queries):
+    settings.MODEL_RECHECK_SECONDS = 300
+    model = NLU_MODELS.model()  # checks the registry
+    with django_assert_num_queries(0):
+        assert NLU_MODELS.model() is model
+
+
+@pytest.mark.django_db
+def test_a_promotion_elsewhere_is_served_after_the_recheck_interval(nlu_model, nlu_artifact, tmp_path, settings):
+    settings.MODEL_RECHECK_SECONDS = 300
+    assert NLU_MODELS.model().version == nlu_model.version
+    path, manifest = copy_artifact(nlu_artifact, tmp_path, "elsewhere-2")
+    row = NLU_MODELS.register(path, manifest, promote=False)
+    # Another process (a worker) promotes it: rows change, this process's counter does not.
+    ModelVersion.objects.filter(pk=nlu_model.pk).update(status=ModelVersion.Status.RETIRED)
+    ModelVersion.objects.filter(pk=row.pk).update(status=ModelVersion.Status.ACTIVE)
+    assert NLU_MODELS.model().version == nlu_model.version  # within the interval: the loaded one
+    settings.MODEL_RECHECK_SECONDS = 0  # the interval has passed
+    assert NLU_MODELS.model().version == "elsewhere-2"
+
+
+@pytest.mark.django_db
+def test_a_promotion_in_this_process_is_served_at_once(nlu_model, nlu_artifact, tmp_path, settings):
+    settings.MODEL_RECHECK_SECONDS = 300
+    assert NLU_MODELS.model().version == nlu_model.version
+    path, manifest = copy_artifact(nlu_artifact, tmp_path, "here-2")
+    NLU_MODELS.register(path, manifest, promote=True)
+    assert NLU_MODELS.model().version == "here-2"
+    NLU_MODELS.rollback("worse")
+    assert NLU_MODELS.model().version == nlu_model.version
+
+
+@pytest.mark.django_db
 def test_broken_artifact_never_replaces_the_working_one(nlu_model, nlu_artifact, tmp_path, caplog):
     working = NLU_MODELS.model()
     assert working.version == nlu_model.version

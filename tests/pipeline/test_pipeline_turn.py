@@ -53,7 +53,7 @@ def test_the_most_confident_hypothesis_of_an_nbest_list_is_used(alice, nlu_model
 
 
 def test_a_failing_stage_gives_an_apology_and_the_turn_is_still_stored(alice, nlu_model, monkeypatch):
-    def broken(action, ctx):
+    def broken(action, ctx, home=None):
         raise RuntimeError("the oven is on fire")
 
     monkeypatch.setattr(skills, "execute", broken)
