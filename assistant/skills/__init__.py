@@ -76,6 +76,7 @@ def resolve(nlu: NluResult, ctx: TurnContext, home: Home | None = None) -> Actio
         text=nlu.text or "",
         ctx=ctx,
         home=home,
+        alternatives=tuple(nlu.alternatives),
     )
     action = REGISTRY[skill].resolve(request)
     if unhandled:

@@ -32,6 +32,7 @@ class Request:
     text: str
     ctx: TurnContext
     home: Home
+    alternatives: tuple[tuple[str, float], ...] = ()  # the NLU's (intent, probability), best first
 
     def slot(self, name: str) -> str | None:
         value = self.slots.get(name)

@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from assistant import skills
+from assistant.nlu.labels import SLURP_INTENTS
 from assistant.skills.chitchat import JOKES
-from assistant.skills.out_of_scope import REPLY
+from assistant.skills.out_of_scope import CANNOT_YET, MAX_WORDS
 from assistant.turns import NluResult, TurnContext
 
 
-def say(user, intent: str, now: datetime, out_of_scope: bool = False):
+def say(user, intent: str, now: datetime, out_of_scope: bool = False, text: str = "", alternatives=()):
     home = user.home
     ctx = TurnContext(user_id=user.pk, home_id=home.pk, device_id=None, room=None, has_screen=False, now=now)
-    nlu = NluResult(text="", intent=intent, confidence=0.99, slots={}, out_of_scope=out_of_scope)
+    nlu = NluResult(
+        text=text, intent=intent, confidence=0.99, slots={}, out_of_scope=out_of_scope, alternatives=alternatives
+    )
     return skills.execute(skills.resolve(nlu, ctx), ctx)
 
 
@@ -31,14 +34,43 @@ def test_a_joke_is_the_same_within_a_minute_and_changes_over_time(alice):
     assert len(later) == 5
 
 
-def test_out_of_scope_says_what_the_assistant_can_do(alice):
-    result = say(alice, "out_of_scope", datetime(2026, 11, 21, 8, 0, tzinfo=UTC))
+def test_out_of_scope_is_short_and_suggests_something_the_assistant_can_do(alice):
+    result = say(alice, "out_of_scope", datetime(2026, 11, 21, 8, 0, tzinfo=UTC), text="paint the fence")
     assert not result.ok
-    assert result.text == REPLY
-    assert "lights" in result.text and "timers" in result.text
+    assert len(result.text.split()) <= MAX_WORDS
+    assert "I can" in result.text or "ask me to" in result.text
+
+
+def test_out_of_scope_is_not_the_same_sentence_every_time(alice):
+    start = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    replies = [say(alice, "out_of_scope", start + timedelta(seconds=s), text="paint the fence").text for s in range(20)]
+    assert len(set(replies)) >= 4
+    assert all(len(r.split()) <= MAX_WORDS for r in replies)
+    # The same turn replayed says the same thing.
+    assert say(alice, "out_of_scope", start, text="paint the fence").text == replies[0]
+
+
+def test_out_of_scope_suggests_the_nearest_thing_the_nlu_thought_of(alice):
+    result = say(
+        alice, "out_of_scope", datetime(2026, 11, 21, 8, 0, tzinfo=UTC), out_of_scope=True, text="brew the lights",
+        alternatives=(("out_of_scope", 0.5), ("iot_hue_lighton", 0.3), ("play_music", 0.2)),
+    )  # fmt: skip
+    assert "control your lights" in result.text or "turn on the lights" in result.text
+    assert result.data["suggested"] == "smart_home"
+
+
+def test_an_intent_without_a_skill_is_named(alice):
+    result = say(alice, "takeaway_order", datetime(2026, 11, 21, 8, 0, tzinfo=UTC), text="order me a pizza")
+    assert not result.ok
+    assert "order food" in result.text.lower() and len(result.text.split()) <= MAX_WORDS
+
+
+def test_every_public_intent_without_a_skill_has_a_name():
+    assert {i for i, ours in SLURP_INTENTS.items() if ours is None} <= set(CANNOT_YET)
+    assert all(len(f"Sorry, I can't {asked} yet, but I can".split()) <= 12 for asked in CANNOT_YET.values())
 
 
 def test_a_low_confidence_intent_marked_out_of_scope_acts_on_nothing(alice):
     result = say(alice, "iot_garage_open", datetime(2026, 11, 21, 8, 0, tzinfo=UTC), out_of_scope=True)
-    assert result.text == REPLY
+    assert not result.ok and len(result.text.split()) <= MAX_WORDS
     assert alice.home.devices.get(kind="garage_door").state == {"open": False}
