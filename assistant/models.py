@@ -7,6 +7,7 @@ to is a Device of kind "speaker"; its room and screen give the turn its context.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.conf import settings
@@ -61,6 +62,12 @@ class MediaPlayer(models.Model):
     muted = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"Media player of home {self.home_id} ({self.status})"
+
+
+_ONE_UNIT = re.compile(r"(?P<n>\d+) (?P<unit>hour|minute|second)s?")
+
 
 class Timer(models.Model):
     class Kind(models.TextChoices):
@@ -79,6 +86,19 @@ class Timer(models.Model):
         ordering = ["fires_at"]
         indexes = [models.Index(fields=["rang_at", "cancelled_at", "fires_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.label or ''} at {self.fires_at:%Y-%m-%d %H:%M}".replace("  ", " ")
+
+    @property
+    def spoken_name(self) -> str:
+        """How a timer is spoken of: "10-minute timer", "timer for 1 hour and 30 minutes", "timer"."""
+        label = self.label.strip()
+        if not label:
+            return "timer"
+        if one_unit := _ONE_UNIT.fullmatch(label):
+            return f"{one_unit['n']}-{one_unit['unit']} timer"  # a 10-minute timer, not a 10 minutes timer
+        return f"timer for {label}"
+
 
 class ListItem(models.Model):
     home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="list_items")
@@ -89,6 +109,9 @@ class ListItem(models.Model):
 
     class Meta:
         ordering = ["list_name", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.text} (on the {self.list_name} list)"
 
 
 def _new_token() -> str:

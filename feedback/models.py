@@ -135,6 +135,9 @@ class BargeIn(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} at word {self.offset_words} of turn {self.turn_id}"
+
     def as_dict(self) -> dict:
         return {"offset_words": self.offset_words, "offset_ms": self.offset_ms, "source": self.source}
 
@@ -149,6 +152,9 @@ class Feedback(models.Model):
     turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="feedback")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on turn {self.turn_id}"
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, "created_at": self.created_at.isoformat()}

@@ -140,7 +140,7 @@ def execute(action: Action, ctx: TurnContext, home: Home) -> SkillResult:
             return SkillResult(text="You have no timers running.", data=data)
         left = [format_duration((t.fires_at - now).total_seconds()) + " left" for t in timers]
         if len(timers) == 1:
-            return SkillResult(text=f"Your {timers[0].label} timer has {left[0]}.", data=data)
+            return SkillResult(text=f"Your {timers[0].spoken_name} has {left[0]}.", data=data)
         parts = [f"{t.label} with {rest}" for t, rest in zip(timers, left, strict=True)]
         return SkillResult(text=f"You have {len(timers)} timers: {join(parts)}.", data=data)
 
@@ -200,8 +200,10 @@ def _remove(home: Home, kind: str, params: dict, now: datetime, match) -> SkillR
     if not cancelled:
         return failed(f"That {noun} was already cancelled.")
     if len(chosen) == 1:
-        what = chosen[0].label if kind == Timer.Kind.TIMER else _alarm_words(chosen[0], home, now)
-        text = f"Cancelled your {what} timer." if kind == Timer.Kind.TIMER else f"Cancelled your alarm for {what}."
+        if kind == Timer.Kind.TIMER:
+            text = f"Cancelled your {chosen[0].spoken_name}."
+        else:
+            text = f"Cancelled your alarm for {_alarm_words(chosen[0], home, now)}."
     else:
         text = f"Cancelled {cancelled} {noun}s."
     return SkillResult(text=text, data={"cancelled": [t.pk for t in chosen]})

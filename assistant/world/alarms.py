@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def announcement(timer: Timer) -> str:
     if timer.kind == Timer.Kind.ALARM:
         return f"Your alarm{' for ' + timer.label if timer.label else ''} is ringing."
-    return f"Your {timer.label + ' ' if timer.label else ''}timer is done."
+    return f"Your {timer.spoken_name} is done."
 
 
 def ring_due_timers(now: datetime, limit: int = 200) -> list[Timer]:

@@ -322,7 +322,7 @@ async def test_a_timer_that_rings_is_announced_in_the_conversation(alice, alice_
         )
         await database_sync_to_async(ring_due_timers)(now)
         frames = await frames_until(comm, r'class="notice"')
-        assert "Your &lt;b&gt;5 minute&lt;/b&gt; timer is done." in frames[-1]
+        assert "Your timer for &lt;b&gt;5 minute&lt;/b&gt; is done." in frames[-1]
     finally:
         await comm.disconnect()
 

@@ -56,7 +56,7 @@ def test_listing_timers_says_the_time_left(alice):
     assert result.text == "You have no timers running."
     say(alice, "timer_set", duration="10 minutes")
     _, result = say(alice, "timer_query", now=NOW + timedelta(minutes=4, seconds=30))
-    assert result.text == "Your 10 minutes timer has 5 minutes and 30 seconds left."
+    assert result.text == "Your 10-minute timer has 5 minutes and 30 seconds left."
     say(alice, "timer_set", duration="1 hour")
     _, result = say(alice, "timer_query", now=NOW + timedelta(minutes=5))
     assert result.text == "You have 2 timers: 10 minutes with 5 minutes left and 1 hour with 55 minutes left."
@@ -74,7 +74,7 @@ def test_cancelling_a_timer_by_duration_or_the_only_one(alice):
     _, result = say(alice, "timer_remove")
     assert not result.ok and "Which one" in result.text
     _, result = say(alice, "timer_remove", duration="10 minutes")
-    assert result.ok and result.text == "Cancelled your 10 minutes timer."
+    assert result.ok and result.text == "Cancelled your 10-minute timer."
     assert [t.label for t in active(alice, "timer")] == ["5 minutes"]
     _, result = say(alice, "timer_remove")
     assert result.ok
@@ -155,3 +155,12 @@ def test_another_users_timers_are_separate(alice, bob):
     _, result = say(bob, "timer_remove")
     assert not result.ok
     assert len(active(alice, "timer")) == 1
+
+
+def test_a_timer_is_spoken_of_as_people_do():
+    from assistant.models import Timer
+
+    assert Timer(label="10 minutes").spoken_name == "10-minute timer"
+    assert Timer(label="1 hour").spoken_name == "1-hour timer"
+    assert Timer(label="1 hour and 30 minutes").spoken_name == "timer for 1 hour and 30 minutes"
+    assert Timer(label="").spoken_name == "timer"

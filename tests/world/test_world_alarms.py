@@ -33,7 +33,7 @@ def test_a_due_timer_rings_once_and_its_home_is_told(alice, in_memory_layer):
 
     assert [t.pk for t in ring_due_timers(NOW)] == [due.pk]
     message = async_to_sync(in_memory_layer.receive)(channel)
-    assert message == {"type": "timer.rang", "timer_id": due.pk, "text": "Your 10 minute timer is done."}
+    assert message == {"type": "timer.rang", "timer_id": due.pk, "text": "Your 10-minute timer is done."}
     assert ring_due_timers(NOW) == []  # claimed: never announced twice
     due.refresh_from_db()
     assert due.rang_at == NOW
