@@ -20,8 +20,8 @@ OUT_OF_SCOPE = "out_of_scope"
 
 INTENTS: dict[str, IntentSpec] = {
     # smart home: lights
-    "iot_hue_lighton": IntentSpec("smart_home", "turn lights on", ("room",)),
-    "iot_hue_lightoff": IntentSpec("smart_home", "turn lights off", ("room",)),
+    "iot_hue_lighton": IntentSpec("smart_home", "turn lights on", ("room", "device")),
+    "iot_hue_lightoff": IntentSpec("smart_home", "turn lights off", ("room", "device")),
     "iot_hue_lightdim": IntentSpec("smart_home", "dim lights / set brightness", ("room", "level")),
     "iot_hue_lightup": IntentSpec("smart_home", "brighten lights", ("room", "level")),
     "iot_hue_lightchange": IntentSpec("smart_home", "change light colour", ("room", "colour")),
@@ -70,8 +70,14 @@ INTENTS: dict[str, IntentSpec] = {
     # chit-chat
     "general_greet": IntentSpec("chitchat", "hello, how are you", ()),
     "general_joke": IntentSpec("chitchat", "tell a joke", ()),
+    "general_help": IntentSpec("chitchat", "what can you do: three examples for this device", ()),
+    "general_thanks": IntentSpec("chitchat", "thank you", ()),
+    "general_stop": IntentSpec("chitchat", "stop, cancel, never mind: end what is going on", ()),
     OUT_OF_SCOPE: IntentSpec("out_of_scope", "anything the assistant cannot do", ()),
 }
+
+# Closings: "Did I answer your question?" after "OK." or "You're welcome!" makes no sense.
+NOT_SURVEYED: frozenset[str] = frozenset({"general_stop", "general_thanks"})
 
 # Slot types the NLU tags (BIO over tokens). `list_name` and `title` extend the
 # issue's list so that "add milk to my shopping list" and "play <film>" resolve.

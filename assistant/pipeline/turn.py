@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assistant import nlu, skills
-from assistant.intents import OUT_OF_SCOPE
+from assistant.intents import NOT_SURVEYED, OUT_OF_SCOPE
 from assistant.models import Device, Home
 from assistant.pipeline.asr import recognise
 from assistant.pipeline.trace import StageFailed, Trace
@@ -198,7 +198,7 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: Re
 
     with trace.stage("respond", input=result.text, model_version=SKILLS_VERSION) as st:
         fields["response"] = " ".join(result.text.split()) or SORRY
-        if asks_survey(ctx, request.raw_text):
+        if NOT_SURVEYED.isdisjoint({understood.intent, action.intent}) and asks_survey(ctx, request.raw_text):
             fields["response"] += " " + SURVEY_QUESTION
             fields["survey_asked"] = True
         st.output = fields["response"]

@@ -1,9 +1,9 @@
-"""Greetings and jokes. Choices depend on ctx.now (never on import-time randomness),
-so the same turn replayed gives the same answer."""
+"""Greetings, jokes, help, thanks and "stop". Choices depend on ctx.now (never on import-time
+randomness), so the same turn replayed gives the same answer."""
 
 from __future__ import annotations
 
-from assistant.models import Home
+from assistant.models import Device, Home, MediaPlayer
 from assistant.skills.base import Request, local_now
 from assistant.turns import Action, SkillResult, TurnContext
 
@@ -30,8 +30,33 @@ GREETINGS = {
 }
 
 
+THANKS = ("You're welcome!", "Happy to help.", "Any time!", "My pleasure.")
+
+
+def help_examples(req: Request) -> list[str]:
+    """Three things to say that work on the device spoken to: its room's lights, a film where there
+    is a screen (else music), and a timer."""
+    room = req.ctx.room
+    if room is None or not req.home.devices.filter(kind=Device.Kind.LIGHT, room=room).exists():
+        lights = "turn off all the lights"
+    else:
+        lights = f"turn on the {room} lights"
+    media = "play the hunger games" if req.ctx.has_screen else "play some jazz"
+    return [lights, media, "set a timer for 10 minutes"]
+
+
 def resolve(req: Request) -> Action:
     now = local_now(req.ctx, req.home)
+    if req.intent == "general_help":
+        return req.action(examples=help_examples(req))
+    if req.intent == "general_thanks":
+        return req.action(variant=now.minute % len(THANKS))
+    if req.intent == "general_stop":
+        player = MediaPlayer.objects.filter(home=req.home).first()
+        if player is not None and player.status == "playing":
+            # "Stop" while music plays means the music: the music skill pauses it.
+            return Action(skill="music", intent="music_pause", params={})
+        return req.action()
     if req.intent == "general_joke":
         # Changes every minute, the same within one: repeatable for a replayed turn.
         index = (now.toordinal() * 24 * 60 + now.hour * 60 + now.minute) % len(JOKES)
@@ -44,6 +69,15 @@ def resolve(req: Request) -> Action:
 
 
 def execute(action: Action, ctx: TurnContext, home: Home) -> SkillResult:
+    if action.intent == "general_help":
+        examples = [str(e) for e in action.params.get("examples") or []][:3]
+        quoted = ", ".join(f'"{e}"' for e in examples[:-1]) + f' or "{examples[-1]}"' if examples else ""
+        text = f"I can help around the home. Try {quoted}." if quoted else "I can help around the home."
+        return SkillResult(text=text, data={"examples": examples})
+    if action.intent == "general_thanks":
+        return SkillResult(text=THANKS[int(action.params.get("variant") or 0) % len(THANKS)])
+    if action.intent == "general_stop":
+        return SkillResult(text="OK.")
     if action.intent == "general_joke":
         index = int(action.params.get("joke", 0)) % len(JOKES)
         return SkillResult(text=JOKES[index], data={"joke": index})

@@ -31,8 +31,10 @@ ALL = "all"
 _ALL_WORDS = {
     "all", "house", "home", "whole house", "whole home", "everywhere", "all rooms", "every room", "apartment",
     "flat", "interior", "entire house", "all the rooms", "every light", "all lights", "all the lights",
-    "everything", "all of them", "whole flat", "whole apartment",
+    "everything", "all of them", "whole flat", "whole apartment", "all over the house", "around the house",
+    "throughout the house", "all over", "every single room", "each room",
 }  # fmt: skip
+_EVERY = re.compile(r"(all|every|each)\b")
 _ROOM_LIST = re.compile(r"\s*(?:,|\band\b|&|\bplus\b)\s*")
 _HERE_WORDS = {"room", "this room", "here", "in here", "current room", "this", "the room", "in this room"}
 _COLOUR_ALIASES = {
@@ -171,8 +173,9 @@ def _resolve_lights(req: Request) -> Action:
         "iot_hue_lightchange": "colour",
     }[req.intent]
 
-    if device_text and not room_text and clean(device_text) in _ALL_WORDS:
-        room_text, device_text = "all", None
+    if device_text and (clean(device_text) in _ALL_WORDS or _EVERY.match(clean(device_text))):
+        # "all the lights", "every lamp": the whole home, unless a room is named too
+        room_text, device_text = room_text or "all", None
     if room_text and clean(room_text) in _HERE_WORDS and req.ctx.room is None:
         room_text = None  # "this room" with no speaker: ask, as with no room at all
     named = find_devices(req.home, device_text, (Device.Kind.LIGHT, Device.Kind.PLUG)) if device_text else []
@@ -351,11 +354,8 @@ def _resolve_query(req: Request) -> Action:
         devices = find_devices(req.home, device_text, None, room)
         if not devices:
             return req.fail(f"I couldn't find a {clean(device_text) or device_text} in your home.")
-        kinds = {d.kind for d in devices}
-        if len(devices) > 1 and kinds == {Device.Kind.LIGHT} and not room and req.ctx.room:
-            # "are the lights on?" asked to a speaker: its room's lights
-            here = [d for d in devices if d.room == req.ctx.room]
-            devices = here or devices
+        # "which lights are on?" (or "are the lights on?") with no room: the whole home's lights,
+        # answered by which rooms have theirs on, wherever the question was asked.
         return req.action(device_ids=[d.pk for d in devices])
     if room and room != ALL:
         devices = list(req.home.devices.filter(room=room).exclude(kind=Device.Kind.SPEAKER))

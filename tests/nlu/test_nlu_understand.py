@@ -18,7 +18,7 @@ CTX = TurnContext(
 )
 
 NEW_SENTENCES = [
-    ("Switch off the kitchen lights", "iot_hue_lightoff", {"room": "kitchen"}),
+    ("Switch off the kitchen lights", "iot_hue_lightoff", {"room": "kitchen", "device": "lights"}),
     ("Set a timer for 10 minutes", "timer_set", {"duration": "10 minutes"}),
     ("What's the weather in Paris tomorrow?", "weather_query", {"place": "paris", "date": "tomorrow"}),
     ("Book me a flight to Rome", OUT_OF_SCOPE, {}),

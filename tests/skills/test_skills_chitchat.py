@@ -74,3 +74,39 @@ def test_a_low_confidence_intent_marked_out_of_scope_acts_on_nothing(alice):
     result = say(alice, "iot_garage_open", datetime(2026, 11, 21, 8, 0, tzinfo=UTC), out_of_scope=True)
     assert not result.ok and len(result.text.split()) <= MAX_WORDS
     assert alice.home.devices.get(kind="garage_door").state == {"open": False}
+
+
+def say_to(user, intent: str, speaker: str):
+    device = user.home.devices.get(name=speaker)
+    ctx = TurnContext(
+        user_id=user.pk, home_id=user.home.pk, device_id=device.pk, room=device.room,
+        has_screen=bool(device.has_screen), now=datetime(2026, 11, 21, 8, 0, tzinfo=UTC),
+    )  # fmt: skip
+    nlu = NluResult(text="", intent=intent, confidence=0.99, slots={})
+    action = skills.resolve(nlu, ctx)
+    return action, skills.execute(action, ctx)
+
+
+def test_help_gives_three_examples_that_fit_the_device_spoken_to(alice):
+    _, kitchen = say_to(alice, "general_help", "Kitchen speaker")
+    assert kitchen.ok and kitchen.data["examples"][0] == "turn on the kitchen lights"
+    assert "play some jazz" in kitchen.data["examples"] and len(kitchen.data["examples"]) == 3
+    _, display = say_to(alice, "general_help", "Living room display")
+    assert "play the hunger games" in display.data["examples"]  # a screen plays films
+    assert len(display.text.split()) <= 30
+
+
+def test_thanks_is_answered_as_thanks_not_as_a_greeting(alice):
+    result = say(alice, "general_thanks", datetime(2026, 11, 21, 8, 0, tzinfo=UTC))
+    assert result.ok and result.text in ("You're welcome!", "Happy to help.", "Any time!", "My pleasure.")
+
+
+def test_stop_pauses_what_is_playing_and_otherwise_just_acknowledges(alice):
+    from assistant.models import MediaPlayer
+
+    _, result = say_to(alice, "general_stop", "Kitchen speaker")
+    assert result.ok and result.text == "OK."
+    MediaPlayer.objects.update_or_create(home=alice.home, defaults={"status": "playing", "item": {"title": "x"}})
+    action, result = say_to(alice, "general_stop", "Kitchen speaker")
+    assert (action.skill, action.intent) == ("music", "music_pause")
+    assert result.ok and MediaPlayer.objects.get(home=alice.home).status == "paused"

@@ -317,3 +317,26 @@ def test_a_random_colour_is_one_of_the_colours_and_repeatable(alice):
 def test_cleaning_the_floor_cleans_the_whole_home(alice):
     _, result = say(alice, "iot_cleaning", room="floor")
     assert result.ok and result.text == "Starting the robot vacuum in the whole home."
+
+
+def test_whole_home_lights_from_the_words_people_use(alice):
+    for words in ("all the lights", "every light", "all of the lights", "every lamp"):
+        say(alice, "iot_hue_lightoff", speaker="Kitchen speaker", device=words)
+        assert lights_on(alice) == set(), words
+        _, result = say(alice, "iot_hue_lighton", speaker="Kitchen speaker", device=words)
+        assert len(lights_on(alice)) == 8 and result.text == "Turning on all the lights.", words
+    for room in ("the whole house", "everywhere", "in every room", "all over the house"):
+        say(alice, "iot_hue_lightoff", speaker="Kitchen speaker", device="lights", room=room)
+        assert lights_on(alice) == set(), room
+        say(alice, "iot_hue_lighton", speaker="Bedroom speaker", room=room)
+        assert len(lights_on(alice)) == 8, room
+    # "all the lights in the kitchen": the room still decides
+    say(alice, "iot_hue_lightoff", speaker="Bedroom speaker", device="all the lights", room="kitchen")
+    assert "kitchen" not in lights_on(alice) and "bedroom" in lights_on(alice)
+
+
+def test_which_lights_are_on_answers_for_the_whole_home_wherever_it_is_asked(alice):
+    say(alice, "iot_hue_lighton", room="kitchen")
+    say(alice, "iot_hue_lighton", room="office")
+    _, result = say(alice, "iot_device_query", speaker="Bedroom speaker", device="lights")
+    assert result.text == "The lights are on in the kitchen and office; the others are off."
