@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "drf_spectacular_sidecar",  # only its static files: Swagger UI for /api/v1/docs
     "assistant",
     "feedback",
     "teaching",

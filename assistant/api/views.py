@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -83,7 +84,23 @@ def _code_for(err: dict[str, Any]) -> str:
 _BRANCH_NAMES = {"int", "str", "float", "bool", "list", "dict", "none"}
 
 
-def _message_for(err: dict[str, Any]) -> str:
+def _tags(ctx: dict[str, Any]) -> str:
+    return " or ".join(
+        f'"{t.strip().strip(chr(39))}"' for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()
+    )
+
+
+def _message_for(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
+    ctx = err.get("ctx") or {}
+    if err["type"] == "union_tag_not_found" and model is not None and "expected_tags" not in ctx:
+        mapping = (model.model_json_schema().get("discriminator") or {}).get("mapping") or {}
+        ctx = {**ctx, "expected_tags": ", ".join(mapping)}
+    if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        # pydantic says "Unable to extract tag using discriminator 'type'": say which field and values.
+        field = str(ctx.get("discriminator", "type")).strip("'")
+        if err["type"] == "union_tag_not_found":
+            return f"`{field}` is required" + (f": one of {_tags(ctx)}." if ctx.get("expected_tags") else ".")
+        return f'`{field}` must be one of {_tags(ctx)}, not "{ctx.get("tag")}".'
     # The location names the field; drop pydantic's union-branch labels ("constrained-int", "function-after[…]").
     loc = [
         str(p) for p in err.get("loc", ()) if not (isinstance(p, str) and ("[" in p or "-" in p or p in _BRANCH_NAMES))
@@ -121,7 +138,7 @@ def parse_body(request: HttpRequest, model: type[BaseModel]) -> Any:
         return model.model_validate_json(body)
     except ValidationError as exc:
         err = _most_relevant(exc.errors(include_url=False, include_input=False))
-        raise ApiError(400, _code_for(err), _message_for(err)) from None
+        raise ApiError(400, _code_for(err), _message_for(err, model)) from None
 
 
 ApiView = Callable[..., JsonResponse]
@@ -235,6 +252,13 @@ def turn_feedback(request: HttpRequest, turn_id: int, user: AbstractBaseUser) ->
 def openapi(request: HttpRequest) -> JsonResponse:
     """GET /api/v1/openapi.json: the OpenAPI 3.1 description of this API."""
     return JsonResponse(openapi_document(server_url=request.build_absolute_uri("/")))
+
+
+def docs(request: HttpRequest) -> HttpResponse:
+    """GET /api/v1/docs: the API for people (Swagger UI over openapi.json, served from our static files)."""
+    if request.method not in ("GET", "HEAD"):
+        return error_response(405, "method_not_allowed", "Use GET here.", Allow="GET")
+    return render(request, "api/docs.html", {"schema_url": reverse("api:openapi")})
 
 
 @api_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", auth=False)

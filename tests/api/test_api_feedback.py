@@ -103,3 +103,17 @@ def test_feedback_on_another_users_turn_is_a_404(client, bob, key):
 
 def test_feedback_on_an_unknown_turn_is_a_404(client, key):
     assert_error(post_raw(client, "/api/v1/turns/987654321/feedback", b'{"type": "thumbs_up"}', key), 404)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{}", '`type` is required: one of "barge_in" or "thumbs_down" or "thumbs_up".'),
+        (b'{"type": "thumbs"}', '`type` must be one of "barge_in" or "thumbs_up" or "thumbs_down", not "thumbs".'),
+    ],
+)
+def test_a_missing_or_unknown_type_is_explained_in_plain_words(client, key, turn, body, message):
+    response = post_raw(client, url(turn), body, key)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == message
+    assert "discriminator" not in response.content.decode()
