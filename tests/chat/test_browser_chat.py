@@ -169,3 +169,36 @@ def test_chat_in_a_real_browser(daphne_server, alice):
     assert Turn.objects.filter(user=alice).count() == 2
     assert "Kitchen light" in seen["panel"]
     assert Device.objects.get(home=alice.home, name="Kitchen light").state["on"] is True
+
+
+def test_a_phone_sized_screen_shows_the_whole_input_row(daphne_server, alice):
+    """390 px wide (a phone): the text box and Send fit the screen, nothing scrolls sideways."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+            page.set_default_timeout(30_000)
+            page.goto(f"{daphne_server}/")
+            page.fill("#id_username", "alice")
+            page.fill("#id_password", "alice-password-1")
+            page.click("button[type=submit]")
+            expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+            send = page.locator(".say-row button[type=submit]")
+            send.scroll_into_view_if_needed()
+            box, text_box = send.bounding_box(), page.locator("#text").bounding_box()
+            page.screenshot(path=str(ARTIFACTS / "chat-390px.png"), full_page=True)
+            assert box is not None and text_box is not None
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+            assert text_box["x"] >= 0 and text_box["width"] >= 150, text_box
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            # And it works there: a message goes out and is answered.
+            page.fill("#text", "what time is it")
+            send.click()
+            exchange = page.locator("#messages li.exchange").last
+            expect(exchange.locator(".utterance")).to_have_text("what time is it", timeout=120_000)
+            expect(exchange.locator(".reply .w").first).to_be_visible()
+        finally:
+            browser.close()
