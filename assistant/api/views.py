@@ -84,23 +84,24 @@ def _code_for(err: dict[str, Any]) -> str:
 _BRANCH_NAMES = {"int", "str", "float", "bool", "list", "dict", "none"}
 
 
-def _tags(ctx: dict[str, Any]) -> str:
-    return " or ".join(
-        f'"{t.strip().strip(chr(39))}"' for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()
-    )
+def _union_tag_message(err: dict[str, Any], model: type[BaseModel] | None) -> str:
+    """pydantic says "Unable to extract tag using discriminator 'type'": say which field and values."""
+    ctx = err.get("ctx") or {}
+    field = str(ctx.get("discriminator", "type")).strip("'")
+    if "expected_tags" in ctx:
+        tags = [t.strip().strip("'") for t in str(ctx["expected_tags"]).split(",")]
+    else:  # a missing tag: pydantic does not list them, the model's schema does
+        schema = model.model_json_schema() if model is not None else {}
+        tags = list((schema.get("discriminator") or {}).get("mapping") or {})
+    one_of = " or ".join(f'"{t}"' for t in tags if t)
+    if err["type"] == "union_tag_not_found":
+        return f"`{field}` is required" + (f": one of {one_of}." if one_of else ".")
+    return f'`{field}` must be one of {one_of}, not "{ctx.get("tag")}".'
 
 
 def _message_for(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
-    ctx = err.get("ctx") or {}
-    if err["type"] == "union_tag_not_found" and model is not None and "expected_tags" not in ctx:
-        mapping = (model.model_json_schema().get("discriminator") or {}).get("mapping") or {}
-        ctx = {**ctx, "expected_tags": ", ".join(mapping)}
     if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
-        # pydantic says "Unable to extract tag using discriminator 'type'": say which field and values.
-        field = str(ctx.get("discriminator", "type")).strip("'")
-        if err["type"] == "union_tag_not_found":
-            return f"`{field}` is required" + (f": one of {_tags(ctx)}." if ctx.get("expected_tags") else ".")
-        return f'`{field}` must be one of {_tags(ctx)}, not "{ctx.get("tag")}".'
+        return _union_tag_message(err, model)
     # The location names the field; drop pydantic's union-branch labels ("constrained-int", "function-after[…]").
     loc = [
         str(p) for p in err.get("loc", ()) if not (isinstance(p, str) and ("[" in p or "-" in p or p in _BRANCH_NAMES))

@@ -59,7 +59,7 @@ CANNOT_YET: dict[str, str] = {
 }
 
 # What the assistant can do, as "I can ___" finishes it: suggested when the NLU's next guess
-# was one of these (the nearest thing it can do), else one of GENERAL by the turn's hash.
+# was one of these (the nearest thing it can do), else one picked by the turn's hash.
 CAN_DO: dict[str, str] = {
     "smart_home": "control your lights, heating and devices",
     "music": "play music or audiobooks",
@@ -111,7 +111,8 @@ def resolve(req: Request) -> Action:
 def reply(unhandled_intent: str | None, nearest_skill: str | None, variant: int) -> str:
     """The fallback sentence: named when the intent is known, with the nearest capability."""
     if nearest_skill not in CAN_DO:
-        nearest_skill = list(CAN_DO)[(variant // 12) % len(CAN_DO)]
+        # The hash's low part picks the wording; what is above it picks the capability.
+        nearest_skill = list(CAN_DO)[(variant // (len(NAMED) * len(UNNAMED))) % len(CAN_DO)]
     can, example = CAN_DO[nearest_skill], EXAMPLE[nearest_skill]
     asked = CANNOT_YET.get(unhandled_intent or "")
     if asked:

@@ -173,7 +173,7 @@ def _resolve_lights(req: Request) -> Action:
         "iot_hue_lightchange": "colour",
     }[req.intent]
 
-    if device_text and (clean(device_text) in _ALL_WORDS or _EVERY.match(clean(device_text))):
+    if device_text and ((named_words := clean(device_text)) in _ALL_WORDS or _EVERY.match(named_words)):
         # "all the lights", "every lamp": the whole home, unless a room is named too
         room_text, device_text = room_text or "all", None
     if room_text and clean(room_text) in _HERE_WORDS and req.ctx.room is None:
