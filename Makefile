@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/assistant
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint format services browser install install-dev clean faults bench-load
+.PHONY: run test lint format services browser install install-dev clean faults bench-load stop-redis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,12 @@ install-dev: $(VENV)/.installed-dev
 # Development mode, said explicitly: the settings' own default is production-safe (DEBUG off).
 run: export DEBUG ?= true
 run: install
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py load_demo
+	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py train_nlu --if-missing
-	@echo "Serving http://127.0.0.1:$(PORT)  (Ctrl-C stops web, worker and beat)"
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	@# The login and the address come last, just before the servers' logs.
+	$(BIN)/python manage.py load_demo
+	@echo "Open http://127.0.0.1:$(PORT)/  (Ctrl-C stops web, worker and beat)"
+	@PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
@@ -79,5 +80,10 @@ bench-load: install-dev services
 	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 1 --sockets 500 --knee 10,15,20,25,30,40,50 --json
 	$(FAULTS_ENV) $(BIN)/python manage.py bench_load --workers 2 --sockets 500 --knee 10,15,20,25,30,40,50,60,70,80 --json
 
-clean:
+# The embedded Redis `make run` starts when REDIS_URL is not set keeps running after it (the next
+# run uses it again); this stops it.
+stop-redis:
+	@test ! -x $(BIN)/python || $(BIN)/python -c "import os; from pathlib import Path; from assistant import embedded_redis; print('stopped' if embedded_redis.stop(Path(os.environ.get('VAR_DIR', 'var'))) else 'not running')"
+
+clean: stop-redis
 	rm -rf var .pytest_cache .ruff_cache

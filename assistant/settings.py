@@ -1,10 +1,11 @@
 """Settings for teachable-assistant.
 
 Everything is read from the environment with defaults that are safe in production
-(DEBUG off) and make a fresh checkout run with nothing installed beyond Python: a SQLite file, Channels'
-in-memory layer and Celery over kombu's filesystem transport. DATABASE_URL and
-REDIS_URL switch the database, channel layer, cache and broker to Postgres and
-Redis. Values are validated by system checks in assistant/checks.py.
+(DEBUG off) and make a fresh checkout run with nothing installed beyond Python: a SQLite file and
+an embedded Redis (assistant/embedded_redis.py) for the channel layer, the cache and the Celery
+broker, shared by all of the checkout's processes as a deployment's Redis is. DATABASE_URL and
+REDIS_URL switch to a Postgres and a Redis server. Values are validated by system checks in
+assistant/checks.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from assistant import embedded_redis
 from assistant.env import envbool, envfloat, envint, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -114,54 +116,40 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache and broker ----------------------------------
-REDIS_URL = envstr("REDIS_URL")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "assistant.channel_layer.PooledRedisChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        # A consumer waits for its next message with a blocking read of up to 5 s
-                        # (channels_redis' brpop_timeout); redis-py 8's default socket timeout is
-                        # also 5 s, so a quiet socket's read timed out first and the consumer was
-                        # closed (1011). The socket timeout must outlast the blocking read.
-                        "socket_timeout": 30,
-                        "socket_connect_timeout": 5,
-                        "socket_keepalive": True,
-                        "health_check_interval": 30,
-                        # Per process; a burst waits up to `timeout` s for one (assistant/channel_layer.py).
-                        "max_connections": envint("REDIS_MAX_CONNECTIONS", 100),
-                        "timeout": 10,
-                    }
-                ],
-                "prefix": envstr("CHANNELS_PREFIX", "asgi"),
-            },
-        }
+# Without REDIS_URL: the checkout's embedded Redis, started on first use; the web process, the
+# worker and beat share it, so what a worker does reaches the browser as in production.
+REDIS_URL = envstr("REDIS_URL") or embedded_redis.ensure_running(VAR_DIR)
+# Options only a TCP connection takes (redis-py refuses them for a unix socket).
+_tcp_options = {} if REDIS_URL.startswith("unix://") else {"socket_connect_timeout": 5, "socket_keepalive": True}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "assistant.channel_layer.PooledRedisChannelLayer",
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # A consumer waits for its next message with a blocking read of up to 5 s
+                    # (channels_redis' brpop_timeout); redis-py 8's default socket timeout is
+                    # also 5 s, so a quiet socket's read timed out first and the consumer was
+                    # closed (1011). The socket timeout must outlast the blocking read.
+                    "socket_timeout": 30,
+                    **_tcp_options,
+                    "health_check_interval": 30,
+                    # Per process; a burst waits up to `timeout` s for one (assistant/channel_layer.py).
+                    "max_connections": envint("REDIS_MAX_CONNECTIONS", 100),
+                    "timeout": 10,
+                }
+            ],
+            "prefix": envstr("CHANNELS_PREFIX", "asgi"),
+        },
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    CELERY_BROKER_URL = REDIS_URL
-    # A message a dead worker had taken is handed out again after this many seconds.
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": envint("BROKER_VISIBILITY_TIMEOUT", 300)}
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    # An embedded broker: kombu's filesystem transport needs no server.
-    _broker_dir = VAR_DIR / "broker"
-    for _sub in ("out", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "out"),
-        "data_folder_out": str(_broker_dir / "out"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "store_processed": False,
-        "control_folder": str(_broker_dir / "control"),  # else kombu writes ./control
-    }
-
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# kombu names a unix socket redis+socket:///path (redis-py and channels take unix://).
+_socket = REDIS_URL.removeprefix("unix://") if REDIS_URL.startswith("unix://") else None
+CELERY_BROKER_URL = f"redis+socket://{_socket}" if _socket else REDIS_URL
+# A message a dead worker had taken is handed out again after this many seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": envint("BROKER_VISIBILITY_TIMEOUT", 300)}
 CELERY_RESULT_BACKEND = None  # durable state lives in learning.Job rows
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 3600)
@@ -267,7 +255,16 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        # Beat sends the timer check every 5 s and the worker ran it: three lines each time at INFO
+        # drowned everything else. Failures are still logged (celery.app.trace, at ERROR); finished
+        # learning jobs say so themselves (learning/jobs.py).
+        "celery.beat": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+    },
 }
 
 # Transformers must never reach a hub: weights come from the installed package.

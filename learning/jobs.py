@@ -123,6 +123,8 @@ def run_job(job_id: int, work: Work, *, exclusive: bool = False) -> Job | None:
         job.fail(exc)
     else:
         job.finish(outcome.message, outcome.result)
+        # The one line a learning job leaves at INFO (Celery's per-task lines are quiet).
+        log.info("%s job %s finished: %s", job.kind, job_id, outcome.message)
     finally:
         heartbeat.stop()
     job.refresh_from_db()
