@@ -41,6 +41,8 @@ def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
             errors.append(Error(f"{name} must be between 0 and 1.", id="assistant.E014"))
     if not 0.0 <= settings.MODEL_RECHECK_SECONDS <= 300.0:
         errors.append(Error("MODEL_RECHECK_SECONDS must be between 0 and 300.", id="assistant.E015"))
+    if settings.SESSION_RESUME_MINUTES < 0:
+        errors.append(Error("SESSION_RESUME_MINUTES must be 0 or more.", id="assistant.E016"))
     if not 1 <= settings.DB_POOL_SIZE <= 200:
         errors.append(Error("DB_POOL_SIZE must be between 1 and 200.", id="assistant.E011"))
     if not settings.DEBUG and settings.SECRET_KEY == settings.DEV_SECRET_KEY:

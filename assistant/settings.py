@@ -236,6 +236,9 @@ NLU_OOS_THRESHOLD = envfloat("NLU_OOS_THRESHOLD", 0.45)
 NLU_PROMOTION_TOLERANCE = envfloat("NLU_PROMOTION_TOLERANCE", 0.01)
 # Web processes `manage.py serve` starts on one listening socket (the Procfile's web line).
 WEB_CONCURRENCY = envint("WEB_CONCURRENCY", 1)
+# A chat page opened again (a reload, a new tab) goes on with the conversation with a device when
+# its last turn is younger than this; after a longer pause a new session starts.
+SESSION_RESUME_MINUTES = envfloat("SESSION_RESUME_MINUTES", 30.0)
 # Threads per web process that run chat turns (assistant/pipeline/threads.py); each holds at
 # most one database connection.
 TURN_THREADS = envint("TURN_THREADS", 4)

@@ -8,8 +8,11 @@ rows with the job runner (learning.models.Job).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Session(models.Model):
@@ -31,6 +34,19 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.pk} of {self.user} ({self.channel})"
+
+    @classmethod
+    def resumable(cls, user, device, channel: str, now=None) -> Session | None:
+        """The person's latest session with this device on this channel, if its last turn was less
+        than SESSION_RESUME_MINUTES ago: a reloaded page goes on with the conversation."""
+        since = (now or timezone.now()) - timedelta(minutes=settings.SESSION_RESUME_MINUTES)
+        last = (
+            Turn.objects.filter(user=user, session__device=device, session__channel=channel, created_at__gte=since)
+            .select_related("session__device")
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        return last.session if last is not None else None
 
 
 class Turn(models.Model):

@@ -23,6 +23,7 @@ def test_it_passes_with_the_default_settings():
         ("API_MAX_BODY_BYTES", 10, "assistant.E007"),
         ("WEATHER_PROVIDER", "assistant.world.weather.NoSuchProvider", "assistant.E008"),
         ("MODEL_RECHECK_SECONDS", -1, "assistant.E015"),
+        ("SESSION_RESUME_MINUTES", -1, "assistant.E016"),
     ],
 )
 def test_it_reports_a_bad_setting_by_name(settings, name, value, check_id):

@@ -70,7 +70,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept(): the handshake is refused with a 403
             return
         self.user = user
-        self.sessions: dict[int | None, Session] = {}
+        self.sessions: dict[int | None, Session | None] = {}
         home = await db(ensure_home)(user)
         self.group = home_group(home.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -117,11 +117,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Speaking over the reply interrupts it before the new utterance is handled.
         await self.barge_in(BargeIn.Source.NEW_MESSAGE)
         speaker = device.pk if device else None
+        if speaker not in self.sessions:
+            # A reloaded page goes on with the conversation it left (if it was recent).
+            self.sessions[speaker] = await db(Session.resumable)(self.user, device, Session.Channel.WEB)
         turn: Turn = await handle_turn_async(
             self.user,
             text=message["text"],
             device=device,
-            session=self.sessions.get(speaker),
+            session=self.sessions[speaker],
             channel=Session.Channel.WEB,
             idempotency_key=message.get("key"),
         )

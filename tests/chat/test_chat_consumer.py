@@ -275,6 +275,26 @@ async def test_turns_on_one_socket_share_a_session_per_device(
         await comm.disconnect()
 
 
+async def test_a_reloaded_page_goes_on_with_the_recent_conversation(
+    nlu_model, alice, alice_speakers, alice_cookie, fast_speech
+):
+    kitchen, _ = alice_speakers
+    comm = await connected(alice_cookie)
+    try:
+        before, _ = await say(comm, UTTERANCE, kitchen)
+    finally:
+        await comm.disconnect()
+    comm = await connected(alice_cookie)  # the page was reloaded: a new socket
+    try:
+        after, _ = await say(comm, "turn on the kitchen light", kitchen)
+    finally:
+        await comm.disconnect()
+    sessions = await database_sync_to_async(
+        lambda: {t.pk: t.session_id for t in Turn.objects.filter(pk__in=[before, after])}
+    )()
+    assert sessions[after] == sessions[before]
+
+
 async def test_it_refreshes_the_device_panel_after_a_turn(nlu_model, alice, alice_speakers, alice_cookie, fast_speech):
     kitchen, _ = alice_speakers
     comm = await connected(alice_cookie)
