@@ -54,6 +54,7 @@ def db(fn):
 
 
 PANEL_COALESCE_S = 0.05  # changes arriving together re-render the device panel once
+PANEL_SKILLS = frozenset({"music", "timers", "lists"})  # their turns change what the panel shows
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -141,8 +142,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.stream = ReplyStream(turn.pk, turn.response, settings.SPEAKING_RATE_WPS)
         self.stream_task = asyncio.create_task(self._speak(self.stream))
         # Device changes reach the panel through the home's group (devices_changed); the media
-        # player is not a device, so a music turn refreshes the panel itself.
-        if (turn.action or {}).get("skill") == "music":
+        # player, timers and lists are not devices, so their turns refresh the panel themselves.
+        if (turn.action or {}).get("skill") in PANEL_SKILLS:
             self.request_panel()
 
     async def on_stop(self) -> None:
@@ -163,6 +164,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def timer_rang(self, event: dict[str, Any]) -> None:
         await self.send(fragments.notice(str(event.get("text", ""))))
+        self.request_panel()  # the timer leaves the panel
 
     def request_panel(self) -> None:
         """Re-render the device panel soon; requests arriving meanwhile are served by the same render."""

@@ -13,9 +13,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Prefetch
+from django.utils import timezone
 
 from assistant.chat.messages import MessageError
-from assistant.models import Device
+from assistant.models import Device, ListItem, Timer
 from assistant.world import ensure_home
 from assistant.world.devices import device_summary, media_summary
 from assistant.world.speakers import find_speaker
@@ -129,9 +130,37 @@ def turn_view(turn_id: int) -> TurnView:
 
 
 def panel_context(user: AbstractBaseUser) -> dict[str, Any]:
-    """Everything the device panel template needs: devices grouped by room, and the media."""
+    """Everything the device panel template needs: devices grouped by room, the media, the timers
+    and alarms still to go off, and the lists."""
     home = ensure_home(user)
     rooms: dict[str, list[dict[str, Any]]] = {}
     for row in device_summary(home):
         rooms.setdefault(str(row.get("room") or "elsewhere"), []).append(row)
-    return {"home": home, "rooms": sorted(rooms.items()), "media": media_summary(home)}
+    now = timezone.now()
+    timers = [
+        {
+            "kind": t.kind,
+            "name": t.spoken_name.capitalize() if t.kind == Timer.Kind.TIMER else f"Alarm {t.label}".strip(),
+            "fires_at": t.fires_at.isoformat(),
+            "left": countdown(t.fires_at - now),
+        }
+        for t in home.timers.filter(cancelled_at=None, rang_at=None, fires_at__gt=now)
+    ]
+    lists: dict[str, list[str]] = {}
+    for item in ListItem.objects.filter(home=home, done=False):
+        lists.setdefault(item.list_name, []).append(item.text)
+    return {
+        "home": home,
+        "rooms": sorted(rooms.items()),
+        "media": media_summary(home),
+        "timers": timers,
+        "lists": sorted(lists.items()),
+    }
+
+
+def countdown(left) -> str:
+    """ "9:58", "1:02:03": the time left on a timer as the panel shows it (static/js/chat.js ticks it)."""
+    seconds = max(0, int(left.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

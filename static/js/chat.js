@@ -72,8 +72,36 @@
   document.addEventListener("htmx:wsClose", function () { setConnection("closed", "Reconnecting…"); });
   document.addEventListener("htmx:wsConnecting", function () { setConnection("connecting", "Connecting…"); });
 
+  // The device panel: the room of the device spoken to stands out (and comes into view when the
+  // choice changes); timers count down between the server's re-renders of the panel.
+  function markRoom(scroll) {
+    var select = document.getElementById("device");
+    var option = select && select.selectedOptions[0];
+    var room = option ? option.dataset.room : null;
+    document.querySelectorAll("#device-panel .room").forEach(function (section) {
+      var here = section.dataset.room === room;
+      section.classList.toggle("spoken-to", here);
+      if (here && scroll) { section.scrollIntoView({block: "nearest"}); }
+    });
+  }
+  function tick() {
+    document.querySelectorAll("#device-panel time.countdown[data-kind=timer]").forEach(function (el) {
+      var left = Math.max(0, Math.round((Date.parse(el.getAttribute("datetime")) - Date.now()) / 1000));
+      var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+      var two = function (n) { return (n < 10 ? "0" : "") + n; };
+      el.textContent = h ? h + ":" + two(m) + ":" + two(s) : m + ":" + two(s);
+    });
+  }
+  document.addEventListener("change", function (evt) {
+    if (evt.target && evt.target.id === "device") { markRoom(true); }
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () { markRoom(false); tick(); });
+
   document.addEventListener("DOMContentLoaded", function () {
     var list = messages();
     if (list) { list.scrollTop = list.scrollHeight; }
+    markRoom(true);
+    tick();
+    setInterval(tick, 1000);
   });
 })();

@@ -194,11 +194,23 @@ def test_a_phone_sized_screen_shows_the_whole_input_row(daphne_server, alice):
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
             assert text_box["x"] >= 0 and text_box["width"] >= 150, text_box
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            # The panel marks the room of the device spoken to, and follows the choice.
+            page.select_option("#device", label="Kitchen speaker")
+            expect(page.locator("#device-panel .room.spoken-to")).to_have_attribute("data-room", "kitchen")
+            expect(page.locator("#device-panel .room.spoken-to")).to_have_count(1)
             # And it works there: a message goes out and is answered.
             page.fill("#text", "what time is it")
             send.click()
             exchange = page.locator("#messages li.exchange").last
             expect(exchange.locator(".utterance")).to_have_text("what time is it", timeout=120_000)
             expect(exchange.locator(".reply .w").first).to_be_visible()
+            # A timer counts down in the panel between the server's renders.
+            page.fill("#text", "set a timer for 10 minutes")
+            send.click()
+            countdown = page.locator("#device-panel time.countdown").first
+            expect(countdown).to_be_visible(timeout=30_000)
+            first = countdown.inner_text()
+            page.wait_for_timeout(2100)
+            assert countdown.inner_text() != first and re.fullmatch(r"\d+:\d\d", countdown.inner_text())
         finally:
             browser.close()

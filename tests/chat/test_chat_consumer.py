@@ -311,6 +311,26 @@ async def test_it_refreshes_the_device_panel_after_a_turn(nlu_model, alice, alic
         await comm.disconnect()
 
 
+async def test_timers_and_lists_show_in_the_panel_as_they_change(
+    nlu_model, alice, alice_speakers, alice_cookie, fast_speech
+):
+    kitchen, _ = alice_speakers
+    comm = await connected(alice_cookie)
+    try:
+        _, frames = await say(comm, "set a timer for 10 minutes", kitchen)
+        frames += await frames_until(comm, r'<aside id="device-panel"[^>]*hx-swap-oob="true"')
+        timers = frames[-1].split('class="timers"')[1].split("</section>")[0]
+        assert "10-minute timer" in timers and re.search(
+            r'<time class="countdown" datetime="[^"]+" data-kind="timer">(9:5\d|10:00)<', timers
+        )
+        _, frames = await say(comm, "add milk to my shopping list", kitchen)
+        frames += await frames_until(comm, r'<aside id="device-panel"[^>]*hx-swap-oob="true"')
+        shopping = frames[-1].split('data-list="shopping"')[1].split("</section>")[0]
+        assert "<li>milk</li>" in shopping
+    finally:
+        await comm.disconnect()
+
+
 async def test_it_rerenders_the_panel_when_the_home_group_says_devices_changed(alice, alice_speakers, alice_cookie):
     comm = await connected(alice_cookie)
     try:

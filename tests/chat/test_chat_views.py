@@ -110,7 +110,7 @@ def test_history_shows_my_last_fifty_turns_oldest_first(client, alice, bob, alic
     assert "bob" not in html.lower().replace("bob's", "")  # nothing of bob's
     assert "bob&#x27;s secret" not in html
     # The speaker stays the one of the last turn.
-    assert f'<option value="{alice_kitchen.pk}" selected>' in html
+    assert f'<option value="{alice_kitchen.pk}" data-room="kitchen" selected>' in html
 
 
 def test_history_marks_interrupted_replies_and_feedback(client, alice):
