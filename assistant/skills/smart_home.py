@@ -35,6 +35,7 @@ _ALL_WORDS = {
     "throughout the house", "all over", "every single room", "each room",
 }  # fmt: skip
 _EVERY = re.compile(r"(all|every|each)\b")
+_PLUG_WORDS = re.compile(r"\b(plugs?|sockets?|outlets?)\b")
 _ROOM_LIST = re.compile(r"\s*(?:,|\band\b|&|\bplus\b)\s*")
 _HERE_WORDS = {"room", "this room", "here", "in here", "current room", "this", "the room", "in this room"}
 _COLOUR_ALIASES = {
@@ -308,6 +309,12 @@ def _resolve_plug(req: Request, on: bool) -> Action:
         return req.fail(f"I couldn't find a room called {clean(room_text) or room_text}.")
     switchable = (Device.Kind.PLUG, Device.Kind.TV, Device.Kind.LIGHT, Device.Kind.OVEN)
     plugs = list(req.home.devices.filter(kind=Device.Kind.PLUG))
+    if device_text and _EVERY.match(words := clean(device_text)) and _PLUG_WORDS.search(words):
+        # "all the plugs", "every socket": each plug of the home, or of the room named
+        chosen = [p for p in plugs if room in (None, ALL) or p.room == room]
+        if not chosen:
+            return req.fail(f"There's no plug in the {room}." if room else "There's no plug in your home.")
+        return req.action(device_ids=[p.pk for p in chosen], state={"on": on})
     if device_text:
         devices = find_devices(req.home, device_text, switchable, room)
         if not devices:
@@ -395,8 +402,15 @@ def execute(action: Action, ctx: TurnContext, home: Home) -> SkillResult:
         return _apply_lights(devices, params)
     state = params.get("state") or {}
     changed = [d.pk for d in devices if update_state(d, **state)]
+    if len(devices) > 1:  # every plug at once
+        word = "on" if state.get("on") else "off"
+        text = (
+            f"Turning {word} the {join([d.name.lower() for d in devices])}." if changed else f"They're already {word}."
+        )
+    else:
+        text = _confirm(devices[0], state, bool(changed))
     return SkillResult(
-        text=_confirm(devices[0], state, bool(changed)),
+        text=text,
         data={"devices": [_device_data(d) for d in devices]},
         changed_device_ids=tuple(changed),
     )

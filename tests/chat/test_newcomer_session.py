@@ -1,4 +1,4 @@
-"""A newcomer's first session, scripted: 62 everyday turns in headless Chromium over the demo home,
+"""A newcomer's first session, scripted: 64 everyday turns in headless Chromium over the demo home,
 each with what a reasonable person would accept as its answer (issue 13's target: at least 57 of
 60 satisfy). Covers the README's examples and the issue's items: help and small talk, a short
 fallback, whole-home requests, device questions, media, timers, lists, weather and time.
@@ -45,6 +45,8 @@ TURNS: list[tuple[str, str, str]] = [
     ("Kitchen speaker", "start the vacuum", r"vacuum"),
     ("Kitchen speaker", "turn on the coffee machine", r"coffee machine"),
     ("Kitchen speaker", "turn off the coffee machine", r"coffee machine"),
+    ("Kitchen speaker", "turn on all the plugs", r"^Turning on the .*coffee machine"),
+    ("Kitchen speaker", "switch off every plug", r"^Turning off the .*coffee machine"),
     ("Living room display (screen)", "turn on the tv", r"TV"),
     ("Living room display (screen)", "turn off the tv", r"TV"),
     ("Kitchen speaker", "play some jazz", r"^Playing"),

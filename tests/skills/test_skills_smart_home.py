@@ -340,3 +340,15 @@ def test_which_lights_are_on_answers_for_the_whole_home_wherever_it_is_asked(ali
     say(alice, "iot_hue_lighton", room="office")
     _, result = say(alice, "iot_device_query", speaker="Bedroom speaker", device="lights")
     assert result.text == "The lights are on in the kitchen and office; the others are off."
+
+
+def test_every_plug_at_once_in_the_home_or_a_room(alice):
+    plugs = list(alice.home.devices.filter(kind="plug"))
+    _, result = say(alice, "iot_wemo_on", speaker="Kitchen speaker", device="all the plugs")
+    assert result.ok and all(p.state.get("on") for p in alice.home.devices.filter(kind="plug"))
+    assert result.text.startswith("Turning on the ") and len(result.data["devices"]) == len(plugs) > 1
+    _, result = say(alice, "iot_wemo_off", speaker="Kitchen speaker", device="every socket", room="bedroom")
+    states = {p.room: p.state.get("on") for p in alice.home.devices.filter(kind="plug")}
+    assert states["bedroom"] is False and any(on for room, on in states.items() if room != "bedroom")
+    _, result = say(alice, "iot_wemo_off", speaker="Kitchen speaker", device="all the plugs", room="garage")
+    assert not result.ok and "no plug in the garage" in result.text
