@@ -73,7 +73,7 @@
   document.addEventListener("htmx:wsConnecting", function () { setConnection("connecting", "Connecting…"); });
 
   // The device panel: the room of the device spoken to stands out (and comes into view when the
-  // choice changes); timers count down between the server's re-renders of the panel.
+  // choice changes); timers and alarms count down between the server's re-renders of the panel.
   function markRoom(scroll) {
     var select = document.getElementById("device");
     var option = select && select.selectedOptions[0];
@@ -85,7 +85,7 @@
     });
   }
   function tick() {
-    document.querySelectorAll("#device-panel time.countdown[data-kind=timer]").forEach(function (el) {
+    document.querySelectorAll("#device-panel time.countdown").forEach(function (el) {
       var left = Math.max(0, Math.round((Date.parse(el.getAttribute("datetime")) - Date.now()) / 1000));
       var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
       var two = function (n) { return (n < 10 ? "0" : "") + n; };
