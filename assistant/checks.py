@@ -43,6 +43,19 @@ def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(Error("MODEL_RECHECK_SECONDS must be between 0 and 300.", id="assistant.E015"))
     if settings.SESSION_RESUME_MINUTES < 0:
         errors.append(Error("SESSION_RESUME_MINUTES must be 0 or more.", id="assistant.E016"))
+    if settings.PENDING_QUESTION_MINUTES < 0 or not 0 <= settings.DIALOGUE_MAX_REASKS <= 10:
+        errors.append(
+            Error("PENDING_QUESTION_MINUTES must be 0 or more, DIALOGUE_MAX_REASKS 0 to 10.", id="assistant.E017")
+        )
+    if settings.PROMPT_MIN_GAP_TURNS < 1:
+        errors.append(Error("PROMPT_MIN_GAP_TURNS must be at least 1.", id="assistant.E017"))
+    if settings.CONCEPT_GLOBAL_MIN_USERS < 1:
+        errors.append(Error("CONCEPT_GLOBAL_MIN_USERS must be at least 1.", id="assistant.E017"))
+    for name in (
+        "DIALOGUE_NEW_REQUEST_CONFIDENCE", "CONFIRM_BELOW_CONFIDENCE", "CONCEPT_STEP_CONFIDENCE", "PROMPT_BELOW_CONFIDENCE"
+    ):  # fmt: skip
+        if not 0.0 <= getattr(settings, name) <= 1.0:
+            errors.append(Error(f"{name} must be between 0 and 1.", id="assistant.E017"))
     if not 1 <= settings.DB_POOL_SIZE <= 200:
         errors.append(Error("DB_POOL_SIZE must be between 1 and 200.", id="assistant.E011"))
     if not settings.DEBUG and settings.SECRET_KEY == settings.DEV_SECRET_KEY:

@@ -18,6 +18,34 @@ class IntentSpec(NamedTuple):
 
 OUT_OF_SCOPE = "out_of_scope"
 
+# Slot types the NLU tags (BIO over tokens). `list_name` and `title` extend the
+# issue's list so that "add milk to my shopping list" and "play <film>" resolve.
+SLOTS: tuple[str, ...] = (
+    "room",
+    "device",
+    "level",
+    "colour",
+    "temperature",
+    "artist",
+    "song",
+    "genre",
+    "playlist",
+    "title",
+    "list_item",
+    "list_name",
+    "time",
+    "duration",
+    "place",
+    "date",
+    "person",  # a name the user gives themselves ("call me Sam")
+    "team",
+    "cuisine",
+    "unit",  # temperature units
+    "concept",  # a name the user teaches ("study mode", "goodnight")
+)
+# What the user can teach about themselves ("I'm a Warriors fan", "call me Sam").
+PREFERENCE_SLOTS: tuple[str, ...] = ("person", "team", "cuisine", "genre", "artist", "unit", "room")
+
 INTENTS: dict[str, IntentSpec] = {
     # smart home: lights
     "iot_hue_lighton": IntentSpec("smart_home", "turn lights on", ("room", "device")),
@@ -67,35 +95,43 @@ INTENTS: dict[str, IntentSpec] = {
     # information
     "weather_query": IntentSpec("weather", "weather, optionally where and when", ("place", "date")),
     "datetime_query": IntentSpec("datetime", "the time or date", ("place",)),
+    # things to know: sports results and restaurants (offline, assistant/world/)
+    "sports_query": IntentSpec("sports", "how did a team (or my team) do, when do they play", ("team", "date")),
+    "restaurant_query": IntentSpec("restaurants", "find a restaurant, of a cuisine or the one I like", ("cuisine",)),
+    # what the assistant knows about the user (teaching/preferences.py)
+    "preference_set": IntentSpec("preferences", "I'm a Warriors fan, I like jazz, call me Sam", PREFERENCE_SLOTS),
+    "preference_query": IntentSpec("preferences", "what do you know about me", ()),
+    "preference_forget": IntentSpec("preferences", "forget that I like jazz, forget that", PREFERENCE_SLOTS),
+    "preference_learn": IntentSpec("preferences", "learn my preferences: a few questions, each can be skipped", ()),
+    # taught concepts (teaching/concepts.py): "turn on study mode", "when I say goodnight, …"
+    "concept_run": IntentSpec("concepts", "run a routine the user taught, or ask what it means", ("concept",)),
+    "concept_teach": IntentSpec("concepts", "when I say X, do Y and Z", ("concept",)),
     # chit-chat
     "general_greet": IntentSpec("chitchat", "hello, how are you", ()),
     "general_joke": IntentSpec("chitchat", "tell a joke", ()),
     "general_help": IntentSpec("chitchat", "what can you do: three examples for this device", ()),
     "general_thanks": IntentSpec("chitchat", "thank you", ()),
     "general_stop": IntentSpec("chitchat", "stop, cancel, never mind: end what is going on", ()),
+    # dialogue: answers to the assistant's own questions ("which device?" -> "the garage door",
+    # "shall I open it?" -> "yes"); teaching/dialogue.py reads them against the pending question
+    "dialogue_inform": IntentSpec("dialogue", "a bare value: a device, room, temperature, time…", SLOTS),
+    "dialogue_affirm": IntentSpec("dialogue", "yes, go ahead, that's right", ()),
+    "dialogue_deny": IntentSpec("dialogue", "no, don't, that's wrong", ()),
     OUT_OF_SCOPE: IntentSpec("out_of_scope", "anything the assistant cannot do", ()),
 }
 
-# Closings: "Did I answer your question?" after "OK." or "You're welcome!" makes no sense.
-NOT_SURVEYED: frozenset[str] = frozenset({"general_stop", "general_thanks"})
+# Closings, answers and statements: "Did I answer your question?" after "OK.", "You're welcome!" or
+# "Got it: you like jazz." makes no sense.
+NOT_SURVEYED: frozenset[str] = frozenset(
+    {
+        "general_stop", "general_thanks", "dialogue_inform", "dialogue_affirm", "dialogue_deny", "concept_teach",
+        # telling it something is not asking a question
+        "preference_set", "preference_forget", "preference_learn",
+    }
+)  # fmt: skip
+DIALOGUE_INTENTS: frozenset[str] = frozenset({"dialogue_inform", "dialogue_affirm", "dialogue_deny"})
 
-# Slot types the NLU tags (BIO over tokens). `list_name` and `title` extend the
-# issue's list so that "add milk to my shopping list" and "play <film>" resolve.
-SLOTS: tuple[str, ...] = (
-    "room",
-    "device",
-    "level",
-    "colour",
-    "temperature",
-    "artist",
-    "song",
-    "genre",
-    "playlist",
-    "title",
-    "list_item",
-    "list_name",
-    "time",
-    "duration",
-    "place",
-    "date",
-)
+# Actions a cautious home assistant confirms unless they were asked for in so many words
+# (a confident reading of the user's own words, not a rewrite, a guess or a filled-in answer):
+# opening the garage lets anyone in.
+CONFIRMED_INTENTS: frozenset[str] = frozenset({"iot_garage_open"})

@@ -239,6 +239,20 @@ WEB_CONCURRENCY = envint("WEB_CONCURRENCY", 1)
 # A chat page opened again (a reload, a new tab) goes on with the conversation with a device when
 # its last turn is younger than this; after a longer pause a new session starts.
 SESSION_RESUME_MINUTES = envfloat("SESSION_RESUME_MINUTES", 30.0)
+# Dialogue state (teaching/dialogue.py): a question the assistant asked is answered by the next
+# utterance within PENDING_QUESTION_MINUTES; a different request is taken as one (and the question
+# dropped) from DIALOGUE_NEW_REQUEST_CONFIDENCE; an answer it cannot use is asked again
+# DIALOGUE_MAX_REASKS times. Opening the garage (CONFIRMED_INTENTS) waits for a yes unless the
+# request was read with at least CONFIRM_BELOW_CONFIDENCE from the user's own words.
+PENDING_QUESTION_MINUTES = envfloat("PENDING_QUESTION_MINUTES", 5.0)
+DIALOGUE_NEW_REQUEST_CONFIDENCE = envfloat("DIALOGUE_NEW_REQUEST_CONFIDENCE", 0.7)
+DIALOGUE_MAX_REASKS = envint("DIALOGUE_MAX_REASKS", 1)
+CONFIRM_BELOW_CONFIDENCE = envfloat("CONFIRM_BELOW_CONFIDENCE", 0.9)
+# Taught concepts (teaching/concepts.py): every clause of a definition must be read as something the
+# assistant does with at least this NLU confidence; a concept that CONCEPT_GLOBAL_MIN_USERS distinct
+# people teach the same way is offered to reviewers as a global default.
+CONCEPT_STEP_CONFIDENCE = envfloat("CONCEPT_STEP_CONFIDENCE", 0.6)
+CONCEPT_GLOBAL_MIN_USERS = envint("CONCEPT_GLOBAL_MIN_USERS", 3)
 # Threads per web process that run chat turns (assistant/pipeline/threads.py); each holds at
 # most one database connection.
 TURN_THREADS = envint("TURN_THREADS", 4)
@@ -281,6 +295,11 @@ REPHRASE_THRESHOLD = envfloat("REPHRASE_THRESHOLD", 0.5)
 # Share of replies that end with "Did I answer your question?" (assistant/pipeline/turn.py); the
 # answers are the unbiased labels the defect model is calibrated on (learning/defects.py).
 SURVEY_RATE = envfloat("SURVEY_RATE", 0.05)
+# Teachable moments (assistant/pipeline/prompts.py) also ask it: a rewrite fired, or the NLU acted below
+# PROMPT_BELOW_CONFIDENCE, or the user repeated themselves. Whatever the reason, a user is asked at most
+# once per PROMPT_MIN_GAP_TURNS turns (34: under 3 prompts per 100 turns).
+PROMPT_BELOW_CONFIDENCE = envfloat("PROMPT_BELOW_CONFIDENCE", 0.6)
+PROMPT_MIN_GAP_TURNS = envint("PROMPT_MIN_GAP_TURNS", 34)
 # Rewrite mining (learning/mining.py): a global rule needs chains of MINE_MIN_USERS distinct people;
 # a personal one MINE_PERSONAL_MIN_SUPPORT of the user's own. The source must succeed by itself less
 # than MINE_MAX_SOURCE_SUCCESS of the time, the target at least MINE_MIN_TARGET_SUCCESS; a rule is

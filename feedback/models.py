@@ -84,6 +84,9 @@ class Turn(models.Model):
     # The reply ended with "Did I answer your question?" (a random SURVEY_RATE of turns): the
     # user's thumbs on this turn answer it, an unbiased label the defect model is calibrated on.
     survey_asked = models.BooleanField(default=False)
+    # Why the reply ended with that question: "survey" (the random share above) or a teachable moment
+    # ("rewrite", "low_confidence", "repeated"; assistant/pipeline/prompts.py); blank when it did not.
+    prompt_reason = models.CharField(max_length=20, blank=True, default="")
     # What the defect model (learning/defects.py) concluded: P(the turn failed its user).
     defect_probability = models.FloatField(null=True, blank=True)
     defect_model_version = models.CharField(max_length=80, blank=True, default="")

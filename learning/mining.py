@@ -51,9 +51,10 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from feedback.models import Rephrase, RewriteRule, Turn
+from feedback.models import Rephrase, RewriteRule, Session, Turn
 from learning.defects import defect_or_guess
 from learning.readings import reading
+from teaching.privacy import erasures
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class Occurrences:
     meaning: list[str | None]  # the NLU's usual reading of each utterance (None: unknown)
     node_of: dict[str, int] = field(default_factory=dict)  # utterance -> node index
     ends: tuple | None = None  # chain_ends(), once computed
+    # Sessions of people who had everything learned about them forgotten since: no personal rules.
+    forgotten_sessions: set[int] = field(default_factory=set)
 
     @property
     def nodes(self) -> int:
@@ -94,6 +97,7 @@ def collect(turns: Iterable[tuple] | None = None, links: Iterable[tuple[int, int
     if links is None:
         links = Rephrase.objects.values_list("first_id", "second_id").iterator(chunk_size=20_000)
     successor = dict(links)
+    stored = turns is None
     if turns is None:
         turns = _stored_turns(set(successor))
     node_of: dict[str, int] = {}
@@ -141,7 +145,16 @@ def collect(turns: Iterable[tuple] | None = None, links: Iterable[tuple[int, int
         node_of=node_of,
         texts=texts,
         meaning=meaning,
+        forgotten_sessions=_forgotten_sessions() if stored else set(),
     )
+
+
+def _forgotten_sessions() -> set[int]:
+    """Sessions started before their person had everything learned about them forgotten."""
+    forgotten: set[int] = set()
+    for user_id, erased in erasures().items():
+        forgotten.update(Session.objects.filter(user_id=user_id, started_at__lt=erased).values_list("pk", flat=True))
+    return forgotten
 
 
 def _stored_turns(first_ids: set[int]) -> Iterable[tuple]:
@@ -367,6 +380,9 @@ def mine(occ: Occurrences, progress: Callable[[float, str], None] | None = None)
     bounds = [*starts.tolist(), len(order)]
     for k, user in enumerate(users.tolist()):
         rows = order[bounds[k] : bounds[k + 1]]
+        if occ.forgotten_sessions:
+            # Chains from before the person had everything learned about them forgotten: not theirs to mine.
+            rows = rows[~np.isin(occ.session[rows], list(occ.forgotten_sessions))]
         if len(rows) < settings.MINE_PERSONAL_MIN_SUPPORT or not (occ.next_row[rows] >= 0).any():
             continue
         for c in _candidates_for(occ, build_chain(occ, rows), rows, ends, user_id=int(user)):

@@ -46,6 +46,7 @@ from learning.defects import defect_or_guess
 from learning.embeddings import embed
 from learning.readings import reading
 from learning.registry import Decision, register_candidate
+from teaching.privacy import erasures
 
 GOOD, BAD = 0.3, 0.5  # P(defect) below GOOD went well; at or above BAD failed
 KNOWN_GOOD_RATE, KNOWN_GOOD_MIN = 0.7, 3
@@ -73,6 +74,7 @@ def build_entries() -> IndexEntries:
     personal_seen: Counter = Counter()
     readings: dict[str, Counter] = defaultdict(Counter)
     personal: dict[tuple[int, str], list] = {}
+    erased = erasures()
     rows = Turn.objects.values_list(
         "user_id", "asr_text", "intent", "slots", "defect_probability", "status", "created_at", "rewrite__to",
         "rewrite__kept",
@@ -83,13 +85,19 @@ def build_entries() -> IndexEntries:
             continue
         seen[text] += 1
         sayers[text].add(user)
-        personal_seen[(user, text)] += 1
+        # What a person said before they had everything learned about them forgotten counts for the
+        # global layer (several people, nobody named) but not for their own.
+        forgotten = user in erased and at < erased[user]
+        if not forgotten:
+            personal_seen[(user, text)] += 1
         if defect_or_guess(p, status) >= GOOD:
             continue
         good[text] += 1
         users[text].add(user)
         if intent:
             readings[text][reading(intent, slots)] += 1
+        if forgotten:
+            continue
         entry = personal.setdefault((user, text), [0, at])
         entry[0] += 1
         entry[1] = max(entry[1], at)
@@ -252,6 +260,7 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
         "version": version,
         "threshold": threshold if math.isfinite(threshold) else None,
         "disabled_layers": disabled,
+        "built_at": datetime.now(UTC).isoformat(),
         "metrics": {
             "global_entries": len(global_entries),
             "personal_entries": len(personal_entries),

@@ -15,6 +15,7 @@ from typing import Any
 from simulator.data import Goal
 from simulator.drivers import Driver
 from simulator.noise import NoiseModel, transmit
+from simulator.teaching import teaching_day
 from simulator.truth import judge
 from simulator.users import SimUser
 
@@ -85,6 +86,7 @@ def user_day(
 ) -> None:
     b = config.behaviour
     sim = part.sim
+    teaching_day(part, day, config, driver, records)  # before the goals: probes, teaching, routines
     rng = random.Random(f"day:{config.seed}:{sim.index}:{day}")
     day_start = config.start + timedelta(days=day - 1)
     budget = config.turns_per_user_day
@@ -134,6 +136,7 @@ def user_day(
                 **truth.as_dict(),
                 "barge_in": False,
                 "feedback": None,
+                "prompted": bool(SURVEY_QUESTION.search(turn.get("response") or "")),
             }
             records.append(record)
             reply_ms = response_words * MS_PER_WORD

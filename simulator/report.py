@@ -18,7 +18,10 @@ n_true} of the product's rephrase detector (feedback.Rephrase rows,
 learning/rephrases.py) against the true links, null when the detector did not run (also
 per day, under days[].all); defect_model {auc, ece, n} of the defect probabilities the
 product stored on its turns against the true outcome (null while none are stored);
-failure_point accuracy, null while the product has no such model.
+failure_point accuracy, null while the product has no such model; teaching (simulator/teaching.py):
+the success of underspecified requests before and after users taught their preferences (and for
+users who never did), how taught routines work on first and on paraphrased reuse, and the
+"Did I answer your question?" prompts per 100 turns.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from assistant.nlu.metrics import binary_calibration_error
+from simulator.teaching import summarise as summarise_teaching
 from simulator.truth import FAILURE_POINTS
 
 BOOTSTRAP_SAMPLES = 2000
@@ -127,7 +131,10 @@ def build_report(
     defect_probabilities: dict[int, float] | None = None,
 ) -> dict:
     """`predicted_links`: the product's Rephrase rows (first, second turn ids); None if the detector did not run.
-    `defect_probabilities`: {turn id: P(defect)} the product stored; None or empty without a defect model."""
+    `defect_probabilities`: {turn id: P(defect)} the product stored; None or empty without a defect model.
+    Records of the users' teaching (simulator/teaching.py) are summed up apart, under summary.teaching."""
+    teaching = [r for r in records if r.get("teaching")]
+    records = [r for r in records if not r.get("teaching")]
     supported_ids = {r["turn_id"] for r in records if r["supported"]}
     if predicted_links is not None:
         # Score on the turns the report covers (links into unsupported goals are left out, like the truth).
@@ -197,6 +204,7 @@ def build_report(
             "rephrase_links": len(true_links),
             "defect_model": defect_model,
             "failure_point": None,  # no failure-point model exists yet
+            "teaching": summarise_teaching(teaching, records),
             "turns": len(supported),
             "defect_rate": _rate(sum(1 for r in supported if not r["met"]), len(supported)),
         },

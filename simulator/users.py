@@ -58,6 +58,8 @@ class Behaviour:
     day_end_h: float = 22.0
     personal_names: float = 0.4  # users who call one or two things by a name of their own
     own_name_first: float = 0.9  # such a user's first try uses their own name; a rephrase the usual one
+    teach_preferences: float = 0.5  # users who tell the assistant their team, music, food and units on day 1
+    teach_concept: float = 0.3  # users who teach it a routine of their own on day 1 (simulator/teaching.py)
 
     @classmethod
     def with_overrides(cls, overrides: dict[str, str]) -> Behaviour:

@@ -3,10 +3,14 @@ simulator) calls handle_turn(); none holds logic of its own.
 
     1 asr      choose a hypothesis from the n-best list, normalise it
     2 nlu      intent + slots + confidence (assistant/nlu)
-    3 rewrite  active precomputed rewrite rules (assistant/rewrite/)
-    4 resolve  slots + context -> an Action (assistant/skills)
+      dialogue with a question pending in the session, the utterance is read as its answer
+               first (teaching/dialogue.py): it fills the missing value, says yes or no,
+               cancels, or is a new request
+    3 rewrite  active precomputed rewrite rules (assistant/rewrite/); not for an answer
+    4 resolve  slots + context -> an Action (assistant/skills); an action that opens something
+               and was not asked for in so many words waits for a yes (CONFIRMED_INTENTS)
     5 execute  the skill acts on the simulated world -> a SkillResult
-    6 respond  the words to say
+    6 respond  the words to say; a question it ends with becomes the session's pending one
 
 A failing stage ends the turn with an apology; the turn is stored either way,
 with the error in its trace.
@@ -17,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -26,16 +31,20 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assistant import nlu, skills
-from assistant.intents import NOT_SURVEYED, OUT_OF_SCOPE
+from assistant.intents import CONFIRMED_INTENTS, NOT_SURVEYED, OUT_OF_SCOPE
 from assistant.models import Device, Home
+from assistant.pipeline import prompts
 from assistant.pipeline.asr import recognise
 from assistant.pipeline.trace import StageFailed, Trace
 from assistant.rewrite.rules import apply_rewrite
+from assistant.skills import dialogue as dialogue_skill
 from assistant.text import TextError, check_utterance
 from assistant.turns import Action, Hypothesis, NluResult, SkillResult, TurnContext
 from assistant.world import broadcast_device_changes, ensure_home
 from feedback.experiments import RewriteLayers, rewrite_layers_for
-from feedback.models import Session, Turn
+from feedback.models import Feedback, Session, Turn
+from teaching import concepts, dialogue, preferences
+from teaching.models import PendingQuestion
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,7 @@ SORRY = "Sorry, I couldn't do that."
 SURVEY_QUESTION = "Did I answer your question?"
 ASR_VERSION = "normalise-1"
 SKILLS_VERSION = "skills-1"
+REPEAT_WINDOW_S = 90  # the same words again within this: the user is repeating themselves
 
 
 class TurnInputError(ValueError):
@@ -143,8 +153,114 @@ def asks_survey(ctx: TurnContext, text: str) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
-def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: RewriteLayers | None = None) -> dict:
-    """Run stages 1-6; return the fields of the Turn they decided."""
+KEEP_QUESTION = "keep"  # the pending question stays (asked again after an answer it could not use)
+
+
+def _answer_action(pending: PendingQuestion, reading: dialogue.Reading) -> tuple[Action, object, str | None]:
+    """What to do with an answer that is not a new request nor a value: (the action, the next
+    question, the survey answer to store)."""
+    Kind = PendingQuestion.Kind
+    if pending.kind == Kind.SURVEY:
+        if reading.kind == "yes":
+            return dialogue_skill.answered("Good, thanks for telling me."), None, Feedback.Kind.THUMBS_UP
+        return (
+            dialogue_skill.answered("Sorry about that. Try asking another way, and I'll learn from it."),
+            None,
+            Feedback.Kind.THUMBS_DOWN,
+        )
+    if reading.kind == "skip":
+        return dialogue_skill.answered("OK, skipping that."), None, None
+    if pending.kind == Kind.GUIDED and reading.kind == "cancel":
+        return dialogue_skill.answered('OK. Say "learn my preferences" to carry on another time.'), None, None
+    if pending.kind == Kind.CONFIRM and reading.kind == "yes" and pending.action:
+        action = pending.action
+        return Action(skill=action["skill"], intent=action["intent"], params=dict(action["params"])), None, None
+    if reading.kind in ("no", "cancel"):
+        reply = "OK, I'll leave it." if pending.kind == Kind.CONFIRM else "OK, never mind."
+        return dialogue_skill.answered(reply, cancelled=pending.prompt), None, None
+    # An answer the question cannot use: ask once more, then let it go.
+    if pending.reasks >= settings.DIALOGUE_MAX_REASKS:
+        return dialogue_skill.answered("Let's leave that for now. What can I do for you?", unanswered=True), None, None
+    return dialogue_skill.answered(f"Sorry, I didn't get that. {pending.prompt}", unanswered=True), KEEP_QUESTION, None
+
+
+def _concept_proposal(
+    name: str, definition_text: str, understand, run_now: bool
+) -> tuple[Action, dialogue.Question | None, str]:
+    """Read what a taught name means; (the reply asking to confirm it, its question, the problem)."""
+    definition = concepts.read_definition(definition_text, understand)
+    if not definition.steps:
+        return dialogue_skill.answered(definition.problem, unanswered=True), None, definition.problem
+    prompt = f"So {name} means: {concepts.describe_steps(definition.steps)}. Shall I remember that?"
+    teach = Action(
+        skill="concepts",
+        intent="concept_teach",
+        params={"concept": name, "steps": definition.steps, "definition": definition_text, "run_now": run_now},
+    )
+    question = dialogue.Question(
+        kind=PendingQuestion.Kind.CONFIRM, prompt=prompt, intent="concept_teach", action=teach.as_dict()
+    )
+    return dialogue_skill.answered(prompt, confirming=teach.as_dict()), question, ""
+
+
+def _teaching(understood: NluResult, understand) -> tuple[Action, dialogue.Question | None]:
+    """ "When I say goodnight, turn off all the lights": the name, and what it should mean."""
+    split = concepts.split_teaching(understood)
+    if split is None or not split[0]:
+        return dialogue_skill.answered(
+            'Tell me like this: "when I say goodnight, turn off all the lights".', unanswered=True
+        ), None
+    name, rest = split
+    if not rest:
+        # "turn on karaoke mode" read as teaching with nothing after the name: ask what it means.
+        prompt = f"What do you mean by {name}?"
+        question = dialogue.Question(
+            kind=PendingQuestion.Kind.DEFINE, prompt=prompt, intent="concept_run", slots={"concept": name}
+        )
+        return dialogue_skill.answered(prompt, unanswered=True), question
+    if len(name) > concepts.MAX_NAME_CHARS:
+        return dialogue_skill.answered("That name is too long for me to remember.", unanswered=True), None
+    if concepts.shadows_builtin(name, understand):
+        return dialogue_skill.answered(
+            f'"{name}" already means something to me, so I can\'t make it mean something else.', unanswered=True
+        ), None
+    action, question, _ = _concept_proposal(name, rest, understand, run_now=False)
+    return action, question
+
+
+def _guided_question(user_id: int, asked: list[str]) -> dialogue.Question | None:
+    """The next question of "learn my preferences", or None when everything has been asked or is known."""
+    following = preferences.next_guided(user_id, asked)
+    if following is None:
+        return None
+    slot, prompt = following
+    return dialogue.Question(
+        kind=PendingQuestion.Kind.GUIDED,
+        prompt=prompt,
+        intent="preference_set",
+        needs=slot,
+        slots={"asked": [*asked, slot]},
+    )
+
+
+def _asked_in_so_many_words(understood: NluResult, asr_confidence: float | None, reworded: bool) -> bool:
+    """The user's own words, read confidently, asked for this: no rewrite, no filled-in answer."""
+    threshold = settings.CONFIRM_BELOW_CONFIDENCE
+    return (
+        not reworded and understood.confidence >= threshold and (asr_confidence is None or asr_confidence >= threshold)
+    )
+
+
+def _run_stages(
+    request: TurnRequest,
+    ctx: TurnContext,
+    trace: Trace,
+    layers: RewriteLayers | None = None,
+    pending: PendingQuestion | None = None,
+    previous_said: Callable[[], str | None] = lambda: None,
+) -> dict:
+    """Run stages 1-6; return the fields of the Turn they decided, and (`next_question`, popped by
+    the caller) the question the turn leaves pending."""
     fields: dict = {"status": Turn.Status.OK}
 
     with trace.stage("asr", input=[h.text for h in request.nbest], model_version=ASR_VERSION) as st:
@@ -165,19 +281,58 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: Re
             understood.model_version,
         )
 
-    with trace.stage("rewrite", input=asr.text, model_version="rules") as st:
-        layers = layers or RewriteLayers()
-        outcome, understood = apply_rewrite(
-            asr.text,
-            understood,
-            ctx.user_id,
-            understand,
-            embed=nlu.sentence_vector,
-            allow_global=layers.global_rewrites,
-            allow_personal=layers.personal_rewrites,
-        )
-        st.output = outcome.as_dict() if outcome else None
-        st.confidence = understood.confidence if outcome else None
+    answer: Action | None = None  # the action an answer to the pending question decided
+    next_question: object = None
+    filled = False
+    if pending is not None:
+        with trace.stage("dialogue", input=pending.as_dict(), model_version=dialogue.DIALOGUE_VERSION) as st:
+            reading = dialogue.read_answer(pending, understood)
+            st.output = reading.as_dict()
+        if reading.kind == "fill" and reading.understood is not None:
+            understood, filled = reading.understood, True
+        elif reading.kind == "define":
+            # "What do you mean by study mode?" -> "turn off the lights and …": confirm, then learn it.
+            name = str(pending.slots.get("concept") or "that")
+            answer, next_question, problem = _concept_proposal(name, reading.value or "", understand, run_now=True)
+            if problem:
+                if pending.reasks >= settings.DIALOGUE_MAX_REASKS:
+                    answer = dialogue_skill.answered(f"{problem} Let's leave {name} for now.", unanswered=True)
+                else:
+                    answer = dialogue_skill.answered(f"{problem} {pending.prompt}", unanswered=True)
+                    next_question = KEEP_QUESTION
+        elif reading.kind != "new_request":
+            answer, next_question, survey_answer = _answer_action(pending, reading)
+            if survey_answer:
+                fields["survey_answer"] = survey_answer
+
+    outcome = None
+    if answer is None and not filled:
+        with trace.stage("rewrite", input=asr.text, model_version="rules") as st:
+            if (concept := concepts.invoked(ctx.user_id, understood)) is not None:
+                # A taught rule of the user's own: their name for a routine ("goodnight", "study mode on")
+                # means what they taught, whatever else the words could mean.
+                understood = NluResult(
+                    text=understood.text,
+                    intent="concept_run",
+                    confidence=understood.confidence,
+                    slots={"concept": concept.name},
+                    model_version=understood.model_version,
+                    alternatives=understood.alternatives,
+                )
+                st.output = {"taught_concept": concept.name}
+            elif understood.intent != "concept_teach":
+                layers = layers or RewriteLayers()
+                outcome, understood = apply_rewrite(
+                    asr.text,
+                    understood,
+                    ctx.user_id,
+                    understand,
+                    embed=nlu.sentence_vector,
+                    allow_global=layers.global_rewrites,
+                    allow_personal=layers.personal_rewrites,
+                )
+                st.output = outcome.as_dict() if outcome else None
+                st.confidence = understood.confidence if outcome else None
     fields.update(
         intent=understood.intent,
         slots=understood.slots,
@@ -187,7 +342,22 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: Re
 
     home = skills.find_home(ctx)
     with trace.stage("resolve", input=understood.as_dict(), model_version=SKILLS_VERSION) as st:
-        action: Action = skills.resolve(understood, ctx, home)
+        if answer is None and not filled and understood.intent == "concept_teach":
+            # "When I say goodnight, turn off all the lights": read the definition, then ask to confirm.
+            answer, next_question = _teaching(understood, understand)
+        action: Action = answer or skills.resolve(understood, ctx, home)
+        if (
+            answer is None
+            and action.intent in CONFIRMED_INTENTS
+            and not action.params.get("error")
+            and not _asked_in_so_many_words(understood, asr.confidence, filled or outcome is not None)
+        ):
+            # Opening something nobody clearly asked to open: ask first, act on "yes".
+            prompt = dialogue_skill.confirm_question(action)
+            next_question = dialogue.Question(
+                kind=PendingQuestion.Kind.CONFIRM, prompt=prompt, intent=action.intent, action=action.as_dict()
+            )
+            action = dialogue_skill.answered(prompt, confirming=action.as_dict())
         st.output = action.as_dict()
     fields["action"] = action.as_dict()
 
@@ -195,16 +365,76 @@ def _run_stages(request: TurnRequest, ctx: TurnContext, trace: Trace, layers: Re
         result: SkillResult = skills.execute(action, ctx, home)
         st.output = {"ok": result.ok, "text": result.text, "data": result.data}
     fields["changed_device_ids"] = result.changed_device_ids
+    if next_question is None and not result.ok and result.data.get("needs") == "definition":
+        # "What do you mean by study mode?": the answer is what it means.
+        next_question = dialogue.Question(
+            kind=PendingQuestion.Kind.DEFINE,
+            prompt=result.text,
+            intent=action.intent,
+            slots={"concept": str(result.data.get("concept") or "")},
+        )
+    elif next_question is None and not result.ok and result.data.get("needs") and action.skill != dialogue_skill.SKILL:
+        # "Which device do you want to know about?": the answer comes next, and completes this request.
+        next_question = dialogue.Question(
+            kind=PendingQuestion.Kind.SLOT,
+            prompt=result.text,
+            intent=action.intent,
+            slots=understood.slots,
+            needs=str(result.data["needs"]),
+        )
+
+    guided_text = ""
+    if next_question is None and result.data.get("guided"):
+        # "Learn my preferences": the first question.
+        next_question = _guided_question(ctx.user_id, [])
+    elif (
+        pending is not None
+        and pending.kind == PendingQuestion.Kind.GUIDED
+        and next_question is None
+        and reading.kind in ("fill", "skip")
+    ):
+        # An answer (or a skip) in "learn my preferences": on to the next question, if any.
+        next_question = _guided_question(ctx.user_id, list(pending.slots.get("asked") or []))
+        guided_text = next_question.prompt if next_question else "That's all my questions for now."
 
     with trace.stage("respond", input=result.text, model_version=SKILLS_VERSION) as st:
-        fields["response"] = " ".join(result.text.split()) or SORRY
-        if NOT_SURVEYED.isdisjoint({understood.intent, action.intent}) and asks_survey(ctx, request.raw_text):
+        fields["response"] = " ".join(f"{result.text} {guided_text}".split()) or SORRY
+        reason = None
+        if (
+            next_question is None
+            and NOT_SURVEYED.isdisjoint({understood.intent, action.intent})
+            and action.skill != dialogue_skill.SKILL
+        ):
+            reason = (
+                prompts.SURVEY
+                if asks_survey(ctx, request.raw_text)
+                else prompts.moment(understood, outcome is not None, result, asr.text, previous_said)
+            )
+            if reason and not prompts.within_budget(ctx.user_id, ctx.now):
+                reason = None
+        if reason:
             fields["response"] += " " + SURVEY_QUESTION
-            fields["survey_asked"] = True
+            fields["survey_asked"] = reason == prompts.SURVEY  # only the random ones calibrate the defect model
+            fields["prompt_reason"] = reason
+            next_question = dialogue.Question(kind=PendingQuestion.Kind.SURVEY, prompt=SURVEY_QUESTION)
         st.output = fields["response"]
     if understood.intent == OUT_OF_SCOPE or action.intent == OUT_OF_SCOPE:  # incl. intents no skill handles
         fields["status"] = Turn.Status.OUT_OF_SCOPE
+    fields["next_question"] = next_question
     return fields
+
+
+def _said_just_before(session: Session | None, now: datetime) -> str | None:
+    """What the user said last in this session, if within REPEAT_WINDOW_S (asked only at a moment)."""
+    if session is None or session.pk is None:
+        return None
+    since = now - timedelta(seconds=REPEAT_WINDOW_S)
+    return (
+        Turn.objects.filter(session=session, created_at__gte=since, created_at__lte=now)
+        .order_by("-created_at", "-id")
+        .values_list("asr_text", flat=True)
+        .first()
+    )
 
 
 def handle_turn(
@@ -260,10 +490,14 @@ def _run_and_store(
     # One transaction per turn (one commit); the stages run in a savepoint so a
     # failing stage undoes whatever the turn had changed, and the turn is still stored.
     with transaction.atomic():
+        # The question this session waits for an answer to, locked: a twin turn waits its turn.
+        pending = dialogue.pending_question(session, now)
         try:
             with transaction.atomic():
                 # The user's experiment arm decides which rewrite layers may fire.
-                fields = _run_stages(request, ctx, trace, rewrite_layers_for(user))
+                fields = _run_stages(
+                    request, ctx, trace, rewrite_layers_for(user), pending, lambda: _said_just_before(session, now)
+                )
         except StageFailed as failed:
             log.warning("turn failed at %s: %s", failed.stage, failed.error)
             fields = {"status": Turn.Status.ERROR, "response": SORRY}
@@ -271,6 +505,8 @@ def _run_and_store(
                 if record.stage == "asr" and isinstance(record.output, str):
                     fields["asr_text"], fields["asr_confidence"] = record.output, record.confidence
         changed = fields.pop("changed_device_ids", ())
+        next_question = fields.pop("next_question", KEEP_QUESTION)  # a failed stage leaves the question be
+        survey_answer = fields.pop("survey_answer", None)
 
         if session is None:
             session = Session.objects.create(user=user, device=device, channel=channel, started_at=now)
@@ -286,6 +522,15 @@ def _run_and_store(
             idempotency_key=key,
             **fields,
         )
+        if survey_answer and pending is not None:
+            Feedback.objects.create(turn_id=pending.asked_in_id, kind=survey_answer)
+        if isinstance(next_question, dialogue.Question):
+            dialogue.ask(session, turn, next_question)
+        elif next_question == KEEP_QUESTION and pending is not None and fields.get("status") != Turn.Status.ERROR:
+            pending.reasks += 1
+            pending.save(update_fields=["reasks"])
+        elif next_question is None and pending is not None:
+            pending.delete()
         if changed:
             transaction.on_commit(lambda: broadcast_device_changes(ctx.home_id, changed))
     return turn

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,9 @@ class RewriteIndex:
         threshold = manifest.get("threshold")
         self.threshold = float(threshold) if threshold is not None else math.inf
         self.disabled_layers = set(manifest.get("disabled_layers") or [])
+        # When its layers were built: a person who had everything forgotten since gets no personal layer.
+        built = manifest.get("built_at")
+        self.built_at = datetime.fromisoformat(built) if isinstance(built, str) else None
         self.global_vectors = arrays["global_vectors"]
         self.personal_vectors = arrays["personal_vectors"]
         self.global_entries = [Entry(**e) for e in meta["global"]]

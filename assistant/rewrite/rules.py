@@ -21,6 +21,7 @@ from assistant.registry import ModelUnavailable
 from assistant.rewrite.online import REWRITE_INDEXES, Query
 from assistant.turns import NluResult
 from feedback.models import RewriteRule
+from teaching.privacy import erased_at
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,12 @@ def online_rewrite(
     unsure = original.out_of_scope or original.confidence < settings.ONLINE_REWRITE_BELOW
     if not unsure and not index.known_to_fail(text, user_id, use_personal=allow_personal):
         return None, original
+    if (
+        allow_personal
+        and (erased := erased_at(user_id)) is not None
+        and (index.built_at is None or erased > index.built_at)
+    ):
+        allow_personal = False  # built from what the person said before they had it forgotten
     query = Query(text=text, vector=embed(text), nlu=original)
     best = index.best(query, user_id, use_global=allow_global, use_personal=allow_personal)
     if best is None:

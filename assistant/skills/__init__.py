@@ -17,7 +17,21 @@ from django.db import transaction
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
 from assistant.models import Home
-from assistant.skills import chitchat, datetime_skill, lists, music, out_of_scope, smart_home, timers, weather
+from assistant.skills import (
+    chitchat,
+    concepts,
+    datetime_skill,
+    dialogue,
+    lists,
+    music,
+    out_of_scope,
+    preferences,
+    restaurants,
+    smart_home,
+    sports,
+    timers,
+    weather,
+)
 from assistant.skills.base import MAX_SLOT_CHARS, Request, failed
 from assistant.turns import Action, NluResult, SkillResult, TurnContext
 
@@ -28,7 +42,12 @@ REGISTRY: dict[str, ModuleType] = {
     "lists": lists,
     "weather": weather,
     "datetime": datetime_skill,
+    "sports": sports,
+    "restaurants": restaurants,
+    "preferences": preferences,
+    "concepts": concepts,
     "chitchat": chitchat,
+    "dialogue": dialogue,
     "out_of_scope": out_of_scope,
 }
 
@@ -99,7 +118,24 @@ def execute(action: Action, ctx: TurnContext, home: Home | None = None) -> Skill
     # Skills lock the rows they change (select_for_update), which needs a transaction; inside
     # the pipeline's own one (whose stages run in a savepoint) no further savepoint is needed.
     with transaction.atomic(savepoint=False):
+        if module is concepts:
+            # A taught concept runs other skills' requests, each resolved against the home as it is now.
+            return concepts.execute(action, ctx, home, run_step=lambda step: _run_step(step, ctx, home))
         return module.execute(action, ctx, home)
+
+
+def _run_step(step: dict, ctx: TurnContext, home: Home) -> SkillResult:
+    """One request of a taught concept ({"text", "intent", "slots"}): resolved and executed."""
+    understood = NluResult(
+        text=str(step.get("text") or ""),
+        intent=str(step.get("intent") or ""),
+        confidence=1.0,
+        slots=step.get("slots") or {},
+    )
+    action = resolve(understood, ctx, home)
+    if action.skill == concepts.SKILL:
+        return failed("A taught name can't run another one.")  # never nested, so never a cycle
+    return execute(action, ctx, home)
 
 
 __all__ = ["REGISTRY", "execute", "find_home", "resolve"]

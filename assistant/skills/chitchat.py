@@ -6,6 +6,7 @@ from __future__ import annotations
 from assistant.models import Device, Home, MediaPlayer
 from assistant.skills.base import Request, local_now
 from assistant.turns import Action, SkillResult, TurnContext
+from teaching import preferences
 
 JOKES: tuple[str, ...] = (
     "I told my thermostat a joke. It didn't get warm to it.",
@@ -65,7 +66,8 @@ def resolve(req: Request) -> Action:
     part = "morning" if 5 <= hour < 12 else "afternoon" if hour < 18 else "evening" if hour < 23 else "night"
     if hour < 5:
         part = "night"
-    return req.action(part_of_day=part)
+    # Greeted by the name the user taught ("call me Sam").
+    return req.action(part_of_day=part, name=preferences.value(req.ctx.user_id, preferences.Kind.NAME))
 
 
 def execute(action: Action, ctx: TurnContext, home: Home) -> SkillResult:
@@ -82,4 +84,7 @@ def execute(action: Action, ctx: TurnContext, home: Home) -> SkillResult:
         index = int(action.params.get("joke", 0)) % len(JOKES)
         return SkillResult(text=JOKES[index], data={"joke": index})
     part = action.params.get("part_of_day", "morning")
-    return SkillResult(text=GREETINGS.get(part, GREETINGS["morning"]), data={"part_of_day": part})
+    text = GREETINGS.get(part, GREETINGS["morning"])
+    if name := action.params.get("name"):
+        text = text.replace("!", f", {name}!", 1)
+    return SkillResult(text=text, data={"part_of_day": part})

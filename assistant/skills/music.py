@@ -18,6 +18,7 @@ from assistant.skills.base import Request, failed
 from assistant.skills.values import parse_level
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world import catalogue as cat
+from teaching import preferences
 
 VOLUME_MAX = 10
 VOLUME_STEP = 1
@@ -89,7 +90,13 @@ def _resolve_play_music(req: Request) -> Action:
         if genre is None:
             return req.fail(f"I don't have any {genre_text} music.", not_found="genre")
         return _play(req, genre[1], f"some {genre[0]}", "genre")
-    # "play some music": resume what was paused, else a mix that changes by day.
+    # "play some music": the music the user said they like, else a mix that changes by day.
+    liked_genre = preferences.value(req.ctx.user_id, preferences.Kind.GENRE)
+    if liked_genre and (genre := cat.find_genre(liked_genre)) is not None:
+        return _play(req, genre[1], f"some {genre[0]}, your favourite", "genre")
+    liked_artist = preferences.value(req.ctx.user_id, preferences.Kind.ARTIST)
+    if liked_artist and (artist := cat.find_artist(liked_artist)) is not None:
+        return _play(req, artist[1], f"songs by {artist[0]}, your favourite", "artist")
     tracks = list(cat.catalogue()["tracks"])
     start = req.ctx.now.toordinal() % len(tracks)
     return _play(req, tracks[start:] + tracks[:start], "a mix of your music", "mix")

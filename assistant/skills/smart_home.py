@@ -2,8 +2,9 @@
 
 Context rules (resolve):
 - Lights without a room act on the lights of the room of the speaker spoken to
-  (ctx.room). With no speaker (API or CLI without a device) the assistant does
-  not guess: it asks which room and lists them (ok=False). "all the lights",
+  (ctx.room). With no speaker (API or CLI without a device) they act on the
+  user's default room if they taught one; else the assistant does not guess: it
+  asks which room and lists them (ok=False). "all the lights",
   "the house", "everywhere" mean every light.
 - "what's the temperature" reports the oven while the oven is on, else the
   thermostat (indoor temperature and its setting).
@@ -26,6 +27,7 @@ from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.catalogue import clean, score
 from assistant.world.devices import COLOURS, KIND_WORDS, default_state, describe_state, update_state
 from assistant.world.home import room_aliases
+from teaching import preferences
 
 ALL = "all"
 _ALL_WORDS = {
@@ -208,7 +210,11 @@ def _resolve_lights(req: Request) -> Action:
         room = req.ctx.room
         targets = list(lights.filter(room=room))
         if not targets:
-            return req.fail(f"There's no light in the {room}. Which room do you mean?")
+            return req.fail(f"There's no light in the {room}. Which room do you mean?", needs="room")
+    elif (usual := preferences.value(req.ctx.user_id, preferences.Kind.ROOM)) and lights.filter(room=usual).exists():
+        # No speaker to tell the room: the room the user said is theirs ("my default room is the kitchen").
+        room = usual
+        targets = list(lights.filter(room=room))
     else:
         rooms = sorted({light.room for light in lights})
         return req.fail(f"Which room? I can control the lights in the {join(rooms)}.", needs="room")

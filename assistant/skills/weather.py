@@ -14,6 +14,7 @@ from assistant.skills.base import HERE_PLACE, Request, failed, local_now
 from assistant.skills.values import format_day, parse_date
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.weather import MAX_DAYS_AHEAD, Forecast, UnknownPlace, get_provider
+from teaching import preferences
 
 
 def _days(text: str | None, today: date) -> list[date] | None:
@@ -52,14 +53,25 @@ def resolve(req: Request) -> Action:
     if days[0] > today + timedelta(days=MAX_DAYS_AHEAD):
         return req.fail(f"I can only forecast {MAX_DAYS_AHEAD} days ahead.")
     days = [d for d in days if d <= today + timedelta(days=MAX_DAYS_AHEAD)]  # "next week": the days known
-    return req.action(place=place, days=[d.isoformat() for d in days])
+    # Degrees in the units the user prefers ("I prefer Fahrenheit"), Celsius by default.
+    units = preferences.value(req.ctx.user_id, preferences.Kind.UNITS) or "celsius"
+    return req.action(place=place, days=[d.isoformat() for d in days], units=units)
 
 
-def _sentence(f: Forecast, today: date) -> str:
+def _degrees(celsius: float, units: str) -> int:
+    return round(celsius * 9 / 5 + 32) if units == "fahrenheit" else round(celsius)
+
+
+def _range(low_c: float, high_c: float, units: str) -> str:
+    suffix = " Fahrenheit" if units == "fahrenheit" else ""
+    return f"from {_degrees(low_c, units)} to {_degrees(high_c, units)} degrees{suffix}"
+
+
+def _sentence(f: Forecast, today: date, units: str) -> str:
     when = format_day(f.day, today)
     return (
         f"{when[0].upper()}{when[1:]} in {f.place}: {f.condition}, "
-        f"from {f.low_c} to {f.high_c} degrees, {f.chance_of_rain}% chance of rain."
+        f"{_range(f.low_c, f.high_c, units)}, {f.chance_of_rain}% chance of rain."
     )
 
 
@@ -74,11 +86,12 @@ def execute(action: Action, ctx: TurnContext, home: Home) -> SkillResult:
     except ValueError:
         return failed("I couldn't work out which day you mean.")
     data = {"forecasts": [f.as_dict() for f in forecasts]}
+    units = "fahrenheit" if action.params.get("units") == "fahrenheit" else "celsius"
     if len(forecasts) == 1:
-        return SkillResult(text=_sentence(forecasts[0], today), data=data)
+        return SkillResult(text=_sentence(forecasts[0], today, units), data=data)
     highs, lows = [f.high_c for f in forecasts], [f.low_c for f in forecasts]
     wet = [f.day.strftime("%A") for f in forecasts if f.chance_of_rain >= 50]
     text = f"In {forecasts[0].place}, {format_day(days[0], today)} to {days[-1].strftime('%A')}: "
-    text += f"from {min(lows)} to {max(highs)} degrees"
+    text += _range(min(lows), max(highs), units)
     text += f", with rain likely on {', '.join(wet)}." if wet else ", mostly dry."
     return SkillResult(text=text, data=data)

@@ -138,3 +138,23 @@ def test_a_user_without_a_home_gets_one(client, nlu_model, charlie):
     response = post(client, key, {"text": "turn on the bedroom light"})
     assert response.status_code == 201, response.content
     assert Device.objects.filter(home__owner=charlie).exists()
+
+
+def test_an_answer_in_the_same_session_completes_the_request(client, nlu_model, alice, key):
+    """The dialogue state through the API: the client continues the session it was given."""
+    asked = post(client, key, {"text": "is it on"}).json()
+    assert asked["response"] == "Which device do you want to know about?"
+    answered = post(client, key, {"text": "the garage door", "session": asked["session"]}).json()
+    assert answered["nlu"]["intent"] == "iot_device_query"
+    assert "garage door is closed" in answered["response"].lower()
+    assert Device.objects.get(home__owner=alice, kind="garage_door").state["open"] is False
+
+
+def test_preferences_and_concepts_through_the_api(client, nlu_model, alice, key):
+    assert post(client, key, {"text": "I'm a Warriors fan"}).json()["response"].startswith("Got it")
+    assert "Warriors" in post(client, key, {"text": "how did my team do"}).json()["response"]
+    taught = post(client, key, {"text": "when i say goodnight turn off all the lights"}).json()
+    assert taught["response"].endswith("Shall I remember that?")
+    done = post(client, key, {"text": "yes", "session": taught["session"]}).json()
+    assert done["response"].startswith("I'll remember goodnight")
+    assert post(client, key, {"text": "goodnight"}).json()["action"]["intent"] == "concept_run"

@@ -46,6 +46,17 @@ def daphne_server(nlu_model, alice, tmp_path):
         yield url
 
 
+@pytest.fixture
+def quick_server(nlu_model, alice, tmp_path):
+    """daphne speaking quickly, and confirming every opening of the garage (no reading is sure
+    enough at CONFIRM_BELOW_CONFIDENCE=1), so the confirmation does not hang on a model's confidence."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip("Debian's chromium is not installed (make browser)")
+    server_password(alice, "alice-password-1")
+    with running_server(tmp_path, SPEAKING_RATE_WPS="12", CONFIRM_BELOW_CONFIDENCE="1") as url:
+        yield url
+
+
 def test_chat_in_a_real_browser(daphne_server, alice):
     from playwright.sync_api import expect, sync_playwright
 
@@ -214,3 +225,83 @@ def test_a_phone_sized_screen_shows_the_whole_input_row(daphne_server, alice):
             assert countdown.inner_text() != first and re.fullmatch(r"\d+:\d\d", countdown.inner_text())
         finally:
             browser.close()
+
+
+def _conversation(url: str, texts: tuple[str, ...], check_page, screenshot: str) -> list[str]:
+    """Log in as alice, speak to the kitchen speaker, say each text after the last reply finished,
+    then `check_page(page)` (the panel) and a screenshot; returns the replies, words single-spaced."""
+    from playwright.sync_api import expect, sync_playwright
+
+    replies = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            page.set_default_timeout(30_000)
+            page.goto(f"{url}/")
+            page.fill("#id_username", "alice")
+            page.fill("#id_password", "alice-password-1")
+            page.click("button[type=submit]")
+            expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+            page.select_option("#device", label="Kitchen speaker")
+            for text in texts:
+                page.fill("#text", text)
+                page.press("#text", "Enter")
+                exchange = page.locator("#messages li.exchange").last
+                expect(exchange.locator(".utterance")).to_have_text(text, timeout=120_000)
+                expect(page.locator("#stop")).to_be_hidden(timeout=30_000)  # the reply has finished
+                replies.append(" ".join(exchange.locator(".reply").inner_text().split()))
+            check_page(page)
+            page.screenshot(path=str(ARTIFACTS / screenshot))
+        finally:
+            browser.close()
+    return replies
+
+
+def _panel_shows(device: str, state: str):
+    def check(page) -> None:
+        from playwright.sync_api import expect
+
+        row = page.locator("#device-panel li.device", has_text=device)
+        expect(row.locator(".device-state")).to_have_text(re.compile(rf"^{state}\b"))
+
+    return check
+
+
+def test_the_garage_door_follow_up_and_a_confirmed_opening(quick_server, alice):
+    """The assistant remembers its own question in the browser: "is it on" -> "Which device…?" ->
+    "the garage door" reports the door (closed, and it stays closed). A vague request to open it
+    is confirmed first, and "yes" opens it; the panel shows the door open."""
+    replies = _conversation(
+        quick_server,
+        ("is it on", "the garage door", "could you maybe do the garage", "yes"),
+        _panel_shows("Garage door", "open"),
+        "chat-garage-follow-up.png",
+    )
+    assert replies[0] == "Which device do you want to know about?"
+    assert "garage door is closed" in replies[1].lower()
+    assert replies[2] == "Do you want me to open the garage door?"
+    assert replies[3] == "Opening the garage door."
+    assert Device.objects.get(home=alice.home, kind="garage_door").state["open"] is True
+
+
+def test_teaching_a_concept_in_the_browser_and_using_it(quick_server, alice):
+    """ "turn on study mode" -> "What do you mean by study mode?" -> a definition -> "yes": learnt and
+    run; later "study mode on" runs it again, and the panel shows the light it switched off."""
+    replies = _conversation(
+        quick_server,
+        (
+            "turn on study mode",
+            "turn off the living room lights and set the thermostat to 20 degrees",
+            "yes",
+            "turn on the living room lights",
+            "study mode on",
+        ),
+        _panel_shows("Living room light", "off"),
+        "chat-concept-teaching.png",
+    )
+    assert replies[0] == "What do you mean by study mode?"
+    assert replies[1].startswith("So study mode means: turn off the living room lights, then set the thermostat")
+    assert replies[2].startswith("I'll remember study mode:")
+    assert replies[4] == "Turning off the living room light. Setting the heating to 20 degrees."
+    assert Device.objects.get(home=alice.home, kind="thermostat").state["target_c"] == 20

@@ -295,6 +295,26 @@ async def test_a_reloaded_page_goes_on_with_the_recent_conversation(
     assert sessions[after] == sessions[before]
 
 
+async def test_the_answer_to_the_assistants_question_completes_the_request(
+    nlu_model, alice, alice_speakers, alice_cookie, fast_speech
+):
+    """ "is it on" -> "Which device do you want to know about?" -> "the garage door": the answer fills
+    the question's device (the garage stays closed), on the same socket and session."""
+    kitchen, _ = alice_speakers
+    comm = await connected(alice_cookie)
+    try:
+        asked, _ = await say(comm, "is it on", kitchen)
+        answered, _ = await say(comm, "the garage door", kitchen)
+        turns = await database_sync_to_async(lambda: {t.pk: t for t in Turn.objects.filter(pk__in=[asked, answered])})()
+        assert turns[asked].response == "Which device do you want to know about?"
+        assert turns[answered].intent == "iot_device_query"
+        assert "garage door is closed" in turns[answered].response.lower()
+        garage = await database_sync_to_async(lambda: Device.objects.get(home=alice.home, kind="garage_door"))()
+        assert garage.state["open"] is False
+    finally:
+        await comm.disconnect()
+
+
 async def test_it_refreshes_the_device_panel_after_a_turn(nlu_model, alice, alice_speakers, alice_cookie, fast_speech):
     kitchen, _ = alice_speakers
     comm = await connected(alice_cookie)

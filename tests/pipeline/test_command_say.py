@@ -110,3 +110,10 @@ def test_from_the_shell_an_error_exits_non_zero_without_a_traceback():
     assert "No speaker named or in 'attic'" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_consecutive_says_are_one_conversation(nlu_model, alice):
+    """`say` goes on with the recent CLI session, so an answer to the assistant's question is read as one."""
+    assert say("is it on", "--user", "alice").strip() == "Which device do you want to know about?"
+    assert "garage door is closed" in say("the garage door", "--user", "alice").lower()
+    assert Device.objects.get(home__owner=alice, kind="garage_door").state["open"] is False

@@ -42,7 +42,13 @@ SUMMARY_KEYS = {
     "rephrase_detection",
     "defect_model",
     "failure_point",
+    "teaching",
 }
+
+
+def _teaching_turns(report: dict) -> int:
+    """Turns of the teaching study (simulator/teaching.py): the probes, the statements and the routines."""
+    return report["summary"]["teaching"]["turns"]
 
 
 def _config(**kw) -> SimConfig:
@@ -56,7 +62,10 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
     # Frequent barge-ins and thumbs so that both surely show up in a small run.
     from simulator.users import Behaviour
 
-    behaviour = Behaviour.with_overrides({"barge_in": "1", "thumbs_down": "1", "thumbs_up": "1"})
+    # Nobody teaches here (the teaching study is tested below): one underspecified probe per user and day.
+    behaviour = Behaviour.with_overrides(
+        {"barge_in": "1", "thumbs_down": "1", "thumbs_up": "1", "teach_preferences": "0", "teach_concept": "0"}
+    )
     first = run_simulation(_config(behaviour=behaviour))
     assert [d["day"] for d in first["days"]] == [1, 2]
     for day in first["days"]:
@@ -71,7 +80,7 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
 
     # The feedback store holds the turns, barge-ins and feedback at simulated times.
     turns = Turn.objects.filter(user__username__startswith="sim-t-")
-    assert turns.count() == 48
+    assert turns.count() == 48 + 6 * 2
     assert set(Session.objects.filter(user__username__startswith="sim-t-").values_list("channel", flat=True)) == {"sim"}
     lo, hi = DEFAULT_START, datetime(2026, 1, 7, tzinfo=UTC)
     assert all(lo <= t.created_at < hi for t in turns)
@@ -86,7 +95,8 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
     # Same seed, same tag: the earlier run's users are replaced and the report is the same.
     second = run_simulation(_config(behaviour=behaviour))
     assert strip_run_fields(first) == strip_run_fields(second)
-    assert Turn.objects.filter(user__username__startswith="sim-t-").count() == 48
+    assert Turn.objects.filter(user__username__startswith="sim-t-").count() == 48 + 6 * 2
+    assert first["summary"]["teaching"]["probes"] == {"before": 0, "after": 0, "untaught": 12}
 
 
 @pytest.mark.django_db
@@ -119,7 +129,9 @@ def test_command_writes_json_and_plot(nlu_model, tmp_path):
     report = json.loads(out.read_text())
     assert report["summary"]["turns"] == 6
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len((tmp_path / "truth.jsonl").read_text().splitlines()) == 6
+    truth = [json.loads(line) for line in (tmp_path / "truth.jsonl").read_text().splitlines()]
+    assert sum(1 for r in truth if not r.get("teaching")) == 6
+    assert sum(1 for r in truth if r.get("teaching") and r["phase"] != "teach") >= 3  # a probe per user and day
 
 
 @pytest.mark.django_db
@@ -166,7 +178,7 @@ def test_tiny_run_through_the_chat_websocket(chat_server_url):
     )
     assert report["summary"]["turns"] == 6
     turns = Turn.objects.filter(user__username__startswith="sim-ws-")
-    assert turns.count() == 6
+    assert turns.count() == 6 + _teaching_turns(report)
     assert set(turns.values_list("session__channel", flat=True)) == {"web"}
     assert all(t.created_at.date() == DEFAULT_START.date() for t in turns)
     failed = sum(1 for record in report.get("turns", []) if not record.get("goal_met", True))
@@ -185,7 +197,7 @@ def test_tiny_run_through_the_json_api(live_server_url):
     )
     assert report["summary"]["turns"] == 6
     turns = Turn.objects.filter(user__username__startswith="sim-api-")
-    assert turns.count() == 6
+    assert turns.count() == 6 + _teaching_turns(report)
     assert set(turns.values_list("session__channel", flat=True)) == {"api"}
     # Restamped onto the simulated clock.
     assert all(t.created_at.date() == DEFAULT_START.date() for t in turns)
@@ -198,7 +210,7 @@ def test_users_split_across_processes_give_the_same_report(nlu_model):
     one = run_simulation(_config(users=4, days=2, turns_per_user_day=3, tag="pp", learning="none"))
     two = run_simulation(_config(users=4, days=2, turns_per_user_day=3, tag="pp", learning="none", processes=2))
     assert strip_run_fields(one) == strip_run_fields(two)
-    assert Turn.objects.filter(user__username__startswith="sim-pp-").count() == 4 * 2 * 3
+    assert Turn.objects.filter(user__username__startswith="sim-pp-").count() == 4 * 2 * 3 + _teaching_turns(one)
 
 
 @pytest.mark.django_db
@@ -212,3 +224,25 @@ def test_learning_chooses_the_learners_that_run_between_days(nlu_model):
     summary = quiet["summary"]
     assert set(summary["relative_defect_reduction_ci"]) == {"global", "global+personal"}
     assert summary["regression_rate"] in (0.0, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_users_who_teach_get_their_preferences_and_routines(nlu_model):
+    """Everyone teaches: underspecified requests resolve to what each taught on the next turn and
+    later days, and routines work when used as taught and in other words."""
+    from simulator.users import Behaviour
+
+    behaviour = Behaviour.with_overrides({"teach_preferences": "1", "teach_concept": "1"})
+    report = run_simulation(
+        _config(users=4, days=4, turns_per_user_day=2, learning="none", tag="teach", behaviour=behaviour)
+    )
+    teaching = report["summary"]["teaching"]
+    assert teaching["probes"] == {"before": 4, "after": 4 + 4 * 3, "untaught": 0}
+    assert teaching["preferences_taught"] == 1.0
+    assert teaching["underspecified_success_after"] == 1.0
+    assert teaching["underspecified_success_before"] < 1.0
+    assert teaching["concepts_taught"] == 1.0
+    assert teaching["concept_first_reuse"] == 1.0
+    assert teaching["concept_paraphrased_reuse"] >= 0.85
+    assert teaching["prompts_per_100_turns"] is not None
+    assert teaching["inferred_preference_accuracy"] is None  # no preference model yet

@@ -24,7 +24,7 @@ def say(user, **slots: str):
 def test_the_weather_defaults_to_the_homes_place_and_today(alice):
     action, result = say(alice)
     assert result.ok
-    assert action.params == {"place": "London", "days": ["2026-11-21"]}
+    assert action.params == {"place": "London", "days": ["2026-11-21"], "units": "celsius"}
     expected = OfflineWeatherProvider().forecast("London", date(2026, 11, 21))
     assert result.text.startswith("Today in London: ")
     assert f"from {expected.low_c} to {expected.high_c} degrees" in result.text

@@ -51,6 +51,9 @@ FILLERS: dict[str, tuple[str, ...]] = {
     "task": ("call the plumber", "pay the rent", "water the plants"),
     "city": ("paris", "tokyo", "new york", "berlin", "sydney"),
     "day": ("tomorrow", "this weekend", "on friday", "today"),
+    "team": ("warriors", "arsenal", "yankees", "lakers"),
+    "cuisine": ("italian", "thai", "indian", "japanese"),
+    "routine": ("study", "movie", "party"),
 }
 
 # Written for this benchmark: everyday requests for each skill (and a few it cannot do).
@@ -109,6 +112,14 @@ TEMPLATES: tuple[str, ...] = (
     "hello there",
     "tell me a joke",
     "how are you doing today",
+    # sports, restaurants, what it knows about you, taught routines
+    "how did the {team} do",
+    "find me a {cuisine} restaurant",
+    "what do you know about me",
+    "turn on {routine} mode",
+    # answers (to a question the assistant asked; here with none pending)
+    "the {room}",
+    "yes please",
     # out of scope
     "book me a flight to {city}",
     "what is my bank balance",

@@ -1,4 +1,6 @@
-"""`manage.py say --user NAME [--device ROOM_OR_NAME] [--json] "utterance"`: one turn from the command line."""
+"""`manage.py say --user NAME [--device ROOM_OR_NAME] [--json] "utterance"`: one turn from the command line.
+
+Turns said within SESSION_RESUME_MINUTES of each other, to the same device, are one session."""
 
 from __future__ import annotations
 
@@ -45,7 +47,10 @@ class Command(BaseCommand):
                 raise CommandError(f"No speaker named or in {options['device']!r}. Your speakers: {known}.")
 
         try:
-            turn = handle_turn(user, text=text, device=device, channel=Session.Channel.CLI)
+            # Consecutive `say` commands are one conversation (SESSION_RESUME_MINUTES), so the answer to
+            # a question the assistant just asked ("Which room?") is read as that answer.
+            session = Session.resumable(user, device, Session.Channel.CLI)
+            turn = handle_turn(user, text=text, device=device, session=session, channel=Session.Channel.CLI)
         except TurnInputError as exc:
             raise CommandError(str(exc)) from None
 

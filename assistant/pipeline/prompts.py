@@ -1,0 +1,52 @@
+"""When a reply ends with "Did I answer your question?".
+
+Two reasons, one budget:
+- survey: a random SURVEY_RATE share of turns (assistant.pipeline.turn.asks_survey), an unbiased
+  sample the defect model is calibrated on (Turn.survey_asked);
+- a teachable moment: a rewrite just fired, the NLU was unsure of what it acted on, or the user
+  said the same thing again; the answer is a label where one is most useful.
+Either way at most one prompt per PROMPT_MIN_GAP_TURNS turns of a user, so people are not nagged.
+The answer ("yes", "no, it didn't") is stored as feedback on the turn (teaching/dialogue.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from django.conf import settings
+
+from assistant.turns import NluResult, SkillResult
+from feedback.models import Turn
+
+SURVEY, REWRITE, LOW_CONFIDENCE, REPEATED = "survey", "rewrite", "low_confidence", "repeated"
+
+
+def moment(
+    understood: NluResult, rewrote: bool, result: SkillResult, said: str, previous_said: Callable[[], str | None]
+) -> str | None:
+    """The teachable moment this turn is, if any."""
+    if not result.ok or understood.out_of_scope:
+        return None  # it said it could not: nothing to ask
+    if rewrote:
+        return REWRITE
+    if understood.confidence < settings.PROMPT_BELOW_CONFIDENCE:
+        return LOW_CONFIDENCE
+    if previous_said() == said:
+        return REPEATED
+    return None
+
+
+def within_budget(user_id: int, now: datetime) -> bool:
+    """No prompt in the user's last PROMPT_MIN_GAP_TURNS - 1 turns."""
+    last = (
+        Turn.objects.filter(user_id=user_id, created_at__lte=now)
+        .exclude(prompt_reason="")
+        .order_by("-created_at", "-id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return True
+    since = Turn.objects.filter(user_id=user_id, created_at__gt=last, created_at__lte=now).count()
+    return since >= settings.PROMPT_MIN_GAP_TURNS - 1
