@@ -105,7 +105,7 @@ def invoked(user_id: int, understood: NluResult) -> Concept | None:
     - its name is the whole utterance ("goodnight", whatever else that means);
     - the NLU reads a concept request ("turn on study mode", "study mode on") that names it, or
       tags a name close to it;
-    - the NLU cannot place the utterance (out of scope) and it names one ("it's baking time")."""
+    - the NLU cannot place the utterance (out of scope) and it says one's whole name."""
     whole = concept_key(understood.text)
     runs = understood.intent == "concept_run"
     if not runs and not understood.out_of_scope and len(whole) > MAX_NAME_CHARS:
@@ -118,8 +118,14 @@ def invoked(user_id: int, understood: NluResult) -> Concept | None:
             return concept
     if not runs and not understood.out_of_scope:
         return None
-    # The longest taught name among the words said ("spring cleaning mode on" is not "cleaning").
-    named = [c for c in concepts if re.search(rf"\b{re.escape(_bare(c.name))}\b", understood.text)]
+
+    # The longest taught name among the words said ("spring cleaning mode on" is not "cleaning"); an
+    # utterance the NLU could not place must say the whole name ("I'm reading a book" is not "reading mode").
+    def says(concept: Concept) -> bool:
+        name = _bare(concept.name) if runs else " ".join(concept.name.lower().split())
+        return re.search(rf"\b{re.escape(name)}\b", understood.text) is not None
+
+    named = [c for c in concepts if says(c)]
     if named:
         return max(named, key=lambda c: len(c.name))
     tagged = understood.slots.get("concept")

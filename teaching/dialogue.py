@@ -96,11 +96,6 @@ def pending_question(session, now: datetime) -> PendingQuestion | None:
     return pending
 
 
-def drop(session) -> None:
-    if session is not None and session.pk is not None:
-        PendingQuestion.objects.filter(session=session).delete()
-
-
 def _clearly_new(answer: NluResult, pending_intent: str = "") -> bool:
     return (
         answer.intent not in DIALOGUE_INTENTS

@@ -340,6 +340,7 @@ def _run_stages(
         rewrite=outcome.as_dict() if outcome else None,
     )
 
+    rewrote = outcome is not None and outcome.kept  # acting on other words than the user's
     home = skills.find_home(ctx)
     with trace.stage("resolve", input=understood.as_dict(), model_version=SKILLS_VERSION) as st:
         if answer is None and not filled and understood.intent == "concept_teach":
@@ -350,7 +351,7 @@ def _run_stages(
             answer is None
             and action.intent in CONFIRMED_INTENTS
             and not action.params.get("error")
-            and not _asked_in_so_many_words(understood, asr.confidence, filled or outcome is not None)
+            and not _asked_in_so_many_words(understood, asr.confidence, filled or rewrote)
         ):
             # Opening something nobody clearly asked to open: ask first, act on "yes".
             prompt = dialogue_skill.confirm_question(action)
@@ -408,7 +409,7 @@ def _run_stages(
             reason = (
                 prompts.SURVEY
                 if asks_survey(ctx, request.raw_text)
-                else prompts.moment(understood, outcome is not None, result, asr.text, previous_said)
+                else prompts.moment(understood, rewrote, result, asr.text, previous_said)
             )
             if reason and not prompts.within_budget(ctx.user_id, ctx.now):
                 reason = None

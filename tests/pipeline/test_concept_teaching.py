@@ -202,3 +202,11 @@ def test_an_empty_definition_is_refused_and_the_question_still_waits(alice, nlu_
     with pytest.raises(TurnInputError):
         handle_turn(alice, text=said, session=asked.session, now=clock.tick())
     assert PendingQuestion.objects.get(session=asked.session).kind == "define"
+
+
+def test_an_utterance_it_cannot_place_runs_a_concept_only_by_its_whole_name(alice, nlu_model):
+    clock = Clock()
+    _talk(alice, clock, "turn on reading mode", "turn off all the lights", "yes")
+    clock.tick(600)
+    (unrelated,) = _talk(alice, clock, "i am reading a very long book about whales")
+    assert unrelated.intent != "concept_run"
