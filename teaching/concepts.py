@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
 from rapidfuzz import fuzz
 
 from assistant.intents import INTENTS
@@ -143,21 +142,11 @@ def _bare(name: str) -> str:
 def teach(user_id: int, name: str, steps: list[dict], definition: str, now: datetime) -> tuple[Concept, bool]:
     """Store the concept (a name taught again is changed); returns (concept, whether it changed one)."""
     key = concept_key(name)
-    with transaction.atomic():
-        existed = Concept.objects.select_for_update().filter(user_id=user_id, key=key).exists()
-        concept, _ = Concept.objects.update_or_create(
-            user_id=user_id,
-            key=key,
-            defaults={"name": name, "steps": steps, "definition": definition[:1000], "updated_at": now},
-            create_defaults={
-                "name": name,
-                "steps": steps,
-                "definition": definition[:1000],
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-    return concept, existed
+    fields = {"name": name, "steps": steps, "definition": definition[:1000], "updated_at": now}
+    concept, created = Concept.objects.update_or_create(
+        user_id=user_id, key=key, defaults=fields, create_defaults={**fields, "created_at": now}
+    )
+    return concept, not created
 
 
 def describe_steps(steps: list[dict]) -> str:

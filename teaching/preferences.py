@@ -61,29 +61,19 @@ def remember(
     """Store what the user taught; a different earlier value of the same kind is replaced."""
     if kind not in Kind.values:
         raise ValueError(f"unknown preference kind {kind!r}")
+    fields = {
+        "value": value,
+        "said": said[:300],
+        "source": Preference.Source.TAUGHT,
+        "confidence": 1.0,
+        "evidence": [turn_id] if turn_id else [],
+        "updated_at": now,
+    }
     with transaction.atomic():
         earlier = Preference.objects.select_for_update().filter(user_id=user_id, kind=kind).first()
         replaced = earlier.value if earlier is not None and earlier.value != value else None
         preference, _ = Preference.objects.update_or_create(
-            user_id=user_id,
-            kind=kind,
-            defaults={
-                "value": value,
-                "said": said[:300],
-                "source": Preference.Source.TAUGHT,
-                "confidence": 1.0,
-                "evidence": [turn_id] if turn_id else [],
-                "updated_at": now,
-            },
-            create_defaults={
-                "value": value,
-                "said": said[:300],
-                "source": Preference.Source.TAUGHT,
-                "confidence": 1.0,
-                "evidence": [turn_id] if turn_id else [],
-                "created_at": now,
-                "updated_at": now,
-            },
+            user_id=user_id, kind=kind, defaults=fields, create_defaults={**fields, "created_at": now}
         )
     return Remembered(preference, replaced, known_already=earlier is not None and earlier.value == value)
 

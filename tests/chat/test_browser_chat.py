@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,25 +37,40 @@ ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 UTTERANCE = "what's the weather like today"
 
 
-@pytest.fixture
-def daphne_server(nlu_model, alice, tmp_path):
-    """daphne serving the app on this test's database; yields its base URL."""
+@contextmanager
+def browser_server(alice, tmp_path, **env: str) -> Iterator[str]:
+    """daphne serving the app on this test's database, for a browser logging in as alice; yields its
+    base URL (the test is skipped without Debian's chromium)."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip("Debian's chromium is not installed (make browser)")
     server_password(alice, "alice-password-1")  # the server process checks it with the real hashers
+    with running_server(tmp_path, **env) as url:
+        yield url
+
+
+def log_in_as_alice(page, url: str) -> None:
+    """Sign in on the login form the chat page sends us to, and wait for the chat socket."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-password-1")
+    page.click("button[type=submit]")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+
+
+@pytest.fixture
+def daphne_server(nlu_model, alice, tmp_path):
     # 2 words a second: slow enough for Stop to land mid-reply
-    with running_server(tmp_path, SPEAKING_RATE_WPS="2") as url:
+    with browser_server(alice, tmp_path, SPEAKING_RATE_WPS="2") as url:
         yield url
 
 
 @pytest.fixture
 def quick_server(nlu_model, alice, tmp_path):
-    """daphne speaking quickly, and confirming every opening of the garage (no reading is sure
-    enough at CONFIRM_BELOW_CONFIDENCE=1), so the confirmation does not hang on a model's confidence."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip("Debian's chromium is not installed (make browser)")
-    server_password(alice, "alice-password-1")
-    with running_server(tmp_path, SPEAKING_RATE_WPS="12", CONFIRM_BELOW_CONFIDENCE="1") as url:
+    """Speaking quickly, and confirming every opening of the garage (no reading is sure enough at
+    CONFIRM_BELOW_CONFIDENCE=1), so the confirmation does not hang on a model's confidence."""
+    with browser_server(alice, tmp_path, SPEAKING_RATE_WPS="12", CONFIRM_BELOW_CONFIDENCE="1") as url:
         yield url
 
 
@@ -192,11 +209,7 @@ def test_a_phone_sized_screen_shows_the_whole_input_row(daphne_server, alice):
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
             page.set_default_timeout(30_000)
-            page.goto(f"{daphne_server}/")
-            page.fill("#id_username", "alice")
-            page.fill("#id_password", "alice-password-1")
-            page.click("button[type=submit]")
-            expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+            log_in_as_alice(page, daphne_server)
             send = page.locator(".say-row button[type=submit]")
             send.scroll_into_view_if_needed()
             box, text_box = send.bounding_box(), page.locator("#text").bounding_box()
@@ -238,11 +251,7 @@ def _conversation(url: str, texts: tuple[str, ...], check_page, screenshot: str)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 820})
             page.set_default_timeout(30_000)
-            page.goto(f"{url}/")
-            page.fill("#id_username", "alice")
-            page.fill("#id_password", "alice-password-1")
-            page.click("button[type=submit]")
-            expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+            log_in_as_alice(page, url)
             page.select_option("#device", label="Kitchen speaker")
             for text in texts:
                 page.fill("#text", text)

@@ -12,9 +12,7 @@ import re
 
 import pytest
 
-from tests.chat.test_browser_chat import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import server_password
-from tests.servers import running_server
+from tests.chat.test_browser_chat import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_server, log_in_as_alice
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -90,25 +88,16 @@ TARGET = 57
 
 
 def test_a_newcomer_session_satisfies_at_least_57_of_its_turns(nlu_model, alice, tmp_path):
-    import os
-
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip("Debian's chromium is not installed (make browser)")
     from playwright.sync_api import expect, sync_playwright
 
-    server_password(alice, "alice-password-1")
     ARTIFACTS.mkdir(exist_ok=True)
     misses: list[str] = []
-    with running_server(tmp_path, SPEAKING_RATE_WPS="50") as url, sync_playwright() as p:
+    with browser_server(alice, tmp_path, SPEAKING_RATE_WPS="50") as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(30_000)
-            page.goto(f"{url}/")
-            page.fill("#id_username", "alice")
-            page.fill("#id_password", "alice-password-1")
-            page.click("button[type=submit]")
-            expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+            log_in_as_alice(page, url)
             for number, (device, text, accept) in enumerate(TURNS, start=1):
                 page.select_option("#device", label=device)
                 page.fill("#text", text)
