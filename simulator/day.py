@@ -20,7 +20,7 @@ from simulator.truth import judge
 from simulator.users import SimUser
 
 # Should an assistant ask "did I answer your question?", the user answers truthfully.
-SURVEY_QUESTION = re.compile(r"did (i|that) (answer|help)", re.IGNORECASE)
+SURVEY_QUESTION = re.compile(r"did (i|that) (answer|help)|did you mean", re.IGNORECASE)
 MS_PER_WORD = 350  # speaking rate of the reply, for barge-in offsets and timing
 
 

@@ -1,4 +1,4 @@
-"""When a reply ends with "Did I answer your question?".
+"""When a reply ends with "Did I answer your question?" (or, after a rewrite, "Did you mean …?").
 
 Two reasons, one budget:
 - survey: a random SURVEY_RATE share of turns (assistant.pipeline.turn.asks_survey), an unbiased
@@ -35,6 +35,11 @@ def moment(
     if previous_said() == said:
         return REPEATED
     return None
+
+
+def did_you_mean(understood_text: str) -> str:
+    """The question after a rewrite: yes or no to the words the assistant acted on."""
+    return f'Did you mean "{" ".join(understood_text.split())[:200]}"?'
 
 
 def within_budget(user_id: int, now: datetime) -> bool:

@@ -414,10 +414,14 @@ def _run_stages(
             if reason and not prompts.within_budget(ctx.user_id, ctx.now):
                 reason = None
         if reason:
-            fields["response"] += " " + SURVEY_QUESTION
+            # After a rewrite the question names what was understood: "Did you mean "turn off the kitchen lights"?"
+            asked = (
+                prompts.did_you_mean(outcome.target_text) if reason == prompts.REWRITE and outcome else SURVEY_QUESTION
+            )
+            fields["response"] += " " + asked
             fields["survey_asked"] = reason == prompts.SURVEY  # only the random ones calibrate the defect model
             fields["prompt_reason"] = reason
-            next_question = dialogue.Question(kind=PendingQuestion.Kind.SURVEY, prompt=SURVEY_QUESTION)
+            next_question = dialogue.Question(kind=PendingQuestion.Kind.SURVEY, prompt=asked)
         st.output = fields["response"]
     if understood.intent == OUT_OF_SCOPE or action.intent == OUT_OF_SCOPE:  # incl. intents no skill handles
         fields["status"] = Turn.Status.OUT_OF_SCOPE

@@ -59,3 +59,17 @@ def test_under_three_prompts_per_hundred_turns_with_the_defaults(alice, nlu_mode
         session = turn.session
         prompts += bool(turn.prompt_reason)
     assert prompts <= 3
+
+
+def test_after_a_rewrite_it_asks_did_you_mean_and_a_no_is_feedback(alice, nlu_model):
+    from feedback.models import RewriteRule
+
+    RewriteRule.objects.create(
+        source_text="lights of the kitchn", target_text="turn off the kitchen lights", status="active"
+    )
+    asked, answer = _talk(alice, "lights of the kitchn", "no")
+    assert asked.rewrite["kept"], asked.rewrite
+    assert asked.prompt_reason == "rewrite"
+    assert asked.response.endswith('Did you mean "turn off the kitchen lights"?')
+    assert answer.response.startswith("Sorry about that.")
+    assert list(Feedback.objects.filter(turn=asked).values_list("kind", flat=True)) == ["thumbs_down"]
