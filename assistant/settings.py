@@ -253,6 +253,23 @@ CONFIRM_BELOW_CONFIDENCE = envfloat("CONFIRM_BELOW_CONFIDENCE", 0.9)
 # people teach the same way is offered to reviewers as a global default.
 CONCEPT_STEP_CONFIDENCE = envfloat("CONCEPT_STEP_CONFIDENCE", 0.6)
 CONCEPT_GLOBAL_MIN_USERS = envint("CONCEPT_GLOBAL_MIN_USERS", 3)
+# Preference models (learning/preferences.py, served by assistant/skills/liking.py): per user and
+# kind, a distribution over values from what they taught (PREFERENCE_TAUGHT_WEIGHT requests' worth),
+# asked for, corrected an underspecified request to, and let play, each piece of evidence halved every
+# half-life (chosen among PREFERENCE_HALF_LIVES_DAYS on held-out requests), over a global prior of
+# strength chosen among PREFERENCE_PRIOR_STRENGTHS. The prior counts a value only when
+# PREFERENCE_PRIOR_MIN_USERS distinct people like it most. An inferred value is used when its
+# probability is at least PREFERENCE_INFERRED_MIN_PROBABILITY; the prior alone (for someone the model
+# knows nothing about) when at least PREFERENCE_PRIOR_MIN_PROBABILITY of people agree (else a two-valued
+# kind such as units would follow a coin flip that changes by the day).
+PREFERENCE_TAUGHT_WEIGHT = envfloat("PREFERENCE_TAUGHT_WEIGHT", 5.0)
+PREFERENCE_HALF_LIVES_DAYS = (3.0, 7.0, 14.0, 30.0)
+PREFERENCE_PRIOR_STRENGTHS = (0.5, 1.0, 2.0)
+PREFERENCE_PRIOR_MIN_USERS = envint("PREFERENCE_PRIOR_MIN_USERS", 3)
+PREFERENCE_INFERRED_MIN_PROBABILITY = envfloat("PREFERENCE_INFERRED_MIN_PROBABILITY", 0.5)
+PREFERENCE_PRIOR_MIN_PROBABILITY = envfloat("PREFERENCE_PRIOR_MIN_PROBABILITY", 0.67)
+# A candidate is refused when it predicts held-out requests worse than the active version by more than this.
+PREFERENCE_PROMOTION_TOLERANCE = envfloat("PREFERENCE_PROMOTION_TOLERANCE", 0.02)
 # Threads per web process that run chat turns (assistant/pipeline/threads.py); each holds at
 # most one database connection.
 TURN_THREADS = envint("TURN_THREADS", 4)

@@ -9,8 +9,9 @@ for its Job row to finish, so the next step sees what the previous one learned.
 LEARNING_STEPS is the one list of steps: every learner adds its task here (written
 with learning.jobs.learning_task), in the order the steps must run, saying which
 learners it serves: "rewrites" (rules and online rewriting), "nlu" (the understanding
-model), or both (the evidence they share). `learners` chooses which run: all (default),
-none, rewrites or nlu (the simulator's --learning compares them).
+model), "preferences" (the preference models), or several (the evidence they share).
+`learners` chooses which run: all (default), none, rewrites, nlu or preferences (the
+simulator's --learning compares them).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from learning.tasks import (
     build_rewrite_index_task,
     detect_rephrases_task,
     label_defects_task,
+    learn_preferences_task,
     mine_rewrites_task,
     train_nlu_task,
 )
 
-REWRITES, NLU = "rewrites", "nlu"
-LEARNERS = ("all", "none", REWRITES, NLU)
+REWRITES, NLU, PREFERENCES = "rewrites", "nlu", "preferences"
+LEARNERS = ("all", "none", REWRITES, NLU, PREFERENCES)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ LEARNING_STEPS: list[LearningStep] = [
     # P(defect) on every turn, from its trace, what followed it and the reply (learning/defects.py):
     # the weights the rewrite miner and the NLU's generated labels read.
     LearningStep(name="defects", task=label_defects_task, serves=frozenset({REWRITES, NLU}), labels_turns=True),
+    # What each user likes, from what they taught, asked for and let play (learning/preferences.py):
+    # after the defect model, whose scores say which served values were not liked.
+    LearningStep(name="preferences", task=learn_preferences_task, serves=frozenset({PREFERENCES})),
     # Rewrite rules from rephrase chains by an absorbing Markov chain, after the fired rules'
     # outcomes have been counted (learning/mining.py).
     LearningStep(name="mining", task=mine_rewrites_task, serves=frozenset({REWRITES})),

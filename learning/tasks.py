@@ -15,6 +15,7 @@ from learning.mining import layer_outcomes, mine_and_store
 from learning.models import Job
 from learning.nlu.service import train_from_params
 from learning.online import build_and_register
+from learning.preferences import train_and_register as train_preferences
 from learning.rephrases import detect_rephrases
 
 
@@ -72,6 +73,18 @@ def label_defects_task(job: Job, progress: Progress) -> JobOutcome:
             "watermark_id": scored.get("watermark_id") or last,
             "previous_watermark_id": last if isinstance(last, int) else None,
         },
+    )
+
+
+@learning_task("learn_preferences", exclusive=True)
+def learn_preferences_task(job: Job, progress: Progress) -> JobOutcome:
+    """Fit every user's preference distributions (learning/preferences.py) and let the gate decide."""
+    result = train_preferences(progress)
+    holdout = result["holdout"]
+    return JobOutcome(
+        f"preference model {result['version']} ({result['status']}): {result['rows']} inferred preferences; "
+        f"held-out accuracy {holdout['accuracy']} on {holdout['n']} requests",
+        result,
     )
 
 

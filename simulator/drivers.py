@@ -45,6 +45,10 @@ class Driver(Protocol):
 
     def feedback(self, user: AbstractBaseUser, turn_id: int, kind: str, now: datetime) -> None: ...
 
+    def known(self, user: AbstractBaseUser) -> dict[str, Any]:
+        """What the product says it knows about the user (its "What you've taught me" export)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -85,6 +89,11 @@ class InProcessDriver:
         turn = Turn.objects.get(pk=turn_id)
         row = record_feedback(turn, user, kind)
         Feedback.objects.filter(pk=row.pk).update(created_at=now)
+
+    def known(self, user: AbstractBaseUser) -> dict[str, Any]:
+        from assistant.privacy import export
+
+        return json.loads(json.dumps(export(user, include_turns=False)))
 
     def close(self) -> None:
         self._sessions.clear()
@@ -167,8 +176,21 @@ class ApiDriver:
         self._post(user, f"/api/v1/turns/{turn_id}/feedback", {"type": kind})
         Feedback.objects.filter(turn_id=turn_id).update(created_at=now)
 
+    def known(self, user: AbstractBaseUser) -> dict[str, Any]:
+        return _get_json(self.base + "/api/v1/me", {"Authorization": f"Token {self._token(user)}"}, self.timeout)
+
     def close(self) -> None:
         self._tokens.clear()
+
+
+def _get_json(url: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
+            return json.loads(response.read().decode() or "{}")
+    except urllib.error.HTTPError as exc:
+        raise DriverError(f"GET {url} answered {exc.code}: {exc.read().decode(errors='replace')[:500]}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise DriverError(f"GET {url} failed: {exc}") from None
 
 
 _NEW_TURN = re.compile(r'<li class="exchange" id="turn-(\d+)"')
@@ -200,25 +222,33 @@ class WsDriver:
         self._streaming: dict[int, int] = {}  # user id -> turn whose reply is still streaming
         self._open = contextlib.ExitStack()  # every socket, closed together by close()
 
+    def _cookie(self, user: AbstractBaseUser) -> str:
+        """A signed-in browser session's cookie for `user` (as if they had logged in)."""
+        from django.conf import settings
+        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+        from django.contrib.sessions.backends.db import SessionStore
+
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+    def known(self, user: AbstractBaseUser) -> dict[str, Any]:
+        return _get_json(self.origin + "/me/export.json", {"Cookie": self._cookie(user)}, self.timeout)
+
     def _socket(self, user: AbstractBaseUser) -> Any:
         conn = self._sockets.get(user.pk)
         if conn is None:
-            from django.conf import settings
-            from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-            from django.contrib.sessions.backends.db import SessionStore
             from websockets.sync.client import connect
 
-            session = SessionStore()
-            session[SESSION_KEY] = str(user.pk)
-            session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-            session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-            session.create()
             try:
                 conn = self._open.enter_context(
                     connect(
                         self.url,
                         origin=self.origin,
-                        additional_headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}"},
+                        additional_headers={"Cookie": self._cookie(user)},
                         open_timeout=self.timeout,
                     )
                 )

@@ -34,6 +34,7 @@ from simulator.day import Participant, ReferenceReader, user_day
 from simulator.drivers import make_driver
 from simulator.noise import NoiseModel
 from simulator.report import build_report
+from simulator.teaching import inferred_records
 from simulator.users import Behaviour, make_user
 from simulator.workers import ParticipantRow, UserPool
 
@@ -200,6 +201,8 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
                 learning.append({"after_day": day, "seconds": round(time.monotonic() - t1, 2), "steps": cycle})
                 say(f"learning after day {day}: " + ", ".join(f"{k}={v['status']}" for k, v in cycle.items()))
         labelled = _final_labelling(config, learning)
+        # What the product inferred about those who never taught (served on the last day).
+        records += inferred_records(participants, config, driver)
     finally:
         driver.close()
         if pool is not None:

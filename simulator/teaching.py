@@ -4,7 +4,12 @@ Each day, before their goals, every user says one underspecified request ("how d
 "play some music", "find a restaurant", "what's the temperature outside") whose right answer
 depends on their own preferences (SimUser.preferences). Some users (Behaviour.teach_preferences)
 teach those preferences on day 1, between a first probe ("before") and a second ("after"); their
-later probes are "after" too; the others' probes are "untaught". Some users
+later probes are "after" too; the others' probes are "untaught". A probe that misses is followed
+by what the user wanted, in so many words ("how did Leeds do?"; music they do not like is stopped
+first): the behaviour the preference models learn from. At the end of the run the product is
+asked what it knows about each user who never taught (its "What you've taught me" export): the
+share of their four preferences it inferred right is summary.teaching.inferred_preference_accuracy.
+Some users
 (Behaviour.teach_concept) teach a routine on day 1 ("turn on <name> mode" -> what it means ->
 "yes"), use it as taught on day 2, and in other words from day 3.
 
@@ -33,7 +38,13 @@ UNITS_SAID = {"metric": "celsius", "imperial": "fahrenheit"}
 CONCEPT_NAMES = ("reading", "quiet", "sunday", "homework", "cosy", "focus", "evening", "dinner")
 CONCEPT_DEFINITION = "turn off all the lights and close the garage"
 PARAPHRASES = ("{name} mode on", "start {name} mode", "activate {name} mode", "switch to {name} mode")
-SURVEY = re.compile(r"did (i|that) (answer|help)", re.IGNORECASE)
+FOLLOW_UP = {
+    "sports": "how did {team} do",
+    "music": "play {music_genre}",
+    "restaurant": "find {article} {cuisine} restaurant",
+    "weather": "what's the temperature outside in {said_units}",
+}
+SURVEY = re.compile(r"did (i|that) (answer|help)|did you mean", re.IGNORECASE)
 
 
 def teaches(sim: Any, seed: int, behaviour: Any) -> tuple[bool, bool]:
@@ -90,10 +101,23 @@ def teaching_day(part: Any, day: int, config: Any, driver: Driver, records: list
             }
         )
 
+    def follow_up(probe: str, phase: str, turn: dict) -> None:
+        """The user asks again for what they wanted, having stopped music they did not like."""
+        action = turn.get("action") or {}
+        if probe == "music" and action.get("intent") == "play_music":
+            driver.barge_in(part.user, turn["turn_id"], 3, 900, now)
+        article = "an" if prefs["cuisine"][0] in "aeiou" else "a"
+        text = FOLLOW_UP[probe].format(**prefs, article=article, said_units=UNITS_SAID[prefs["units"]])
+        again = say(text)
+        record("follow_up", phase, again, _judge(probe, prefs, again))
+
     probe = PROBES[(day - 1 + sim.index) % len(PROBES)]
     phase = "untaught" if not teach_prefs else ("before" if day == 1 else "after")
     turn = say(PROBE_TEXT[probe])
-    record(probe, phase, turn, _judge(probe, prefs, turn))
+    ok = _judge(probe, prefs, turn)
+    record(probe, phase, turn, ok)
+    if not ok:
+        follow_up(probe, phase, turn)
     if teach_prefs and day == 1:
         for text in (
             f"i'm a {prefs['team']} fan",
@@ -104,7 +128,10 @@ def teaching_day(part: Any, day: int, config: Any, driver: Driver, records: list
             turn = say(text)
             record("teach", "teach", turn, (turn.get("action") or {}).get("intent") == "preference_set")
         turn = say(PROBE_TEXT[probe])
-        record(probe, "after", turn, _judge(probe, prefs, turn))
+        ok = _judge(probe, prefs, turn)
+        record(probe, "after", turn, ok)
+        if not ok:
+            follow_up(probe, "after", turn)
 
     if not teach_concept:
         return
@@ -129,6 +156,36 @@ def teaching_day(part: Any, day: int, config: Any, driver: Driver, records: list
     record("concept", "first_reuse" if day == 2 else "paraphrased_reuse", turn, ok)
 
 
+INFERRED_KINDS = {"team": "team", "music_genre": "genre", "cuisine": "cuisine", "units": "units"}
+
+
+def inferred_records(participants: list[Any], config: Any, driver: Driver) -> list[dict]:
+    """For each user who never taught: is each of their preferences what the product says it inferred?"""
+    records = []
+    for part in participants:
+        if teaches(part.sim, config.seed, config.behaviour)[0]:
+            continue
+        known = driver.known(part.user)
+        inferred = {row["kind"]: str(row["value"]).lower() for row in known.get("inferred_preferences") or []}
+        for hidden, kind in INFERRED_KINDS.items():
+            want = UNITS_SAID[part.sim.preferences[hidden]] if hidden == "units" else part.sim.preferences[hidden]
+            got = inferred.get(kind)
+            records.append(
+                {
+                    "turns": 0,
+                    "teaching": True,
+                    "day": config.days,
+                    "arm": part.arm,
+                    "user": part.sim.index,
+                    "kind": "inferred",
+                    "phase": kind,
+                    "ok": got is not None and (got == want or want in got),  # "leeds" in "leeds united"
+                    "inferred": got is not None,
+                }
+            )
+    return records
+
+
 def summarise(teaching: list[dict], goal_records: list[dict]) -> dict[str, Any]:
     """summary.teaching of the report."""
 
@@ -150,8 +207,15 @@ def summarise(teaching: list[dict], goal_records: list[dict]) -> dict[str, Any]:
         "concepts_taught": rate(taught_concepts),
         "concept_first_reuse": rate([r for r in reuse if r["phase"] == "first_reuse"]),
         "concept_paraphrased_reuse": rate([r for r in reuse if r["phase"] == "paraphrased_reuse"]),
-        # No preference model infers preferences from behaviour yet: nothing to score.
-        "inferred_preference_accuracy": None,
+        "follow_ups_understood": rate([r for r in teaching if r["kind"] == "follow_up"]),
+        # Users who never taught: each of their four preferences counts, wrong when nothing was inferred.
+        "inferred_preference_accuracy": rate(inferred := [r for r in teaching if r["kind"] == "inferred"]),
+        "inferred_preference_coverage": rate([{"ok": r["inferred"]} for r in inferred]),
+        "inferred_preference_precision": rate([r for r in inferred if r["inferred"]]),  # right when inferred
+        "inferred_preference_accuracy_by_kind": {
+            kind: rate([r for r in inferred if r["phase"] == kind]) for kind in INFERRED_KINDS.values()
+        },
+        "inferred_users": len({r["user"] for r in inferred}),
         "prompts_per_100_turns": round(100 * prompted / turns, 2) if turns else None,
         "turns": sum(r["turns"] for r in teaching),
     }

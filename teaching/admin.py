@@ -1,5 +1,6 @@
 """Admin for what people taught: preferences, concepts (with the ones several people taught the
-same way, offered to reviewers as global defaults) and the questions sessions are waiting on."""
+same way, offered to reviewers as global defaults), what the preference models inferred, and the
+questions sessions are waiting on."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from teaching.concepts import common
-from teaching.models import Concept, Erasure, PendingQuestion, Preference
+from teaching.models import Concept, Erasure, ForgottenPreference, InferredPreference, PendingQuestion, Preference
 
 
 @admin.register(Preference)
@@ -53,3 +54,19 @@ class PendingQuestionAdmin(admin.ModelAdmin):
 class ErasureAdmin(admin.ModelAdmin):
     list_display = ("user", "erased_at")
     readonly_fields = ("user", "erased_at")
+
+
+@admin.register(InferredPreference)
+class InferredPreferenceAdmin(admin.ModelAdmin):
+    """Raw rows of every kept preference model version (the registry says which one serves)."""
+
+    list_display = ("user", "kind", "value", "probability", "weight", "model_version", "computed_at")
+    list_filter = ("kind", "model_version")
+    search_fields = ("user__username", "value")
+    readonly_fields = [f.name for f in InferredPreference._meta.fields]
+
+
+@admin.register(ForgottenPreference)
+class ForgottenPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user", "kind", "forgotten_at")
+    readonly_fields = ("user", "kind", "forgotten_at")

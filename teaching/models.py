@@ -132,3 +132,47 @@ class Erasure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} forgotten at {self.erased_at:%Y-%m-%d %H:%M}"
+
+
+class InferredPreference(models.Model):
+    """What a preference model version (learning/preferences.py) infers a user likes, for one kind.
+
+    One row per (version, user, kind): the registry's active "preference" version is the one served
+    (assistant/skills/liking.py), so promoting or rolling back a version swaps every row at once. A
+    taught Preference of the same kind always wins over it.
+    """
+
+    model_version = models.CharField(max_length=80, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inferred_preferences")
+    kind = models.CharField(max_length=20, choices=Preference.Kind.choices)
+    value = models.CharField(max_length=100, help_text="The most likely value.")
+    probability = models.FloatField(help_text="P(value) under the user's posterior distribution.")
+    distribution = models.JSONField(default=dict, help_text="The most likely values and their probabilities.")
+    # The turns behind it, most weighty first (shown on the "What you've taught me" page).
+    evidence = models.JSONField(default=list, blank=True)
+    weight = models.FloatField(default=0.0, help_text="Decayed evidence behind the distribution.")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "user", "kind"], name="one_inference_per_version_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.kind} ~ {self.value} ({self.probability:.2f}, {self.model_version})"
+
+
+class ForgottenPreference(models.Model):
+    """The user asked to forget what was inferred of one kind: the preference models skip the
+    evidence of that kind from before `forgotten_at` (else it would be inferred again)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="forgotten_preferences")
+    kind = models.CharField(max_length=20, choices=Preference.Kind.choices)
+    forgotten_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="one_forgetting_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.user} forgot {self.kind} at {self.forgotten_at:%Y-%m-%d %H:%M}"

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from teaching.models import Preference
+from teaching.models import ForgottenPreference, InferredPreference, Preference
 
 Kind = Preference.Kind
 
@@ -90,6 +90,15 @@ def forget(user_id: int, kind: str | None = None, *, taught_since: datetime | No
     if preference is not None:
         Preference.objects.filter(pk=preference.pk).delete()
     return preference
+
+
+def forget_inferred(user_id: int, kind: str, now: datetime) -> int:
+    """Forget what the preference models inferred of `kind` about the user (every version's rows), and
+    have them skip the evidence of that kind so far; returns the rows deleted."""
+    with transaction.atomic():
+        deleted = InferredPreference.objects.filter(user_id=user_id, kind=kind).delete()[0]
+        ForgottenPreference.objects.update_or_create(user_id=user_id, kind=kind, defaults={"forgotten_at": now})
+    return deleted
 
 
 def spoken_value(kind: str, value: str) -> str:

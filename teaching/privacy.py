@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from teaching.models import Concept, Erasure, PendingQuestion, Preference
+from teaching.models import Concept, Erasure, ForgottenPreference, InferredPreference, PendingQuestion, Preference
 
 
 def erased_at(user_id: int) -> datetime | None:
@@ -21,12 +21,16 @@ def erasures() -> dict[int, datetime]:
 
 
 def forget_taught(user_id: int, now: datetime) -> dict[str, int]:
-    """Delete the user's preferences, concepts and pending questions, and mark the erasure."""
+    """Delete the user's preferences (taught and inferred), concepts and pending questions, and mark
+    the erasure (the preference models then skip everything from before it)."""
     with transaction.atomic():
         counts = {
             "preferences": Preference.objects.filter(user_id=user_id).delete()[0],
             "concepts": Concept.objects.filter(user_id=user_id).delete()[0],
             "pending_questions": PendingQuestion.objects.filter(user_id=user_id).delete()[0],
+            # Every version's rows: a rollback must not bring them back.
+            "inferred_preferences": InferredPreference.objects.filter(user_id=user_id).delete()[0],
+            "forgotten_preferences": ForgottenPreference.objects.filter(user_id=user_id).delete()[0],
         }
         Erasure.objects.update_or_create(user_id=user_id, defaults={"erased_at": now})
     return counts

@@ -274,6 +274,21 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/me": {
+                "get": {
+                    "operationId": "getWhatIsKnown",
+                    "summary": "What the assistant knows about you: taught and inferred preferences, concepts, "
+                    "personal rewrite rules (the page /me/ shows the same; its JSON export adds your turns)",
+                    "responses": {
+                        "200": {
+                            "description": "What is known, with where each item came from.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "401": common_errors["401"],
+                        "405": common_errors["405"],
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",

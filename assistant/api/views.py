@@ -21,6 +21,7 @@ from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ValidationError
 
+from assistant import privacy
 from assistant.api.auth import AuthFailure, authenticate
 from assistant.api.lookups import find_session, find_turn
 from assistant.api.schema import BargeInIn, FeedbackIn, TurnIn, max_body_bytes, openapi_document
@@ -247,6 +248,12 @@ def turn_feedback(request: HttpRequest, turn_id: int, user: AbstractBaseUser) ->
     except ValueError as exc:
         raise ApiError(400, "invalid", str(exc)) from None
     return JsonResponse(payload, status=201)
+
+
+@api_endpoint("GET")
+def what_is_known(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
+    """GET /api/v1/me: what the assistant knows about the user (the export, without the turns)."""
+    return JsonResponse(privacy.export(user, include_turns=False))
 
 
 @api_endpoint("GET", auth=False)

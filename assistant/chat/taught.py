@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from assistant import privacy
 
-ITEM_KINDS = ("preference", "concept", "rule")
+ITEM_KINDS = ("preference", "inferred", "concept", "rule")
 
 
 @require_GET
@@ -48,8 +48,25 @@ def change_preference(request: HttpRequest, item_id: int) -> HttpResponse:
         row = preference or privacy.own_preference(request.user, item_id)
         return render(request, "chat/taught.html#preference-row", {"p": row, "problem": problem})
     if problem:
-        context = {**privacy.what_is_known(request.user), "problem": problem}
-        return render(request, "chat/taught.html", context, status=400)
+        return _refused(request, problem)
+    return redirect("taught")
+
+
+def _refused(request: HttpRequest, problem: str) -> HttpResponse:
+    """The page again, saying why a change was refused (without JavaScript)."""
+    context = {**privacy.what_is_known(request.user), "problem": problem}
+    return render(request, "chat/taught.html", context, status=400)
+
+
+@require_POST
+@login_required
+def change_inferred(request: HttpRequest, item_id: int) -> HttpResponse:
+    """Teach the value of an inferred preference (as it is, or another): it becomes a taught one."""
+    preference, problem = privacy.teach_inferred(request.user, item_id, request.POST.get("value", ""))
+    if preference is None and not problem:
+        raise Http404("Nothing of yours by that id.")
+    if problem:
+        return _refused(request, problem)
     return redirect("taught")
 
 

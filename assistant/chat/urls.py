@@ -10,6 +10,7 @@ urlpatterns = [
     path("me/forget-everything/", taught.forget_everything, name="taught-forget-everything"),
     path("me/<slug:kind>/<int:item_id>/forget/", taught.forget_item, name="taught-forget-item"),
     path("me/preference/<int:item_id>/change/", taught.change_preference, name="taught-change-preference"),
+    path("me/inferred/<int:item_id>/change/", taught.change_inferred, name="taught-change-inferred"),
     # login, logout (POST), password change: Django's own views and our templates/registration/.
     path("accounts/", include("django.contrib.auth.urls")),
 ]

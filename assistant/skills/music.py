@@ -15,10 +15,11 @@ from typing import Any
 
 from assistant.models import Device, Home, MediaPlayer
 from assistant.skills.base import Request, failed
+from assistant.skills.liking import liked
 from assistant.skills.values import parse_level
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world import catalogue as cat
-from teaching import preferences
+from teaching.models import Preference
 
 VOLUME_MAX = 10
 VOLUME_STEP = 1
@@ -52,8 +53,10 @@ def resolve(req: Request) -> Action:
     return req.action()  # pause, resume, next, query: decided against the player's state
 
 
-def _play(req: Request, tracks: list[dict], label: str, kind: str) -> Action:
-    return req.action(kind=kind, label=label, item_ids=[t["id"] for t in tracks])
+def _play(req: Request, tracks: list[dict], label: str, kind: str, **chosen: str) -> Action:
+    """`chosen`: the genre or artist played, and the preference it came from if the user did not say it
+    (what the preference models learn from)."""
+    return req.action(kind=kind, label=label, item_ids=[t["id"] for t in tracks], **chosen)
 
 
 def _resolve_play_music(req: Request) -> Action:
@@ -67,7 +70,7 @@ def _resolve_play_music(req: Request) -> Action:
             return _play(req, [track], _describe(track), "song")
         # The NLU sometimes tags an artist or a playlist as a song.
         if (other := cat.find_artist(song)) is not None:
-            return _play(req, other[1], f"songs by {other[0]}", "artist")
+            return _play(req, other[1], f"songs by {other[0]}", "artist", artist=other[0])
         if (playlist := cat.find_playlist(song)) is not None:
             return _play_playlist(req, playlist)
         return req.fail(f"I couldn't find the song {song}.", not_found="song")
@@ -82,21 +85,23 @@ def _resolve_play_music(req: Request) -> Action:
             if (track := cat.find_song(artist_text)) is not None:
                 return _play(req, [track], _describe(track), "song")
             if (genre := cat.find_genre(genre_text or artist_text)) is not None:
-                return _play(req, genre[1], f"some {genre[0]}", "genre")
+                return _play(req, genre[1], f"some {genre[0]}", "genre", genre=genre[0])
             return req.fail(f"I couldn't find any music by {artist_text}.", not_found="artist")
-        return _play(req, artist[1], f"songs by {artist[0]}", "artist")
+        return _play(req, artist[1], f"songs by {artist[0]}", "artist", artist=artist[0])
     if genre_text:
         genre = cat.find_genre(genre_text)
         if genre is None:
             return req.fail(f"I don't have any {genre_text} music.", not_found="genre")
-        return _play(req, genre[1], f"some {genre[0]}", "genre")
-    # "play some music": the music the user said they like, else a mix that changes by day.
-    liked_genre = preferences.value(req.ctx.user_id, preferences.Kind.GENRE)
-    if liked_genre and (genre := cat.find_genre(liked_genre)) is not None:
-        return _play(req, genre[1], f"some {genre[0]}, your favourite", "genre")
-    liked_artist = preferences.value(req.ctx.user_id, preferences.Kind.ARTIST)
-    if liked_artist and (artist := cat.find_artist(liked_artist)) is not None:
-        return _play(req, artist[1], f"songs by {artist[0]}, your favourite", "artist")
+        return _play(req, genre[1], f"some {genre[0]}", "genre", genre=genre[0])
+    # "play some music": the music the user likes (taught, or inferred), else a mix that changes by day.
+    genre_liked = liked(req.ctx.user_id, Preference.Kind.GENRE)
+    if genre_liked and (genre := cat.find_genre(genre_liked.value)) is not None:
+        label = f"some {genre[0]}, {genre_liked.because}"
+        return _play(req, genre[1], label, "genre", genre=genre[0], preference=genre_liked.source)
+    artist_liked = liked(req.ctx.user_id, Preference.Kind.ARTIST)
+    if artist_liked and (artist := cat.find_artist(artist_liked.value)) is not None:
+        label = f"songs by {artist[0]}, {artist_liked.because}"
+        return _play(req, artist[1], label, "artist", artist=artist[0], preference=artist_liked.source)
     tracks = list(cat.catalogue()["tracks"])
     start = req.ctx.now.toordinal() % len(tracks)
     return _play(req, tracks[start:] + tracks[:start], "a mix of your music", "mix")
@@ -128,7 +133,7 @@ def _resolve_play_media(req: Request) -> Action:
     if (track := cat.find_song(title)) is not None:
         return _play(req, [track], _describe(track), "song")
     if (artist := cat.find_artist(title)) is not None:
-        return _play(req, artist[1], f"songs by {artist[0]}", "artist")
+        return _play(req, artist[1], f"songs by {artist[0]}", "artist", artist=artist[0])
     return req.fail(f"I couldn't find {title}.", not_found="title")
 
 

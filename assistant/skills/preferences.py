@@ -17,6 +17,7 @@ from django.utils.timezone import now
 
 from assistant.models import Home
 from assistant.skills.base import Request, failed, join
+from assistant.skills.liking import inferred
 from assistant.skills.restaurants import cuisine_word
 from assistant.skills.smart_home import ALL, find_room
 from assistant.turns import Action, SkillResult, TurnContext
@@ -152,19 +153,35 @@ def execute(action: Action, ctx: TurnContext, home: Home) -> SkillResult:
         )
     if action.intent == "preference_query":
         known = preferences.known(ctx.user_id)
+        guessed = inferred(ctx.user_id)
         taught = [c.name for c in Concept.objects.filter(user_id=ctx.user_id).order_by("name")]
-        if not known and not taught:
+        if not known and not taught and not guessed:
             return SkillResult(text=f"I don't know anything about you yet. You can tell me things like {EXAMPLES}.")
         facts = [_statement(p.kind, p.value) for p in known]
         if taught:
             facts.append(f"you've taught me what {join(taught)} {'means' if len(taught) == 1 else 'mean'}")
+        text = f"Here's what I know: {join(facts)}." if facts else ""
+        if guessed:
+            text += f" From what you ask for, I think {join([_statement(g.kind, g.value) for g in guessed])}."
         return SkillResult(
-            text=f"Here's what I know: {join(facts)}.",
-            data={"known": {p.kind: p.value for p in known}, "concepts": taught},
+            text=text.strip(),
+            data={
+                "known": {p.kind: p.value for p in known},
+                "concepts": taught,
+                "inferred": {g.kind: g.value for g in guessed},
+            },
         )
     if action.intent == "preference_forget":
         kind, value = action.params.get("kind"), action.params.get("value")
         current = preferences.value(ctx.user_id, kind) if kind else None
+        guessed = next((g for g in inferred(ctx.user_id) if g.kind == kind), None) if kind and not current else None
+        if guessed is not None and (value is None or value == guessed.value):
+            # "forget that I like jazz" when jazz was only inferred: stop inferring it from what came so far.
+            preferences.forget_inferred(ctx.user_id, kind, ctx.now)
+            return SkillResult(
+                text=f"OK, I'll stop assuming that {_statement(kind, guessed.value)}.",
+                data={"forgotten": {kind: guessed.value}, "inferred": True},
+            )
         if kind and (current is None or (value is not None and value != current)):
             said = action.params.get("said") or value
             return failed(f"I didn't know that {_statement(kind, value or said)}, so there's nothing to forget.")

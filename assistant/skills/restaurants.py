@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from assistant.models import Home
 from assistant.skills.base import Request, failed, join
+from assistant.skills.liking import INFERRED, PRIOR, liked
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.restaurants import find_cuisine, recommend
-from teaching import preferences
+from teaching.models import Preference
 
 
 def resolve(req: Request) -> Action:
@@ -16,9 +17,12 @@ def resolve(req: Request) -> Action:
         cuisine = find_cuisine(cuisine_text)
         if cuisine is None:
             return req.fail(f"I don't know any {cuisine_text} restaurants near you.", not_found="cuisine")
-        return req.action(cuisine=cuisine, taught=False)
-    liked = preferences.value(req.ctx.user_id, preferences.Kind.CUISINE)
-    return req.action(cuisine=find_cuisine(liked) if liked else None, taught=bool(liked))
+        return req.action(cuisine=cuisine)
+    favourite = liked(req.ctx.user_id, Preference.Kind.CUISINE)
+    cuisine = find_cuisine(favourite.value) if favourite else None
+    if cuisine is None:
+        return req.action(cuisine=None)
+    return req.action(cuisine=cuisine, preference=favourite.source)
 
 
 def execute(action: Action, ctx: TurnContext, home: Home) -> SkillResult:
@@ -28,7 +32,8 @@ def execute(action: Action, ctx: TurnContext, home: Home) -> SkillResult:
         return failed(f"I don't know any {cuisine} restaurants near you.")
     best = chosen[0]
     kind = f"{cuisine_word(cuisine)} " if cuisine else ""
-    because = " (you like it)" if action.params.get("taught") and cuisine else ""
+    source = action.params.get("preference") if cuisine else None
+    because = {None: "", INFERRED: " (you often ask for it)", PRIOR: " (popular here)"}.get(source, " (you like it)")
     text = (
         f"The best {kind}restaurant near you{because} is {best.name} in {best.area}, rated {best.rating:g}"
         f" ({best.price})."

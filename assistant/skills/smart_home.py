@@ -22,12 +22,13 @@ from typing import Any
 
 from assistant.models import Device, Home
 from assistant.skills.base import Request, failed, join
+from assistant.skills.liking import liked
 from assistant.skills.values import parse_level, parse_temperature, to_celsius
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.catalogue import clean, score
 from assistant.world.devices import COLOURS, KIND_WORDS, default_state, describe_state, update_state
 from assistant.world.home import room_aliases
-from teaching import preferences
+from teaching.models import Preference
 
 ALL = "all"
 _ALL_WORDS = {
@@ -182,6 +183,7 @@ def _resolve_lights(req: Request) -> Action:
     if room_text and clean(room_text) in _HERE_WORDS and req.ctx.room is None:
         room_text = None  # "this room" with no speaker: ask, as with no room at all
     named = find_devices(req.home, device_text, (Device.Kind.LIGHT, Device.Kind.PLUG)) if device_text else []
+    preference = None  # the source of a room the user did not say (taught, or inferred)
     if len(named) > 1 and {d.kind for d in named} == {Device.Kind.LIGHT}:
         named = []  # "the lights": a kind, not one light; the room decides
     room: str | None = None
@@ -211,15 +213,18 @@ def _resolve_lights(req: Request) -> Action:
         targets = list(lights.filter(room=room))
         if not targets:
             return req.fail(f"There's no light in the {room}. Which room do you mean?", needs="room")
-    elif (usual := preferences.value(req.ctx.user_id, preferences.Kind.ROOM)) and lights.filter(room=usual).exists():
-        # No speaker to tell the room: the room the user said is theirs ("my default room is the kitchen").
-        room = usual
+    elif (usual := liked(req.ctx.user_id, Preference.Kind.ROOM)) and lights.filter(room=usual.value).exists():
+        # No speaker to tell the room: the user's room (taught: "my default room is the kitchen", or inferred).
+        room = usual.value
         targets = list(lights.filter(room=room))
+        preference = usual.source
     else:
         rooms = sorted({light.room for light in lights})
         return req.fail(f"Which room? I can control the lights in the {join(rooms)}.", needs="room")
 
     params: dict[str, Any] = {"device_ids": [d.pk for d in targets], "room": room, "op": op}
+    if preference:
+        params["preference"] = preference
     if room is None and len(set(rooms)) > 1:
         params["rooms"] = sorted(set(rooms))
     if op == "colour" and not req.slot("colour") and parse_level(req.slot("level") or "") is not None:

@@ -7,10 +7,11 @@ from datetime import date
 
 from assistant.models import Home
 from assistant.skills.base import Request, failed, local_now
+from assistant.skills.liking import liked
 from assistant.skills.values import format_day
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.sports import find_team, last_result, next_game, teams
-from teaching import preferences
+from teaching.models import Preference
 
 ASK_TEAM = "Which team? Tell me \"I'm a Warriors fan\" and I'll remember yours."
 
@@ -22,11 +23,12 @@ def resolve(req: Request) -> Action:
         if team is None:
             return req.fail(f"I don't follow a team called {team_text}.", not_found="team")
     else:
-        favourite = preferences.value(req.ctx.user_id, preferences.Kind.TEAM)
-        team = find_team(favourite) if favourite else None
+        favourite = liked(req.ctx.user_id, Preference.Kind.TEAM)
+        team = find_team(favourite.value) if favourite else None
         if team is None:
             return req.fail(ASK_TEAM, needs="team")
-    return req.action(team=team.name, taught=not team_text)
+        return req.action(team=team.name, preference=favourite.source)
+    return req.action(team=team.name)
 
 
 def clean_team(text: str) -> str:

@@ -11,10 +11,14 @@ from datetime import date, timedelta
 
 from assistant.models import Home
 from assistant.skills.base import HERE_PLACE, Request, failed, local_now
+from assistant.skills.liking import liked
 from assistant.skills.values import format_day, parse_date
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.weather import MAX_DAYS_AHEAD, Forecast, UnknownPlace, get_provider
-from teaching import preferences
+from teaching.models import Preference
+
+# "…in Fahrenheit": units said in the request itself win over the user's preference.
+UNITS_SAID = re.compile(r"\b(fahrenheit|celsius|centigrade)\b", re.IGNORECASE)
 
 
 def _days(text: str | None, today: date) -> list[date] | None:
@@ -53,9 +57,16 @@ def resolve(req: Request) -> Action:
     if days[0] > today + timedelta(days=MAX_DAYS_AHEAD):
         return req.fail(f"I can only forecast {MAX_DAYS_AHEAD} days ahead.")
     days = [d for d in days if d <= today + timedelta(days=MAX_DAYS_AHEAD)]  # "next week": the days known
-    # Degrees in the units the user prefers ("I prefer Fahrenheit"), Celsius by default.
-    units = preferences.value(req.ctx.user_id, preferences.Kind.UNITS) or "celsius"
-    return req.action(place=place, days=[d.isoformat() for d in days], units=units)
+    # Degrees in the units asked for, else those the user prefers ("I prefer Fahrenheit"), else Celsius.
+    where = {"place": place, "days": [d.isoformat() for d in days]}
+    if said := UNITS_SAID.search(req.slot("unit") or req.text):
+        return req.action(
+            **where, units="fahrenheit" if said.group(1).lower() == "fahrenheit" else "celsius", units_said=True
+        )
+    preferred = liked(req.ctx.user_id, Preference.Kind.UNITS)
+    if preferred is None:
+        return req.action(**where, units="celsius")
+    return req.action(**where, units=preferred.value, preference=preferred.source)
 
 
 def _degrees(celsius: float, units: str) -> int:

@@ -14,7 +14,8 @@ from assistant.pipeline.turn import handle_turn
 from feedback.models import RewriteRule, Turn
 from learning.mining import collect
 from learning.online import build_entries
-from teaching.models import Concept, Erasure, PendingQuestion, Preference
+from learning.preferences import train_and_register as train_preference_model
+from teaching.models import Concept, Erasure, ForgottenPreference, InferredPreference, PendingQuestion, Preference
 
 pytestmark = pytest.mark.django_db
 NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -141,6 +142,9 @@ def test_forget_everything_leaves_nothing_learned_in_any_store(alice, bob, nlu_m
     for i, text in enumerate(["turn on the kitchen lights", "is it on", "turn off the kitchen lights"]):
         session = handle_turn(alice, text=text, session=session, now=timezone.now() - timedelta(minutes=5 - i)).session
     Turn.objects.filter(user=alice).update(defect_probability=0.05)
+    _infer_jazz(alice, settings)
+    _infer_jazz(alice, settings)  # two versions of the preference model: a rollback must not bring hers back
+    assert InferredPreference.objects.filter(user=alice).values("model_version").distinct().count() == 2
     before = build_entries()
     assert before.by_user.get(alice.pk), "alice's good turns are her personal layer"
 
@@ -151,7 +155,10 @@ def test_forget_everything_leaves_nothing_learned_in_any_store(alice, bob, nlu_m
     assert not Concept.objects.filter(user=alice).exists()
     assert not PendingQuestion.objects.filter(user=alice).exists()
     assert not RewriteRule.objects.filter(user=alice).exists()
+    assert not InferredPreference.objects.filter(user=alice).exists()
     assert Erasure.objects.filter(user=alice).exists()
+    train_preference_model(lambda fraction, message: None)
+    assert not InferredPreference.objects.filter(user=alice).exists()  # what she said before is not learned again
     after = build_entries()
     assert not after.by_user.get(alice.pk) and alice.pk not in after.personal_bad
     occurrences = collect()
@@ -181,3 +188,45 @@ def test_changing_someone_elses_preference_is_not_found(alice, bob):
     response = _client(bob).post(f"/me/preference/{items['preference'].pk}/change/", {"value": "the lakers"})
     assert response.status_code == 404
     assert Preference.objects.get(user=alice).value == "Golden State Warriors"
+
+
+def _infer_jazz(user, settings) -> None:
+    """Three "play some jazz" turns, then the preference model learns from them."""
+    import tempfile
+
+    settings.MODEL_DIR = tempfile.mkdtemp(prefix="preference-models-")
+    for minute in range(3):
+        handle_turn(user, text="play some jazz", now=timezone.now() - timedelta(minutes=10 - minute))
+    train_preference_model(lambda fraction, message: None)
+
+
+def test_an_inferred_preference_shows_the_requests_behind_it_and_can_be_kept(alice, nlu_model, settings):
+    _infer_jazz(alice, settings)
+    page = _client(alice).get("/me/").content.decode()
+    assert "What I've noticed" in page and "Inferred" in page and "“play some jazz”" in page
+    inferred = InferredPreference.objects.get(user=alice, kind="genre")
+    data = json.loads(_client(alice).get("/me/export.json").content)
+    assert [(i["kind"], i["value"]) for i in data["inferred_preferences"]] == [("genre", "jazz")]
+    assert data["inferred_preferences"][0]["because_you_said"][0] == "play some jazz"
+
+    refused = _client(alice).post(f"/me/inferred/{inferred.pk}/change/", {"value": "<script>x</script>"})
+    assert refused.status_code == 400 and "<script>x" not in refused.content.decode()
+    assert not Preference.objects.filter(user=alice).exists()  # nothing stored half-way
+    kept = _client(alice).post(f"/me/inferred/{inferred.pk}/change/", {"value": "jazz"})
+    assert kept.status_code == 302
+    taught = Preference.objects.get(user=alice, kind="genre")
+    assert taught.value == "jazz" and taught.source == Preference.Source.TAUGHT
+    assert "What I've noticed" not in _client(alice).get("/me/").content.decode()  # taught wins
+
+
+def test_an_inferred_preference_is_forgotten_and_not_inferred_again(alice, bob, nlu_model, settings):
+    _infer_jazz(alice, settings)
+    inferred = InferredPreference.objects.get(user=alice, kind="genre")
+    assert _client(bob).post(f"/me/inferred/{inferred.pk}/forget/").status_code == 404  # not his
+    assert _client(bob).post(f"/me/inferred/{inferred.pk}/change/", {"value": "rock"}).status_code == 404
+    assert _client(alice).post("/me/inferred/999999/forget/").status_code == 404
+    response = _client(alice).post(f"/me/inferred/{inferred.pk}/forget/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response.content == b""
+    assert ForgottenPreference.objects.filter(user=alice, kind="genre").exists()
+    train_preference_model(lambda fraction, message: None)
+    assert not InferredPreference.objects.filter(user=alice, kind="genre").exists()

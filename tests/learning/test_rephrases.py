@@ -118,7 +118,9 @@ def test_rephrase_step_runs_before_nlu_training():
 
 
 @pytest.mark.django_db
-def test_simulator_scores_the_detector_against_true_links(nlu_model):
+def test_simulator_scores_the_detector_against_true_links(nlu_model, tmp_path):
+    import json
+
     from django.conf import settings
 
     from simulator.run import SimConfig, run_simulation
@@ -128,7 +130,15 @@ def test_simulator_scores_the_detector_against_true_links(nlu_model):
     if not goals.exists() or not pairs.exists():
         pytest.skip("shared SLURP data missing")
     config = SimConfig(
-        goals=goals, asr_pairs=pairs, users=4, days=2, turns_per_user_day=4, seed=5, sync=True, tag="rph"
+        goals=goals,
+        asr_pairs=pairs,
+        users=4,
+        days=2,
+        turns_per_user_day=4,
+        seed=5,
+        sync=True,
+        tag="rph",
+        truth_path=tmp_path / "truth.jsonl",
     )
     report = run_simulation(config)
     detection = report["summary"]["rephrase_detection"]
@@ -136,7 +146,12 @@ def test_simulator_scores_the_detector_against_true_links(nlu_model):
     for key in ("precision", "recall", "f1"):
         assert detection[key] is not None and 0.0 <= detection[key] <= 1.0
     assert detection["n_true"] == report["summary"]["rephrase_links"]
-    assert detection["n_detected"] == Rephrase.objects.filter(second__user__username__startswith="sim-rph-").count()
+    # Scored on the goals' turns: a teaching probe's follow-up ("how did Leeds do" after "how did my team
+    # do" missed) is a rephrase too, but not part of the goals' truth.
+    with open(tmp_path / "truth.jsonl", encoding="utf-8") as handle:
+        scored = {r["turn_id"] for r in map(json.loads, handle) if not r.get("teaching") and r["supported"]}
+    rows = Rephrase.objects.filter(second__user__username__startswith="sim-rph-").values_list("first_id", "second_id")
+    assert detection["n_detected"] == sum(1 for a, b in rows if a in scored and b in scored)
     assert all(d["all"]["rephrase_detection"]["precision"] is not None for d in report["days"])
     # The detector ran as a learning step after each day (the last one for the report).
     assert [c["steps"]["rephrases"]["status"] for c in report["run"]["learning"]] == [Job.Status.DONE] * 2

@@ -80,7 +80,7 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
 
     # The feedback store holds the turns, barge-ins and feedback at simulated times.
     turns = Turn.objects.filter(user__username__startswith="sim-t-")
-    assert turns.count() == 48 + 6 * 2
+    assert turns.count() == 48 + _teaching_turns(first)  # a probe per user and day, and a follow-up when it missed
     assert set(Session.objects.filter(user__username__startswith="sim-t-").values_list("channel", flat=True)) == {"sim"}
     lo, hi = DEFAULT_START, datetime(2026, 1, 7, tzinfo=UTC)
     assert all(lo <= t.created_at < hi for t in turns)
@@ -95,8 +95,12 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
     # Same seed, same tag: the earlier run's users are replaced and the report is the same.
     second = run_simulation(_config(behaviour=behaviour))
     assert strip_run_fields(first) == strip_run_fields(second)
-    assert Turn.objects.filter(user__username__startswith="sim-t-").count() == 48 + 6 * 2
-    assert first["summary"]["teaching"]["probes"] == {"before": 0, "after": 0, "untaught": 12}
+    assert Turn.objects.filter(user__username__startswith="sim-t-").count() == 48 + _teaching_turns(first)
+    teaching = first["summary"]["teaching"]
+    assert teaching["probes"] == {"before": 0, "after": 0, "untaught": 12}
+    # Nobody taught: the product was asked what it inferred about each of the six (four preferences each).
+    assert teaching["inferred_users"] == 6 and 0.0 <= teaching["inferred_preference_accuracy"] <= 1.0
+    assert set(teaching["inferred_preference_accuracy_by_kind"]) == {"team", "genre", "cuisine", "units"}
 
 
 @pytest.mark.django_db
@@ -245,4 +249,23 @@ def test_users_who_teach_get_their_preferences_and_routines(nlu_model):
     assert teaching["concept_first_reuse"] == 1.0
     assert teaching["concept_paraphrased_reuse"] >= 0.85
     assert teaching["prompts_per_100_turns"] is not None
-    assert teaching["inferred_preference_accuracy"] is None  # no preference model yet
+    assert teaching["inferred_preference_accuracy"] is None  # everyone taught: nothing to infer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preferences_are_inferred_for_users_who_never_teach(nlu_model, settings, tmp_path):
+    """Nobody teaches; a probe that misses is followed by what the user wanted, and the preference
+    model learns from that between days: by the last day the product has inferred preferences."""
+    from simulator.users import Behaviour
+
+    settings.MODEL_DIR = tmp_path
+    behaviour = Behaviour.with_overrides({"teach_preferences": "0", "teach_concept": "0"})
+    report = run_simulation(
+        _config(users=4, days=5, turns_per_user_day=1, learning="preferences", tag="infer", behaviour=behaviour)
+    )
+    teaching = report["summary"]["teaching"]
+    assert teaching["inferred_users"] == 4
+    assert teaching["follow_ups_understood"] >= 0.75
+    assert teaching["inferred_preference_coverage"] > 0 and teaching["inferred_preference_accuracy"] > 0
+    steps = report["run"]["learning"][0]["steps"]
+    assert list(steps) == ["preferences"] and steps["preferences"]["status"] == Job.Status.DONE

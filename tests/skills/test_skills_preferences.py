@@ -185,3 +185,18 @@ def test_forget_that_long_after_teaching_asks_what_to_forget(alice, nlu_model):
     later = handle_turn(alice, text="forget that", now=NOON + timedelta(hours=2))
     assert later.response == 'What should I forget? Say, for example, "forget that I like jazz".'
     assert Preference.objects.filter(user=alice, kind="units").exists()
+
+
+def test_units_said_in_the_request_win_over_the_preference(alice, nlu_model):
+    _, said, usual = _talk(
+        alice, "I prefer Celsius", "what's the temperature outside in fahrenheit", "what's the temperature outside"
+    )
+    assert said.action["params"]["units"] == "fahrenheit" and said.action["params"]["units_said"] is True
+    assert "Fahrenheit" in said.response
+    assert usual.action["params"] == {**usual.action["params"], "units": "celsius", "preference": "taught"}
+    assert "Fahrenheit" not in usual.response
+
+
+def test_a_restaurant_request_with_an_before_the_cuisine_finds_it(alice, nlu_model):
+    (turn,) = _talk(alice, "find an italian restaurant")
+    assert turn.action["params"]["cuisine"] == "italian" and "Italian" in turn.response

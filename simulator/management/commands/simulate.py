@@ -16,6 +16,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from learning.cycle import LEARNERS
+
 DEFAULT_DATA = Path(settings.BASE_DIR).parent / "shared" / "data" / "slurp"
 
 
@@ -49,9 +51,9 @@ class Command(BaseCommand):
         parser.add_argument("--tag", default=None, help="Simulated usernames are sim-<tag>-uNNNN (default s<seed>).")
         parser.add_argument(
             "--learning",
-            choices=["all", "none", "rewrites", "nlu"],
+            choices=list(LEARNERS),
             default="all",
-            help="Which learners run between days (learning/cycle.py): all (default), none, rewrites or nlu.",
+            help="Which learners run between days (learning/cycle.py): all (default), none, rewrites, nlu or preferences.",
         )
         parser.add_argument("--no-learning", action="store_true", help="The same as --learning none.")
         parser.add_argument(
