@@ -60,6 +60,7 @@ def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
     for name in (
         "DIALOGUE_NEW_REQUEST_CONFIDENCE", "CONFIRM_BELOW_CONFIDENCE", "CONCEPT_STEP_CONFIDENCE", "PROMPT_BELOW_CONFIDENCE",
         "PREFERENCE_INFERRED_MIN_PROBABILITY", "PREFERENCE_PRIOR_MIN_PROBABILITY", "PREFERENCE_PROMOTION_TOLERANCE",
+        "REVIEW_DEFECT_AT",
     ):  # fmt: skip
         if not 0.0 <= getattr(settings, name) <= 1.0:
             errors.append(Error(f"{name} must be between 0 and 1.", id="assistant.E017"))

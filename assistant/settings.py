@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "teaching",
     "learning",
     "simulator",
+    "review",
 ]
 
 MIDDLEWARE = [
@@ -270,6 +271,10 @@ PREFERENCE_INFERRED_MIN_PROBABILITY = envfloat("PREFERENCE_INFERRED_MIN_PROBABIL
 PREFERENCE_PRIOR_MIN_PROBABILITY = envfloat("PREFERENCE_PRIOR_MIN_PROBABILITY", 0.67)
 # A candidate is refused when it predicts held-out requests worse than the active version by more than this.
 PREFERENCE_PROMOTION_TOLERANCE = envfloat("PREFERENCE_PROMOTION_TOLERANCE", 0.02)
+# Staff review (review/): members of REVIEWERS_GROUP may review as staff do; the inbox lists turns the
+# defect model scores REVIEW_DEFECT_AT or more.
+REVIEWERS_GROUP = envstr("REVIEWERS_GROUP", "reviewers")
+REVIEW_DEFECT_AT = envfloat("REVIEW_DEFECT_AT", 0.5)
 # Threads per web process that run chat turns (assistant/pipeline/threads.py); each holds at
 # most one database connection.
 TURN_THREADS = envint("TURN_THREADS", 4)

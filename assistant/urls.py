@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("assistant.api.urls")),
+    path("review/", include("review.urls")),
     # Browsers and tools ask for /favicon.ico whatever the page links.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("", include("assistant.chat.urls")),

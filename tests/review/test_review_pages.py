@@ -1,0 +1,113 @@
+"""Staff review pages: the inbox of likely defects and a readable turn; only staff and reviewers get in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from feedback.models import BargeIn, Feedback, Rephrase, Session, Turn
+
+pytestmark = pytest.mark.django_db
+NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def _turn(user, text: str, *, at=NOON, defect: float | None = None, response: str = "", intent: str = "") -> Turn:
+    session = Session.objects.create(user=user, channel=Session.Channel.WEB, started_at=at)
+    return Turn.objects.create(
+        session=session,
+        user=user,
+        created_at=at,
+        raw_text=text,
+        asr_text=text,
+        intent=intent,
+        response=response,
+        defect_probability=defect,
+        defect_model_version="defect-test" if defect is not None else "",
+        trace=[
+            {"stage": "asr", "input": text, "output": text, "confidence": 1.0, "ms": 0.1, "model_version": "typed"},
+            {
+                "stage": "nlu",
+                "input": text,
+                "output": {"intent": intent, "alternatives": [{"intent": "iot_hue_lightoff", "confidence": 0.3}]},
+                "confidence": 0.41,
+                "ms": 12.5,
+                "model_version": "nlu-test",
+            },
+        ],
+    )
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def staff(db):
+    return get_user_model().objects.create_user("sam", password="sam-password-1", is_staff=True)
+
+
+@pytest.fixture
+def reviewer(db, settings):
+    user = get_user_model().objects.create_user("rita", password="rita-password-1")
+    user.groups.add(Group.objects.get_or_create(name=settings.REVIEWERS_GROUP)[0])
+    return user
+
+
+def test_only_staff_and_reviewers_get_in(client, alice, staff, reviewer):
+    turn = _turn(alice, "turn of the kitchn lights", defect=0.9)
+    for url in ("/review/", f"/review/turns/{turn.pk}/"):
+        assert client.get(url).status_code == 302  # anonymous: to the login page
+        assert _client(alice).get(url).status_code == 403  # a user of the assistant is not a reviewer
+        assert _client(staff).get(url).status_code == 200
+        assert _client(reviewer).get(url).status_code == 200
+    assert _client(staff).post("/review/").status_code == 405
+
+
+def test_the_inbox_lists_likely_defects_most_likely_first_and_filters(alice, bob, staff):
+    _turn(alice, "turn of the kitchn lights", defect=0.7, intent="iot_hue_lightoff")
+    _turn(bob, "wake me up at seven", defect=0.95, intent="alarm_set", at=NOON + timedelta(days=2))
+    _turn(alice, "what time is it", defect=0.1, intent="datetime_query")
+    _turn(alice, "not scored yet")
+    page = _client(staff).get("/review/").content.decode()
+    assert page.index("wake me up at seven") < page.index("turn of the kitchn lights")
+    assert "what time is it" not in page and "not scored yet" not in page
+    only = _client(staff).get("/review/", {"intent": "iot_hue_lightoff"}).content.decode()
+    assert "turn of the kitchn lights" in only and "wake me up" not in only
+    later = _client(staff).get("/review/", {"since": "2026-11-22"}).content.decode()
+    assert "wake me up at seven" in later and "kitchn" not in later
+    bad = _client(staff).get("/review/", {"since": "<script>", "page": "x"})
+    assert bad.status_code == 200 and "must be a date" in bad.content.decode()
+    assert "<script>" not in bad.content.decode()
+
+
+def test_a_turn_reads_as_a_timeline_with_the_barge_in_and_what_followed(alice, staff):
+    first = _turn(
+        alice,
+        "turn of the kitchn lights <b>now</b>",
+        defect=0.8,
+        intent="out_of_scope",
+        response="Sorry, I can't help with that yet, but I'm learning.",
+    )
+    BargeIn.objects.create(turn=first, offset_words=3, offset_ms=900, source=BargeIn.Source.STOP)
+    Feedback.objects.create(turn=first, kind=Feedback.Kind.THUMBS_DOWN)
+    second = _turn(alice, "turn off the kitchen lights", at=NOON + timedelta(seconds=20), intent="iot_hue_lightoff")
+    Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=20000, detector_version="test")
+    page = _client(staff).get(f"/review/turns/{first.pk}/").content.decode()
+    assert "<b>now</b>" not in page and "&lt;b&gt;now&lt;/b&gt;" in page  # user text is escaped
+    assert "Sorry, I can&#x27;t" in page and "cut here after 3 words, 900 ms" in page
+    assert "help with that yet" in page.split("cut here")[1]  # the words not heard come after the mark
+    assert "nlu-test" in page and "iot_hue_lightoff (0.30)" in page  # stage, model, alternatives
+    assert "thumbs_down" in page and "Rephrased next as" in page and f"/review/turns/{second.pk}/" in page
+    assert "0.800 (defect-test)" in page
+    back = _client(staff).get(f"/review/turns/{second.pk}/").content.decode()
+    assert "Rephrased <a" in back and "not scored yet" in back
+
+
+def test_an_unknown_turn_is_not_found(staff):
+    assert _client(staff).get("/review/turns/999999/").status_code == 404
