@@ -292,3 +292,33 @@ class Rephrase(models.Model):
 
     def __str__(self) -> str:
         return f"turn {self.second_id} rephrases turn {self.first_id} ({self.score:.2f})"
+
+
+class Label(models.Model):
+    """A reviewer's reading of a turn: the intent and slots it should have had, and the first stage that
+    failed. Every decision is kept with who and when; undoing one sets `undone_at` (the turn's label is
+    then its latest one not undone). Training and export read feedback/labels.py's reviewed()."""
+
+    class FailurePoint(models.TextChoices):
+        ASR = "asr", "Speech recognition"
+        NLU = "nlu", "Understanding"
+        REWRITE = "rewrite", "Rewrite"
+        RESOLVE = "resolve", "Resolve"
+        EXECUTE = "execute", "Execute"
+        NONE = "none", "Beyond the product"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="labels")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    intent = models.CharField(max_length=80, blank=True, help_text="Blank: the intent was not judged.")
+    slots = models.JSONField(default=dict, blank=True, help_text="{slot: the words of the turn that fill it}")
+    failure_point = models.CharField(max_length=10, choices=FailurePoint.choices, blank=True)
+    created_at = models.DateTimeField()
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["turn", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"label of turn {self.turn_id}: {self.intent or '-'} / {self.failure_point or '-'}"

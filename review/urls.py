@@ -5,4 +5,8 @@ from review import views
 urlpatterns = [
     path("", views.inbox, name="review-inbox"),
     path("turns/<int:turn_id>/", views.turn, name="review-turn"),
+    path("turns/<int:turn_id>/label/", views.label, name="review-label"),
+    path("labels/<int:label_id>/undo/", views.undo_label, name="review-undo-label"),
+    path("export/slurp.jsonl", views.export, {"fmt": "slurp"}, name="review-export-slurp"),
+    path("export/rasa.yml", views.export, {"fmt": "rasa"}, name="review-export-rasa"),
 ]

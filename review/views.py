@@ -10,11 +10,12 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from feedback.models import Turn
+from feedback import labels
+from feedback.models import Label, Turn
 from review import turns
 from review.access import can_review
 
@@ -57,10 +58,67 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "review/inbox.html", context)
 
 
-@require_GET
-@reviewers_only
-def turn(request: HttpRequest, turn_id: int) -> HttpResponse:
+def _found(turn_id: int) -> Turn:
     found = Turn.objects.select_related("user", "session").filter(pk=turn_id).first()
     if found is None:
         raise Http404("No turn by that id.")
-    return render(request, "review/turn.html", {"t": turns.readable(found)})
+    return found
+
+
+def _turn_page(request: HttpRequest, found: Turn, *, problem: str = "", status: int = 200) -> HttpResponse:
+    context = {
+        "t": turns.readable(found),
+        "labels": found.labels.select_related("reviewer", "undone_by"),
+        "failure_points": Label.FailurePoint.choices,
+        "problem": problem,
+        "form": request.POST if problem else {},
+    }
+    return render(request, "review/turn.html", context, status=status)
+
+
+@require_GET
+@reviewers_only
+def turn(request: HttpRequest, turn_id: int) -> HttpResponse:
+    return _turn_page(request, _found(turn_id))
+
+
+@require_POST
+@reviewers_only
+def label(request: HttpRequest, turn_id: int) -> HttpResponse:
+    """Store a reviewer's intent, slots and failure point for the turn (the page again if refused)."""
+    found = _found(turn_id)
+    try:
+        labels.label_turn(
+            found,
+            request.user,
+            intent=request.POST.get("intent", ""),
+            slots_text=request.POST.get("slots", "")[:2000],
+            failure_point=request.POST.get("failure_point", ""),
+        )
+    except labels.LabelError as exc:
+        return _turn_page(request, found, problem=str(exc), status=400)
+    return redirect("review-turn", turn_id=found.pk)
+
+
+@require_POST
+@reviewers_only
+def undo_label(request: HttpRequest, label_id: int) -> HttpResponse:
+    found = Label.objects.filter(pk=label_id).first()
+    if found is None:
+        raise Http404("No label by that id.")
+    labels.undo(found, request.user)
+    return redirect("review-turn", turn_id=found.turn_id)
+
+
+@require_GET
+@reviewers_only
+def export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """Every labelled turn's current label: SLURP JSONL or Rasa YAML, which the NLU importers read."""
+    current = labels.reviewed()
+    if fmt == "slurp":
+        body, kind, name = labels.as_slurp_jsonl(current), "application/jsonl", "reviewed.jsonl"
+    else:
+        body, kind, name = labels.as_rasa_yaml(current), "application/yaml", "reviewed.yml"
+    response = HttpResponse(body, content_type=f"{kind}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from feedback.models import BargeIn, Feedback, Rephrase, Session, Turn
+from feedback.labels import reviewed
+from feedback.models import BargeIn, Feedback, Label, Rephrase, Session, Turn
 
 pytestmark = pytest.mark.django_db
 NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -111,3 +112,79 @@ def test_a_turn_reads_as_a_timeline_with_the_barge_in_and_what_followed(alice, s
 
 def test_an_unknown_turn_is_not_found(staff):
     assert _client(staff).get("/review/turns/999999/").status_code == 404
+
+
+def test_a_reviewer_labels_a_turn_and_can_undo_it(alice, reviewer):
+    turn = _turn(alice, "turn of the kitchen lights", defect=0.9, intent="out_of_scope")
+    client = _client(reviewer)
+    url = f"/review/turns/{turn.pk}/label/"
+    response = client.post(url, {"intent": "iot_hue_lightoff", "slots": "room = kitchen", "failure_point": "nlu"})
+    assert response.status_code == 302 and response["Location"] == f"/review/turns/{turn.pk}/"
+    label = Label.objects.get(turn=turn)
+    assert (label.intent, label.slots, label.failure_point, label.reviewer) == (
+        "iot_hue_lightoff",
+        {"room": "kitchen"},
+        "nlu",
+        reviewer,
+    )
+    page = client.get(f"/review/turns/{turn.pk}/").content.decode()
+    assert "room = “kitchen”" in page and "rita" in page
+    assert list(reviewed()) == [label]
+    assert client.post(f"/review/labels/{label.pk}/undo/").status_code == 302
+    label.refresh_from_db()
+    assert label.undone_at is not None and label.undone_by == reviewer
+    assert list(reviewed()) == []  # undone: it no longer counts
+
+
+@pytest.mark.parametrize(
+    ("form", "why"),
+    [
+        ({"intent": "", "failure_point": ""}, "Give an intent"),
+        ({"intent": "no_such_intent"}, "Unknown intent"),
+        ({"intent": "iot_hue_lightoff", "slots": "room = bathroom"}, "is not words of this turn"),
+        ({"intent": "iot_hue_lightoff", "slots": "colour_type = kitchen"}, "has no slot"),
+        ({"intent": "iot_hue_lightoff", "slots": "<script>alert(1)</script>"}, "write each slot as"),
+        ({"intent": "iot_hue_lightoff", "failure_point": "everywhere"}, "Unknown failure point"),
+    ],
+)
+def test_a_wrong_label_is_refused_saying_why_and_nothing_is_stored(alice, staff, form, why):
+    turn = _turn(alice, "turn of the kitchen lights", defect=0.9)
+    response = _client(staff).post(f"/review/turns/{turn.pk}/label/", form)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert why in page.replace("&#x27;", "'").replace("&quot;", '"') and "<script>alert" not in page
+    assert not Label.objects.exists()
+
+
+def test_labels_are_refused_to_others_and_unknown_ids_are_not_found(alice, staff):
+    turn = _turn(alice, "turn of the kitchen lights", defect=0.9)
+    assert _client(alice).post(f"/review/turns/{turn.pk}/label/", {"intent": "iot_hue_lightoff"}).status_code == 403
+    assert _client(staff).post("/review/turns/999999/label/", {"intent": "iot_hue_lightoff"}).status_code == 404
+    assert _client(staff).post("/review/labels/999999/undo/").status_code == 404
+    assert not Label.objects.exists()
+
+
+def test_reviewed_turns_export_as_slurp_and_rasa_that_the_importers_read(alice, staff, tmp_path):
+    from assistant.nlu.datasets import read_inline_jsonl, read_rasa
+
+    first = _turn(alice, "turn of the kitchen lights", defect=0.9)
+    second = _turn(alice, "wake me up at seven", defect=0.8)
+    only_failure = _turn(alice, "blah", defect=0.8)
+    client = _client(staff)
+    client.post(f"/review/turns/{first.pk}/label/", {"intent": "iot_hue_lightoff", "slots": "room = kitchen"})
+    client.post(f"/review/turns/{second.pk}/label/", {"intent": "alarm_set", "slots": "time = 7"})
+    client.post(f"/review/turns/{only_failure.pk}/label/", {"failure_point": "none"})
+    slurp = client.get("/review/export/slurp.jsonl")
+    assert slurp.status_code == 200 and "attachment" in slurp["Content-Disposition"]
+    (tmp_path / "reviewed.jsonl").write_bytes(slurp.content)
+    rows = list(read_inline_jsonl(tmp_path / "reviewed.jsonl", "slurp"))
+    assert [(r.text, r.intent) for r in rows] == [
+        ("turn of the kitchen lights", "iot_hue_lightoff"),
+        ("wake me up at 7", "alarm_set"),
+    ]
+    assert rows[0].spans[0][0] == "room"
+    (tmp_path / "reviewed.yml").write_bytes(client.get("/review/export/rasa.yml").content)
+    assert sorted((r.text, r.intent) for r in read_rasa(tmp_path / "reviewed.yml")) == sorted(
+        (r.text, r.intent) for r in rows
+    )
+    assert _client(alice).get("/review/export/slurp.jsonl").status_code == 403

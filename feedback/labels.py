@@ -1,0 +1,167 @@
+"""Reviewers' labels on turns: checked, stored with who and when, undone, and exported.
+
+    label_turn(turn, reviewer, intent=…, slots_text=…, failure_point=…)   a new label (LabelError if wrong)
+    undo(label, reviewer)                                                  the label no longer counts
+    reviewed()                                                             each labelled turn's current label
+    as_slurp_jsonl(labels) / as_rasa_yaml(labels)                          what assistant/nlu/datasets.py reads
+
+A slot's value must be words of the turn itself (what the user said, as normalised), so a label is a
+span over the turn's words, as SLURP's annotations are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+import yaml
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
+
+from assistant.intents import INTENTS, OUT_OF_SCOPE
+from assistant.text import normalise
+from feedback.models import Label, Turn
+
+MAX_SLOTS = 10
+_SLOT_LINE = re.compile(r"^\s*([a-z_]{1,40})\s*[=:]\s*(.+?)\s*$")
+
+
+class LabelError(ValueError):
+    """A label that cannot be stored, with what to fix."""
+
+
+def turn_words(turn: Turn) -> str:
+    return normalise(turn.asr_text or turn.raw_text or "")
+
+
+def parse_slots(text: str) -> dict[str, str]:
+    """ "place_name = kitchen" lines -> {"place_name": "kitchen"}."""
+    slots: dict[str, str] = {}
+    for number, line in enumerate(str(text or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        match = _SLOT_LINE.match(line)
+        if match is None:
+            raise LabelError(f'Line {number}: write each slot as "name = words of the turn".')
+        slots[match.group(1)] = normalise(match.group(2))
+    if len(slots) > MAX_SLOTS:
+        raise LabelError(f"At most {MAX_SLOTS} slots.")
+    return slots
+
+
+def check(turn: Turn, intent: str, slots: dict[str, str], failure_point: str) -> None:
+    if not intent and not failure_point:
+        raise LabelError("Give an intent, a failure point, or both.")
+    if failure_point and failure_point not in Label.FailurePoint.values:
+        raise LabelError(f"Unknown failure point {failure_point!r}.")
+    if intent and intent != OUT_OF_SCOPE and intent not in INTENTS:
+        raise LabelError(f"Unknown intent {intent!r}.")
+    if slots and not intent:
+        raise LabelError("Slots need an intent.")
+    allowed = set(INTENTS[intent].slots) if intent in INTENTS else set()
+    words = f" {turn_words(turn)} "
+    for name, value in slots.items():
+        if name not in allowed:
+            raise LabelError(
+                f"{intent} has no slot {name!r}" + (f" (it has {', '.join(sorted(allowed))})." if allowed else ".")
+            )
+        if not value or f" {value} " not in words:
+            raise LabelError(f"{name}: {value!r} is not words of this turn.")
+
+
+def label_turn(
+    turn: Turn,
+    reviewer: AbstractBaseUser,
+    *,
+    intent: str = "",
+    slots_text: str = "",
+    failure_point: str = "",
+    now: datetime | None = None,
+) -> Label:
+    intent, failure_point = str(intent or "").strip()[:80], str(failure_point or "").strip()
+    slots = parse_slots(slots_text)
+    check(turn, intent, slots, failure_point)
+    return Label.objects.create(
+        turn=turn,
+        reviewer=reviewer,
+        intent=intent,
+        slots=slots,
+        failure_point=failure_point,
+        created_at=now or timezone.now(),
+    )
+
+
+def undo(label: Label, reviewer: AbstractBaseUser, now: datetime | None = None) -> bool:
+    """Undo a label; False if it was undone already."""
+    with transaction.atomic():
+        done = Label.objects.filter(pk=label.pk, undone_at__isnull=True).update(
+            undone_at=now or timezone.now(), undone_by=reviewer
+        )
+    return done == 1
+
+
+def reviewed() -> QuerySet[Label]:
+    """Each labelled turn's current label (its latest one not undone)."""
+    latest = Label.objects.filter(turn=OuterRef("turn"), undone_at__isnull=True).order_by("-created_at", "-id")
+    return (
+        Label.objects.filter(undone_at__isnull=True, pk=Subquery(latest.values("pk")[:1]))
+        .select_related("turn")
+        .order_by("turn_id")
+    )
+
+
+def _annotated(text: str, slots: dict[str, str]) -> tuple[str, list[tuple[str, str]]]:
+    """The turn's words with each slot's first occurrence marked, in order: (text, [(slot, value)])."""
+    placed = []
+    for name, value in slots.items():
+        at = f" {text} ".find(f" {value} ")
+        if at >= 0:
+            placed.append((at, name, value))
+    return text, [(name, value) for _, name, value in sorted(placed)]
+
+
+def _inline(text: str, slots: dict[str, str], mark) -> str:
+    out, rest = [], text
+    for name, value in _annotated(text, slots)[1]:
+        head, _, tail = f" {rest} ".partition(f" {value} ")
+        out.append(head.strip())
+        out.append(mark(name, value))
+        rest = tail.strip()
+    out.append(rest)
+    return " ".join(part for part in out if part)
+
+
+def as_slurp_jsonl(labels: Iterable[Label]) -> str:
+    """SLURP rows: sentence, intent, annotation with "[slot : value]" (labels with an intent only)."""
+    rows = []
+    for label in labels:
+        if not label.intent:
+            continue
+        text = turn_words(label.turn)
+        annotation = _inline(text, label.slots, lambda name, value: f"[{name} : {value}]")
+        rows.append(
+            json.dumps({"sentence": text, "intent": label.intent, "annotation": annotation}, ensure_ascii=False)
+        )
+    return "\n".join(rows) + ("\n" if rows else "")
+
+
+def as_rasa_yaml(labels: Iterable[Label]) -> str:
+    """A Rasa NLU file: one `- intent:` per intent, its examples with "[value](slot)" entities."""
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    for label in labels:
+        if label.intent:
+            text = turn_words(label.turn)
+            by_intent[label.intent].append(_inline(text, label.slots, lambda name, value: f"[{value}]({name})"))
+    doc = {
+        "version": "3.1",
+        "nlu": [
+            {"intent": intent, "examples": "".join(f"- {e}\n" for e in examples)}
+            for intent, examples in sorted(by_intent.items())
+        ],
+    }
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
