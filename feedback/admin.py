@@ -21,6 +21,7 @@ from feedback.models import (
     Experiment,
     ExperimentAssignment,
     Feedback,
+    Label,
     Rephrase,
     RewriteRule,
     Session,
@@ -241,3 +242,14 @@ class RephraseAdmin(admin.ModelAdmin):
     list_select_related = ("first", "second")
     raw_id_fields = ("first", "second")
     date_hierarchy = "created_at"
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    """Raw reviewer labels (reviewers work in /review/, where a label is checked, kept and undone)."""
+
+    list_display = ("turn", "intent", "failure_point", "reviewer", "created_at", "undone_at")
+    list_filter = ("failure_point", "created_at")
+    search_fields = ("turn__raw_text", "intent", "reviewer__username")
+    raw_id_fields = ("turn",)
+    readonly_fields = [f.name for f in Label._meta.fields]
