@@ -51,6 +51,8 @@ def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(Error("PROMPT_MIN_GAP_TURNS must be at least 1.", id="assistant.E017"))
     if settings.CONCEPT_GLOBAL_MIN_USERS < 1:
         errors.append(Error("CONCEPT_GLOBAL_MIN_USERS must be at least 1.", id="assistant.E017"))
+    if settings.REVIEW_CLUSTER_DAYS < 1 or settings.REVIEW_TREND_DAYS < 1:
+        errors.append(Error("REVIEW_CLUSTER_DAYS and REVIEW_TREND_DAYS must be at least 1.", id="assistant.E017"))
     if settings.PREFERENCE_PRIOR_MIN_USERS < 1 or settings.PREFERENCE_TAUGHT_WEIGHT <= 0:
         errors.append(
             Error(
@@ -60,7 +62,7 @@ def check_assistant_settings(app_configs, **kwargs) -> list[Error]:
     for name in (
         "DIALOGUE_NEW_REQUEST_CONFIDENCE", "CONFIRM_BELOW_CONFIDENCE", "CONCEPT_STEP_CONFIDENCE", "PROMPT_BELOW_CONFIDENCE",
         "PREFERENCE_INFERRED_MIN_PROBABILITY", "PREFERENCE_PRIOR_MIN_PROBABILITY", "PREFERENCE_PROMOTION_TOLERANCE",
-        "REVIEW_DEFECT_AT",
+        "REVIEW_DEFECT_AT", "REVIEW_CLUSTER_SIMILARITY",
     ):  # fmt: skip
         if not 0.0 <= getattr(settings, name) <= 1.0:
             errors.append(Error(f"{name} must be between 0 and 1.", id="assistant.E017"))

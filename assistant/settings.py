@@ -275,6 +275,13 @@ PREFERENCE_PROMOTION_TOLERANCE = envfloat("PREFERENCE_PROMOTION_TOLERANCE", 0.02
 # defect model scores REVIEW_DEFECT_AT or more.
 REVIEWERS_GROUP = envstr("REVIEWERS_GROUP", "reviewers")
 REVIEW_DEFECT_AT = envfloat("REVIEW_DEFECT_AT", 0.5)
+# Its clusters (learning/clusters.py): the likely defects of the last REVIEW_CLUSTER_DAYS, a wording joining
+# a cluster at MiniLM cosine REVIEW_CLUSTER_SIMILARITY or more (or spelt almost as its first wording); the trend compares the last
+# REVIEW_TREND_DAYS with the days before.
+REVIEW_CLUSTER_DAYS = envint("REVIEW_CLUSTER_DAYS", 30)
+REVIEW_CLUSTER_SIMILARITY = envfloat("REVIEW_CLUSTER_SIMILARITY", 0.8)
+REVIEW_CLUSTER_SPELLING = envfloat("REVIEW_CLUSTER_SPELLING", 90.0)  # rapidfuzz ratio, 0-100: typos of one wording
+REVIEW_TREND_DAYS = envint("REVIEW_TREND_DAYS", 7)
 # Threads per web process that run chat turns (assistant/pipeline/threads.py); each holds at
 # most one database connection.
 TURN_THREADS = envint("TURN_THREADS", 4)

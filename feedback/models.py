@@ -90,6 +90,10 @@ class Turn(models.Model):
     # What the defect model (learning/defects.py) concluded: P(the turn failed its user).
     defect_probability = models.FloatField(null=True, blank=True)
     defect_model_version = models.CharField(max_length=80, blank=True, default="")
+    # The group of turns that failed the same way (learning/clusters.py), for the review inbox.
+    defect_cluster = models.ForeignKey(
+        "feedback.DefectCluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -322,3 +326,33 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return f"label of turn {self.turn_id}: {self.intent or '-'} / {self.failure_point or '-'}"
+
+
+class DefectCluster(models.Model):
+    """Turns that probably failed the same way: one request, however people worded it (MiniLM
+    neighbours across users), as learning/clusters.py last grouped them. The review inbox ranks these
+    by how many people and turns they affect and by trend; each run replaces the previous grouping."""
+
+    representative = models.TextField(help_text="The most frequent wording among its turns (normalised).")
+    examples = models.JSONField(default=list, help_text="The most frequent wordings, most frequent first.")
+    turns = models.PositiveIntegerField(default=0)
+    users = models.PositiveIntegerField(default=0, help_text="Distinct people affected.")
+    recent_turns = models.PositiveIntegerField(default=0, help_text="In the last REVIEW_TREND_DAYS.")
+    earlier_turns = models.PositiveIntegerField(default=0, help_text="In the REVIEW_TREND_DAYS before those.")
+    top_intent = models.CharField(max_length=80, blank=True, help_text="What the NLU mostly read them as.")
+    mean_defect = models.FloatField(default=0.0)
+    rewrites_fired = models.PositiveIntegerField(default=0, help_text="Its turns a rewrite acted on.")
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    built_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-users", "-turns", "-recent_turns", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.representative[:60]!r}: {self.turns} turns, {self.users} people"
+
+    @property
+    def trend(self) -> int:
+        """Turns in the last REVIEW_TREND_DAYS minus the days before: growing above 0."""
+        return self.recent_turns - self.earlier_turns

@@ -9,9 +9,9 @@ for its Job row to finish, so the next step sees what the previous one learned.
 LEARNING_STEPS is the one list of steps: every learner adds its task here (written
 with learning.jobs.learning_task), in the order the steps must run, saying which
 learners it serves: "rewrites" (rules and online rewriting), "nlu" (the understanding
-model), "preferences" (the preference models), or several (the evidence they share).
-`learners` chooses which run: all (default), none, rewrites, nlu or preferences (the
-simulator's --learning compares them).
+model), "preferences" (the preference models), "review" (what the review inbox shows), or
+several (the evidence they share). `learners` chooses which run: all (default), none,
+rewrites, nlu, preferences or review (the simulator's --learning compares them).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from learning.jobs import JobOutcome, Progress, learning_task
 from learning.models import Job
 from learning.tasks import (
     build_rewrite_index_task,
+    cluster_defects_task,
     detect_rephrases_task,
     label_defects_task,
     learn_preferences_task,
@@ -32,8 +33,8 @@ from learning.tasks import (
     train_nlu_task,
 )
 
-REWRITES, NLU, PREFERENCES = "rewrites", "nlu", "preferences"
-LEARNERS = ("all", "none", REWRITES, NLU, PREFERENCES)
+REWRITES, NLU, PREFERENCES, REVIEW = "rewrites", "nlu", "preferences", "review"
+LEARNERS = ("all", "none", REWRITES, NLU, PREFERENCES, REVIEW)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ LEARNING_STEPS: list[LearningStep] = [
     # What each user likes, from what they taught, asked for and let play (learning/preferences.py):
     # after the defect model, whose scores say which served values were not liked.
     LearningStep(name="preferences", task=learn_preferences_task, serves=frozenset({PREFERENCES})),
+    # The likely defects grouped by what was asked, for the review inbox (learning/clusters.py).
+    LearningStep(name="defect_clusters", task=cluster_defects_task, serves=frozenset({REVIEW}), labels_turns=True),
     # Rewrite rules from rephrase chains by an absorbing Markov chain, after the fired rules'
     # outcomes have been counted (learning/mining.py).
     LearningStep(name="mining", task=mine_rewrites_task, serves=frozenset({REWRITES})),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from assistant.registry import ModelUnavailable
+from learning.clusters import build_clusters
 from learning.defects import NotEnoughEvidence, score_turns, train_and_register
 from learning.jobs import JobOutcome, Progress, learning_task, previous_result
 from learning.mining import layer_outcomes, mine_and_store
@@ -85,6 +86,15 @@ def learn_preferences_task(job: Job, progress: Progress) -> JobOutcome:
         f"preference model {result['version']} ({result['status']}): {result['rows']} inferred preferences; "
         f"held-out accuracy {holdout['accuracy']} on {holdout['n']} requests",
         result,
+    )
+
+
+@learning_task("cluster_defects", exclusive=True)
+def cluster_defects_task(job: Job, progress: Progress) -> JobOutcome:
+    """Group the likely defects by what was asked, for the review inbox (learning/clusters.py)."""
+    result = build_clusters(progress)
+    return JobOutcome(
+        f"{result['clusters']} clusters of {result['turns']} likely defects ({result['wordings']} wordings)", result
     )
 
 

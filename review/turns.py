@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from feedback.models import Rephrase, Turn
+from feedback.models import DefectCluster, Rephrase, Turn
 
 SHOWN_CHARS = 400  # of a stage's input or output, as JSON
 
@@ -115,11 +115,25 @@ def readable(turn: Turn) -> ReadableTurn:
     )
 
 
-def likely_defects(*, intent: str = "", since: datetime | None = None) -> QuerySet[Turn]:
+def likely_defects(*, intent: str = "", since: datetime | None = None, search: str = "") -> QuerySet[Turn]:
     """Turns the defect model thinks failed (REVIEW_DEFECT_AT or more), most likely first."""
     rows = Turn.objects.filter(defect_probability__gte=settings.REVIEW_DEFECT_AT).select_related("user")
     if intent:
         rows = rows.filter(intent=intent)
+    if search:
+        rows = rows.filter(raw_text__icontains=search)
     if since is not None:
         rows = rows.filter(created_at__gte=since)
     return rows.order_by("-defect_probability", "-created_at", "-id")
+
+
+def ranked_clusters(*, intent: str = "", since: datetime | None = None, search: str = "") -> QuerySet[DefectCluster]:
+    """The last grouping's clusters, most people affected first, then most turns, then growing fastest."""
+    rows = DefectCluster.objects.all()
+    if intent:
+        rows = rows.filter(top_intent=intent)
+    if since is not None:
+        rows = rows.filter(last_seen__gte=since)
+    if search:
+        rows = rows.filter(Q(representative__icontains=search) | Q(members__raw_text__icontains=search)).distinct()
+    return rows.order_by("-users", "-turns", "-recent_turns", "id")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import labels
-from feedback.models import Label, Turn
+from feedback.models import DefectCluster, Label, Turn
 from review import turns
 from review.access import can_review
 
@@ -45,17 +45,35 @@ def _since(text: str) -> datetime | None:
 @require_GET
 @reviewers_only
 def inbox(request: HttpRequest) -> HttpResponse:
+    """The clusters of likely defects, ranked by impact (?view=turns: every likely defect, one by one)."""
     intent = request.GET.get("intent", "")[:80]
     since_text = request.GET.get("since", "")[:10]
-    rows = turns.likely_defects(intent=intent, since=_since(since_text))
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    search = " ".join(request.GET.get("q", "").split())[:100]
+    by_turn = request.GET.get("view") == "turns"
+    if by_turn:
+        rows = turns.likely_defects(intent=intent, since=_since(since_text), search=search)
+    else:
+        rows = turns.ranked_clusters(intent=intent, since=_since(since_text), search=search)
     context = {
-        "page": page,
+        "page": Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page")),
+        "by_turn": by_turn,
         "intent": intent,
         "since": since_text,
+        "q": search,
         "bad_since": bool(since_text) and not _since(since_text),
     }
     return render(request, "review/inbox.html", context)
+
+
+@require_GET
+@reviewers_only
+def cluster(request: HttpRequest, cluster_id: int) -> HttpResponse:
+    found = DefectCluster.objects.filter(pk=cluster_id).first()
+    if found is None:
+        raise Http404("No cluster by that id (the clusters are rebuilt by each learning cycle).")
+    members = found.members.select_related("user").order_by("-created_at", "-id")
+    page = Paginator(members, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "review/cluster.html", {"c": found, "page": page})
 
 
 def _found(turn_id: int) -> Turn:

@@ -61,6 +61,23 @@ def arm_stats(turns: list[dict], episodes: list[dict]) -> dict[str, Any]:
     }
 
 
+FIXABLE = ("asr", "nlu", "rewrite")  # failures a rewrite rule or a reviewer's label can fix
+
+
+def inbox_coverage(turns: list[dict], inbox: dict | None) -> dict[str, Any] | None:
+    """Share of the truly failed turns that rewrites or labels can fix which the review inbox's first 10
+    clusters hold (the issue's target: at least half)."""
+    if inbox is None:
+        return None
+    fixable = {t["turn_id"] for t in turns if not t["met"] and t["failure_point"] in FIXABLE}
+    top = set().union(*inbox["top"]) if inbox["top"] else set()
+    return {
+        "top10_coverage": _rate(len(fixable & top), len(fixable)),
+        "fixable_defects": len(fixable),
+        "clusters": inbox["clusters"],
+    }
+
+
 def score_links(
     true_links: set[tuple[int, int]], predicted: set[tuple[int, int]] | None
 ) -> dict[str, float | int | None]:
@@ -129,6 +146,7 @@ def build_report(
     goals: list,
     predicted_links: set[tuple[int, int]] | None = None,
     defect_probabilities: dict[int, float] | None = None,
+    inbox: dict | None = None,
 ) -> dict:
     """`predicted_links`: the product's Rephrase rows (first, second turn ids); None if the detector did not run.
     `defect_probabilities`: {turn id: P(defect)} the product stored; None or empty without a defect model.
@@ -201,6 +219,7 @@ def build_report(
             "false_fire_rate": _rate(losses, would_have),
             "regression_rate": _rate(regressed, would_have),
             "rephrase_detection": score_links(true_links, predicted_links),
+            "review_inbox": inbox_coverage(supported, inbox),
             "rephrase_links": len(true_links),
             "defect_model": defect_model,
             "failure_point": None,  # no failure-point model exists yet

@@ -128,12 +128,14 @@ def _prepare_users(config: SimConfig, goals: list[Goal], experiment_name: str) -
 
 def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
     """After the last day, run the steps that label stored turns once more (rephrase detection,
-    the defect model…), so the last day's turns are scored too; return what they stored about
-    the simulated users' turns: {"links": {(first, second)} or None, "defects": {turn id: p} or None}."""
-    from feedback.models import Rephrase, Turn
+    the defect model, the review inbox's clusters…), so the last day's turns are scored too; return
+    what they stored about the simulated users' turns: {"links": {(first, second)} or None,
+    "defects": {turn id: p} or None, "inbox": {"top": [turn ids of each of the 10 first-ranked
+    clusters], "clusters": n} or None}."""
+    from feedback.models import DefectCluster, Rephrase, Turn
     from learning.models import Job
 
-    found: dict[str, Any] = {"links": None, "defects": None}
+    found: dict[str, Any] = {"links": None, "defects": None, "inbox": None}
     steps = [s for s in steps_for(config.learning) if s.labels_turns] if config.learning != "none" else []
     if not steps:
         return found
@@ -147,6 +149,14 @@ def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
     if cycle.get("defects", {}).get("status") == Job.Status.DONE:
         scored = Turn.objects.filter(user__username__startswith=prefix, defect_probability__isnull=False)
         found["defects"] = dict(scored.values_list("id", "defect_probability"))
+    if cycle.get("defect_clusters", {}).get("status") == Job.Status.DONE:
+        # The inbox as a reviewer sees it (review/turns.py ranks the same way), this run's users only.
+        ranked = DefectCluster.objects.filter(members__user__username__startswith=prefix).distinct()
+        ranked = ranked.order_by("-users", "-turns", "-recent_turns", "id")
+        found["inbox"] = {
+            "top": [set(c.members.values_list("id", flat=True)) for c in ranked[:10]],
+            "clusters": ranked.count(),
+        }
     return found
 
 
@@ -207,7 +217,9 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
         driver.close()
         if pool is not None:
             pool.close()
-    report = build_report(config, records, episodes, all_goals, goals, labelled["links"], labelled.get("defects"))
+    report = build_report(
+        config, records, episodes, all_goals, goals, labelled["links"], labelled.get("defects"), labelled.get("inbox")
+    )
     report["run"] = {
         # Everything here varies between runs: compare reports without it.
         "seconds_total": round(time.monotonic() - started, 2),

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from feedback.labels import reviewed
-from feedback.models import BargeIn, Feedback, Label, Rephrase, Session, Turn
+from feedback.models import BargeIn, DefectCluster, Feedback, Label, Rephrase, Session, Turn
 
 pytestmark = pytest.mark.django_db
 NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -75,14 +75,16 @@ def test_the_inbox_lists_likely_defects_most_likely_first_and_filters(alice, bob
     _turn(bob, "wake me up at seven", defect=0.95, intent="alarm_set", at=NOON + timedelta(days=2))
     _turn(alice, "what time is it", defect=0.1, intent="datetime_query")
     _turn(alice, "not scored yet")
-    page = _client(staff).get("/review/").content.decode()
+    page = _client(staff).get("/review/", {"view": "turns"}).content.decode()
     assert page.index("wake me up at seven") < page.index("turn of the kitchn lights")
     assert "what time is it" not in page and "not scored yet" not in page
-    only = _client(staff).get("/review/", {"intent": "iot_hue_lightoff"}).content.decode()
+    only = _client(staff).get("/review/", {"view": "turns", "intent": "iot_hue_lightoff"}).content.decode()
     assert "turn of the kitchn lights" in only and "wake me up" not in only
-    later = _client(staff).get("/review/", {"since": "2026-11-22"}).content.decode()
+    later = _client(staff).get("/review/", {"view": "turns", "since": "2026-11-22"}).content.decode()
     assert "wake me up at seven" in later and "kitchn" not in later
-    bad = _client(staff).get("/review/", {"since": "<script>", "page": "x"})
+    found = _client(staff).get("/review/", {"view": "turns", "q": "KITCHN"}).content.decode()
+    assert "kitchn" in found and "wake me up" not in found
+    bad = _client(staff).get("/review/", {"view": "turns", "since": "<script>", "page": "x"})
     assert bad.status_code == 200 and "must be a date" in bad.content.decode()
     assert "<script>" not in bad.content.decode()
 
@@ -188,3 +190,39 @@ def test_reviewed_turns_export_as_slurp_and_rasa_that_the_importers_read(alice, 
         (r.text, r.intent) for r in rows
     )
     assert _client(alice).get("/review/export/slurp.jsonl").status_code == 403
+
+
+def test_the_inbox_groups_the_same_failing_request_across_people_and_ranks_by_impact(alice, bob, charlie, staff):
+    from learning.clusters import build_clusters
+
+    for user, text in [
+        (alice, "turn of the kitchn lights"),
+        (bob, "turn of the kitchn lights"),
+        (charlie, "turn of the kitchen light"),
+        (alice, "turn of the kitchn lights"),
+        (bob, "wake me up at seven"),
+        (bob, "wake me up at seven"),
+        (bob, "wake me up at seven o'clock"),
+    ]:
+        _turn(user, text, defect=0.9, intent="out_of_scope", at=NOON)
+    _turn(alice, "what time is it", defect=0.1, at=NOON)
+    result = build_clusters(now=NOON + timedelta(days=1))
+    assert result["turns"] == 7 and result["clusters"] == 2
+    lights, alarm = DefectCluster.objects.order_by("-users", "-turns")
+    assert (lights.users, lights.turns, lights.representative) == (3, 4, "turn of the kitchn lights")
+    assert (alarm.users, alarm.turns) == (1, 3) and "wake me up at 7" in alarm.examples  # normalised words
+    assert lights.recent_turns == 4 and lights.trend == 4 and lights.top_intent == "out_of_scope"
+    assert set(lights.members.values_list("user__username", flat=True)) == {"alice", "bob", "charlie"}
+
+    page = _client(staff).get("/review/").content.decode()
+    assert page.index("turn of the kitchn lights") < page.index("wake me up at 7")  # more people first
+    cluster_page = _client(staff).get(f"/review/clusters/{lights.pk}/").content.decode()
+    assert "charlie" in cluster_page and "wake me up" not in cluster_page
+    searched = _client(staff).get("/review/", {"q": "o'clock"}).content.decode()
+    assert "wake me up at 7" in searched and "kitchn" not in searched
+    assert _client(alice).get(f"/review/clusters/{lights.pk}/").status_code == 403
+    assert _client(staff).get("/review/clusters/999999/").status_code == 404
+
+    # A new run replaces the grouping.
+    build_clusters(now=NOON + timedelta(days=60))  # nothing in the last REVIEW_CLUSTER_DAYS any more
+    assert not DefectCluster.objects.exists() and not Turn.objects.filter(defect_cluster__isnull=False).exists()

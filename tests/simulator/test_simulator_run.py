@@ -41,6 +41,7 @@ SUMMARY_KEYS = {
     "false_fire_rate",
     "rephrase_detection",
     "defect_model",
+    "review_inbox",
     "failure_point",
     "teaching",
 }
@@ -75,6 +76,7 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
     assert set(first["summary"]) >= SUMMARY_KEYS
     assert set(first["summary"]["rephrase_detection"]) == {"precision", "recall", "f1", "n_detected", "n_true"}
     assert set(first["summary"]["defect_model"]) == {"auc", "ece", "n"}  # the product's defect model, scored
+    assert set(first["summary"]["review_inbox"]) == {"top10_coverage", "fixable_defects", "clusters"}
     assert sum(d["all"]["turns"] for d in first["days"]) == 6 * 2 * 4
     assert first["run"]["learning"][0]["steps"]["nlu"]["status"] == Job.Status.DONE
 

@@ -1,0 +1,133 @@
+"""Defect clusters for the review inbox: the turns that probably failed, grouped by what was asked.
+
+Turns the defect model scores REVIEW_DEFECT_AT or more in the last REVIEW_CLUSTER_DAYS are grouped by
+their normalised words' MiniLM embeddings: wordings are taken most frequent first, and each joins the
+cluster whose centroid is closest if the cosine is at least REVIEW_CLUSTER_SIMILARITY, or one whose
+first wording it spells almost alike (REVIEW_CLUSTER_SPELLING: typos move MiniLM a long way), else
+starts one (leader clustering: one pass, no number of clusters to guess, and a frequent wording
+anchors its cluster). Each cluster counts its turns, distinct people, the turns of the last REVIEW_TREND_DAYS
+against the days before (the trend), what the NLU mostly read, and the rewrites that fired; the inbox
+ranks them by people, then turns, then trend. A run replaces the previous grouping in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rapidfuzz import fuzz, process
+
+from assistant.text import normalise
+from feedback.models import DefectCluster, Turn
+from learning.embeddings import embed
+
+log = logging.getLogger(__name__)
+
+MAX_TURNS = 100_000  # the most recent likely defects a run groups
+MAX_WORDINGS = 20_000  # distinct wordings embedded (the most frequent); the rest join by their exact words only
+EXAMPLES = 5
+
+
+def leader_clusters(wordings: list[str], vectors: np.ndarray, similarity: float, spelling: float) -> list[int]:
+    """Cluster index of each wording (in the order they anchor: most frequent first). A wording joins the
+    cluster with the nearest centroid at cosine `similarity` or more, else the cluster whose first
+    wording it spells almost alike (rapidfuzz ratio `spelling` or more: MiniLM puts "turn of the kitchn
+    lights" far from "turn of the kitchen light", 0.55), else starts its own."""
+    centroids: list[np.ndarray] = []
+    sums: list[np.ndarray] = []
+    anchors: list[str] = []
+    assigned = []
+    for wording, vector in zip(wordings, vectors, strict=True):
+        best = None
+        if centroids:
+            sims = np.stack(centroids) @ vector
+            nearest = int(np.argmax(sims))
+            if sims[nearest] >= similarity:
+                best = nearest
+            elif (alike := process.extractOne(wording, anchors, scorer=fuzz.ratio, score_cutoff=spelling)) is not None:
+                best = alike[2]
+        if best is None:
+            sums.append(vector.copy())
+            centroids.append(vector.copy())
+            anchors.append(wording)
+            assigned.append(len(centroids) - 1)
+            continue
+        sums[best] = sums[best] + vector
+        centroids[best] = sums[best] / np.linalg.norm(sums[best])
+        assigned.append(best)
+    return assigned
+
+
+def build_clusters(progress: Callable[[float, str], None] | None = None, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    since = now - timedelta(days=settings.REVIEW_CLUSTER_DAYS)
+    rows = list(
+        Turn.objects.filter(defect_probability__gte=settings.REVIEW_DEFECT_AT, created_at__gte=since)
+        .order_by("-id")
+        .values_list("id", "user_id", "created_at", "raw_text", "asr_text", "intent", "defect_probability", "rewrite")[
+            :MAX_TURNS
+        ]
+    )
+    by_words: dict[str, list[tuple]] = defaultdict(list)
+    for row in rows:
+        words = normalise(row[4] or row[3] or "")
+        if words:
+            by_words[words].append(row)
+    wordings = sorted(by_words, key=lambda w: (-len(by_words[w]), w))
+    embedded = wordings[:MAX_WORDINGS]
+    if progress:
+        progress(0.2, f"{len(rows)} likely defects, {len(wordings)} wordings")
+    vectors = embed(embedded)
+    matrix = np.stack([vectors[w] for w in embedded]) if embedded else np.zeros((0, 1))
+    assigned = leader_clusters(
+        embedded, matrix, float(settings.REVIEW_CLUSTER_SIMILARITY), float(settings.REVIEW_CLUSTER_SPELLING)
+    )
+    groups: dict[int, list[str]] = defaultdict(list)
+    for wording, cluster in zip(embedded, assigned, strict=True):
+        groups[cluster].append(wording)
+    for offset, wording in enumerate(wordings[MAX_WORDINGS:]):
+        groups[len(embedded) + offset] = [wording]
+    recent_from = now - timedelta(days=settings.REVIEW_TREND_DAYS)
+    earlier_from = recent_from - timedelta(days=settings.REVIEW_TREND_DAYS)
+    clusters, member_turns = [], []
+    for members in groups.values():
+        turns = [row for wording in members for row in by_words[wording]]
+        times = [row[2] for row in turns]
+        intents = Counter(row[5] for row in turns if row[5])
+        clusters.append(
+            DefectCluster(
+                representative=members[0],
+                examples=members[:EXAMPLES],
+                turns=len(turns),
+                users=len({row[1] for row in turns}),
+                recent_turns=sum(1 for t in times if t >= recent_from),
+                earlier_turns=sum(1 for t in times if earlier_from <= t < recent_from),
+                top_intent=intents.most_common(1)[0][0] if intents else "",
+                mean_defect=round(sum(row[6] for row in turns) / len(turns), 4),
+                rewrites_fired=sum(1 for row in turns if row[7]),
+                first_seen=min(times),
+                last_seen=max(times),
+                built_at=now,
+            )
+        )
+        member_turns.append([row[0] for row in turns])
+    with transaction.atomic():
+        Turn.objects.filter(defect_cluster__isnull=False).update(defect_cluster=None)
+        DefectCluster.objects.all().delete()
+        DefectCluster.objects.bulk_create(clusters, batch_size=2000)
+        updates = [
+            Turn(pk=turn_id, defect_cluster_id=c.pk)
+            for c, ids in zip(clusters, member_turns, strict=True)
+            for turn_id in ids
+        ]
+        Turn.objects.bulk_update(updates, ["defect_cluster"], batch_size=2000)
+    result = {"turns": len(rows), "wordings": len(wordings), "clusters": len(groups)}
+    log.info("defect clusters: %s", result)
+    return result
