@@ -8,6 +8,9 @@ urlpatterns = [
     path("turns/<int:turn_id>/", views.turn, name="review-turn"),
     path("turns/<int:turn_id>/label/", views.label, name="review-label"),
     path("labels/<int:label_id>/undo/", views.undo_label, name="review-undo-label"),
+    path("models/", views.models, name="review-models"),
+    path("models/<int:version_id>/activate/", views.activate, name="review-activate"),
+    path("jobs/run-cycle/", views.run_cycle, name="review-run-cycle"),
     path("export/slurp.jsonl", views.export, {"fmt": "slurp"}, name="review-export-slurp"),
     path("export/rasa.yml", views.export, {"fmt": "rasa"}, name="review-export-rasa"),
 ]

@@ -14,10 +14,13 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from assistant.models import ModelVersion
+from assistant.registry import RegistryError, activate_version
 from feedback import labels
 from feedback.models import DefectCluster, Label, Turn
-from review import turns
-from review.access import can_review
+from learning.models import Job
+from review import models_page, turns
+from review.access import can_promote, can_review
 
 PAGE_SIZE = 50
 
@@ -140,3 +143,51 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     response = HttpResponse(body, content_type=f"{kind}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+@require_GET
+@reviewers_only
+def models(request: HttpRequest) -> HttpResponse:
+    """Each kind's versions with their metrics (staff make one active), and the learning jobs."""
+    context = {
+        "histories": models_page.histories(),
+        "jobs": models_page.recent_jobs(),
+        "can_promote": can_promote(request.user),
+    }
+    if request.htmx and request.GET.get("part") == "jobs":
+        return render(request, "review/models.html#jobs", context)  # the live progress, refreshed
+    return render(request, "review/models.html", context)
+
+
+@require_POST
+@reviewers_only
+def activate(request: HttpRequest, version_id: int) -> HttpResponse:
+    """Make a version active: a promotion, or (an older one) a rollback that rejects the current one."""
+    if not can_promote(request.user):
+        raise PermissionDenied("Only staff promote or roll back models.")
+    row = ModelVersion.objects.filter(pk=version_id).first()
+    if row is None:
+        raise Http404("No model version by that id.")
+    current = ModelVersion.objects.filter(kind=row.kind, status=ModelVersion.Status.ACTIVE).first()
+    older = current is not None and (row.created_at, row.pk) < (current.created_at, current.pk)
+    note = f"rolled back to {row.version} by {request.user.get_username()} in review" if older else ""
+    try:
+        activate_version(row, note=note)
+    except RegistryError as exc:
+        context = {
+            "histories": models_page.histories(),
+            "jobs": models_page.recent_jobs(),
+            "can_promote": True,
+            "problem": str(exc),
+        }
+        return render(request, "review/models.html", context, status=400)
+    return redirect("review-models")
+
+
+@require_POST
+@reviewers_only
+def run_cycle(request: HttpRequest) -> HttpResponse:
+    if not can_promote(request.user):
+        raise PermissionDenied("Only staff start learning cycles.")
+    Job.enqueue("learning_cycle", {"learners": "all"})
+    return redirect("review-models")

@@ -226,3 +226,49 @@ def test_the_inbox_groups_the_same_failing_request_across_people_and_ranks_by_im
     # A new run replaces the grouping.
     build_clusters(now=NOON + timedelta(days=60))  # nothing in the last REVIEW_CLUSTER_DAYS any more
     assert not DefectCluster.objects.exists() and not Turn.objects.filter(defect_cluster__isnull=False).exists()
+
+
+def _versions(tmp_path):
+    """Two versions of a kind on disk, the newer active."""
+    from assistant.artifacts import write_artifact
+    from assistant.registry import ModelKind
+
+    kind = ModelKind("testkind", lambda path: None, label="test model")
+    rows = []
+    for name in ("v1", "v2"):
+        out = tmp_path / name
+        write_artifact(out, {"format": "test", "version": name, "metrics": {"accuracy": 0.9}}, {})
+        rows.append(kind.register(out, {"format": "test", "version": name, "metrics": {"accuracy": 0.9}}))
+    return rows
+
+
+def test_staff_roll_a_model_back_and_reviewers_cannot(staff, reviewer, tmp_path):
+    from assistant.models import ModelVersion
+
+    old, new = _versions(tmp_path)
+    page = _client(reviewer).get("/review/models/").content.decode()
+    assert "testkind" in page and "accuracy 0.9" in page and "Make active" not in page
+    assert _client(reviewer).post(f"/review/models/{old.pk}/activate/").status_code == 403
+    assert ModelVersion.objects.get(pk=new.pk).status == ModelVersion.Status.ACTIVE
+    assert "Make active" in _client(staff).get("/review/models/").content.decode()
+    assert _client(staff).post(f"/review/models/{old.pk}/activate/").status_code == 302
+    old.refresh_from_db()
+    new.refresh_from_db()
+    assert old.status == ModelVersion.Status.ACTIVE
+    assert new.status == ModelVersion.Status.REJECTED and "rolled back to v1 by sam" in new.note
+    again = _client(staff).post(f"/review/models/{old.pk}/activate/")
+    assert again.status_code == 400 and "already the active version" in again.content.decode()
+    assert _client(staff).post("/review/models/999999/activate/").status_code == 404
+
+
+def test_staff_start_a_learning_cycle_and_watch_the_jobs(staff, reviewer, django_capture_on_commit_callbacks):
+    from learning.models import Job
+
+    assert _client(reviewer).post("/review/jobs/run-cycle/").status_code == 403
+    assert not Job.objects.exists()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert _client(staff).post("/review/jobs/run-cycle/").status_code == 302
+    job = Job.objects.get(kind="learning_cycle")
+    assert job.status == Job.Status.QUEUED and len(callbacks) == 1
+    part = _client(staff).get("/review/models/", {"part": "jobs"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "learning_cycle" in part and "<h1>" not in part  # only the jobs table, refreshed every few seconds
