@@ -24,6 +24,7 @@ from feedback.models import (
     Label,
     Rephrase,
     RewriteRule,
+    RuleDecision,
     Session,
     Turn,
 )
@@ -253,3 +254,13 @@ class LabelAdmin(admin.ModelAdmin):
     search_fields = ("turn__raw_text", "intent", "reviewer__username")
     raw_id_fields = ("turn",)
     readonly_fields = [f.name for f in Label._meta.fields]
+
+
+@admin.register(RuleDecision)
+class RuleDecisionAdmin(admin.ModelAdmin):
+    """Raw decisions on rewrite rules (taken in /review/rules/, where they can be undone)."""
+
+    list_display = ("rule", "from_status", "to_status", "reviewer", "created_at", "undone_at")
+    list_filter = ("to_status", "created_at")
+    raw_id_fields = ("rule",)
+    readonly_fields = [f.name for f in RuleDecision._meta.fields]

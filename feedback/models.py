@@ -356,3 +356,22 @@ class DefectCluster(models.Model):
     def trend(self) -> int:
         """Turns in the last REVIEW_TREND_DAYS minus the days before: growing above 0."""
         return self.recent_turns - self.earlier_turns
+
+
+class RuleDecision(models.Model):
+    """A reviewer approved, rejected or retired a rewrite rule: who, when, from which status; undone by
+    putting the rule back (feedback/rule_review.py)."""
+
+    rule = models.ForeignKey(RewriteRule, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    from_status = models.CharField(max_length=10, choices=RewriteRule.Status.choices)
+    to_status = models.CharField(max_length=10, choices=RewriteRule.Status.choices)
+    created_at = models.DateTimeField()
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id}: {self.from_status} -> {self.to_status}"

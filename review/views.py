@@ -11,13 +11,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from assistant.models import ModelVersion
 from assistant.registry import RegistryError, activate_version
-from feedback import labels
-from feedback.models import DefectCluster, Label, Turn
+from feedback import labels, rule_review
+from feedback.models import DefectCluster, Label, RewriteRule, RuleDecision, Turn
 from learning.models import Job
 from review import models_page, turns
 from review.access import can_promote, can_review
@@ -191,3 +192,58 @@ def run_cycle(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Only staff start learning cycles.")
     Job.enqueue("learning_cycle", {"learners": "all"})
     return redirect("review-models")
+
+
+@require_GET
+@reviewers_only
+def rules(request: HttpRequest) -> HttpResponse:
+    """Global rewrite rules with their evidence and win/loss posterior, proposed and active ones first."""
+    status = request.GET.get("status", "")
+    rows = RewriteRule.objects.filter(scope=RewriteRule.Scope.GLOBAL).prefetch_related("decisions__reviewer")
+    if status in RewriteRule.Status.values:
+        rows = rows.filter(status=status)
+    elif status != "all":
+        rows = rows.filter(status__in=(RewriteRule.Status.PROPOSED, RewriteRule.Status.ACTIVE))
+    page = Paginator(rows.order_by("status", "-distinct_users", "-support", "id"), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    for rule in page.object_list:
+        rule.win_rate = rule_review.win_rate(rule)
+    context = {
+        "page": page,
+        "status": status,
+        "statuses": RewriteRule.Status.choices,
+        "can_decide": can_promote(request.user),
+    }
+    return render(request, "review/rules.html", context)
+
+
+@require_POST
+@reviewers_only
+def decide_rule(request: HttpRequest, rule_id: int, action: str) -> HttpResponse:
+    """Approve, reject or retire a global rule: it changes what everyone gets, so staff only."""
+    if not can_promote(request.user):
+        raise PermissionDenied("Only staff decide on rewrite rules.")
+    rule = RewriteRule.objects.filter(pk=rule_id, scope=RewriteRule.Scope.GLOBAL).first()
+    if rule is None:
+        raise Http404("No global rule by that id.")
+    try:
+        rule_review.decide(rule, request.user, action)
+    except rule_review.DecisionError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    return redirect(f"{reverse('review-rules')}?status=all#rule-{rule.pk}")
+
+
+@require_POST
+@reviewers_only
+def undo_rule_decision(request: HttpRequest, decision_id: int) -> HttpResponse:
+    if not can_promote(request.user):
+        raise PermissionDenied("Only staff decide on rewrite rules.")
+    decision = RuleDecision.objects.filter(pk=decision_id).first()
+    if decision is None:
+        raise Http404("No decision by that id.")
+    try:
+        rule_review.undo(decision, request.user)
+    except rule_review.DecisionError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    return redirect(f"{reverse('review-rules')}?status=all#rule-{decision.rule_id}")

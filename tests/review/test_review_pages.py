@@ -272,3 +272,45 @@ def test_staff_start_a_learning_cycle_and_watch_the_jobs(staff, reviewer, django
     assert job.status == Job.Status.QUEUED and len(callbacks) == 1
     part = _client(staff).get("/review/models/", {"part": "jobs"}, HTTP_HX_REQUEST="true").content.decode()
     assert "learning_cycle" in part and "<h1>" not in part  # only the jobs table, refreshed every few seconds
+
+
+def _rule(**fields):
+    from feedback.models import RewriteRule
+
+    defaults = {
+        "source_text": "turn of the kitchn lights",
+        "target_text": "turn off the kitchen lights",
+        "status": "proposed",
+        "origin": "mined",
+        "distinct_users": 4,
+        "wins": 8.0,
+        "losses": 1.0,
+        "evidence": {"chains": [{"session": "a1b2c3d4e5f6", "path": ["turn of the kitchn lights", "<b>x</b>"]}]},
+    }
+    return RewriteRule.objects.create(**{**defaults, **fields})
+
+
+def test_staff_approve_reject_and_undo_a_rule_with_its_evidence(staff, reviewer):
+    from feedback.models import RewriteRule, RuleDecision
+
+    rule = _rule()
+    page = _client(reviewer).get("/review/rules/").content.decode()
+    assert "turn of the kitchn lights" in page and "0.818 [" in page and "&lt;b&gt;x&lt;/b&gt;" in page
+    assert "Approve" not in page  # reviewers look; staff decide
+    assert _client(reviewer).post(f"/review/rules/{rule.pk}/approve/").status_code == 403
+    client = _client(staff)
+    assert client.post(f"/review/rules/{rule.pk}/approve/").status_code == 302
+    rule.refresh_from_db()
+    assert rule.status == RewriteRule.Status.ACTIVE and "approved by sam" in rule.status_reason
+    assert client.post(f"/review/rules/{rule.pk}/approve/").status_code == 400  # already active
+    assert client.post(f"/review/rules/{rule.pk}/explode/").status_code == 400
+    decision = RuleDecision.objects.get(rule=rule)
+    assert (decision.from_status, decision.to_status, decision.reviewer) == ("proposed", "active", staff)
+    assert client.post(f"/review/rule-decisions/{decision.pk}/undo/").status_code == 302
+    rule.refresh_from_db()
+    assert rule.status == RewriteRule.Status.PROPOSED
+    assert client.post(f"/review/rule-decisions/{decision.pk}/undo/").status_code == 400  # undone already
+    assert client.post("/review/rules/999999/reject/").status_code == 404
+    assert client.post("/review/rule-decisions/999999/undo/").status_code == 404
+    personal = _rule(source_text="lights of", scope="personal")
+    assert client.post(f"/review/rules/{personal.pk}/reject/").status_code == 404  # someone's own: not reviewed here
