@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from rapidfuzz import fuzz, process
 
@@ -66,7 +67,9 @@ def leader_clusters(wordings: list[str], vectors: np.ndarray, similarity: float,
 
 
 def build_clusters(progress: Callable[[float, str], None] | None = None, now: datetime | None = None) -> dict[str, Any]:
-    now = now or timezone.now()
+    # "Now" is the newest stored turn's time, so a replayed history (the simulator's days) is grouped as
+    # it was lived; in production the two are the same.
+    now = now or Turn.objects.aggregate(newest=Max("created_at"))["newest"] or timezone.now()
     since = now - timedelta(days=settings.REVIEW_CLUSTER_DAYS)
     rows = list(
         Turn.objects.filter(defect_probability__gte=settings.REVIEW_DEFECT_AT, created_at__gte=since)
