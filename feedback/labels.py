@@ -1,6 +1,7 @@
 """Reviewers' labels on turns: checked, stored with who and when, undone, and exported.
 
     label_turn(turn, reviewer, intent=…, slots_text=…, failure_point=…)   a new label (LabelError if wrong)
+    label_all(turns, reviewer, intent=…, failure_point=…)                  the same label for a cluster's turns
     undo(label, reviewer)                                                  the label no longer counts
     reviewed()                                                             each labelled turn's current label
     as_slurp_jsonl(labels) / as_rasa_yaml(labels)                          what assistant/nlu/datasets.py reads
@@ -94,6 +95,20 @@ def label_turn(
         failure_point=failure_point,
         created_at=now or timezone.now(),
     )
+
+
+def label_all(
+    turns: Iterable[Turn],
+    reviewer: AbstractBaseUser,
+    *,
+    intent: str = "",
+    failure_point: str = "",
+    now: datetime | None = None,
+) -> list[Label]:
+    """The same intent and failure point for many turns (a cluster): all stored, or none if one is wrong."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        return [label_turn(t, reviewer, intent=intent, failure_point=failure_point, now=now) for t in turns]
 
 
 def undo(label: Label, reviewer: AbstractBaseUser, now: datetime | None = None) -> bool:

@@ -5,6 +5,7 @@ from review import views
 urlpatterns = [
     path("", views.inbox, name="review-inbox"),
     path("clusters/<int:cluster_id>/", views.cluster, name="review-cluster"),
+    path("clusters/<int:cluster_id>/label/", views.label_cluster, name="review-label-cluster"),
     path("turns/<int:turn_id>/", views.turn, name="review-turn"),
     path("turns/<int:turn_id>/label/", views.label, name="review-label"),
     path("labels/<int:label_id>/undo/", views.undo_label, name="review-undo-label"),

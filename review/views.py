@@ -75,9 +75,33 @@ def cluster(request: HttpRequest, cluster_id: int) -> HttpResponse:
     found = DefectCluster.objects.filter(pk=cluster_id).first()
     if found is None:
         raise Http404("No cluster by that id (the clusters are rebuilt by each learning cycle).")
+    return _cluster_page(request, found)
+
+
+def _cluster_page(request: HttpRequest, found: DefectCluster, *, problem: str = "", status: int = 200) -> HttpResponse:
     members = found.members.select_related("user").order_by("-created_at", "-id")
     page = Paginator(members, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "review/cluster.html", {"c": found, "page": page})
+    context = {"c": found, "page": page, "failure_points": Label.FailurePoint.choices, "problem": problem}
+    return render(request, "review/cluster.html", context, status=status)
+
+
+@require_POST
+@reviewers_only
+def label_cluster(request: HttpRequest, cluster_id: int) -> HttpResponse:
+    """The same intent and failure point for every turn of a cluster (all or none)."""
+    found = DefectCluster.objects.filter(pk=cluster_id).first()
+    if found is None:
+        raise Http404("No cluster by that id (the clusters are rebuilt by each learning cycle).")
+    try:
+        labels.label_all(
+            found.members.all(),
+            request.user,
+            intent=request.POST.get("intent", ""),
+            failure_point=request.POST.get("failure_point", ""),
+        )
+    except labels.LabelError as exc:
+        return _cluster_page(request, found, problem=str(exc), status=400)
+    return redirect("review-cluster", cluster_id=found.pk)
 
 
 def _found(turn_id: int) -> Turn:

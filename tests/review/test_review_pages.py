@@ -314,3 +314,21 @@ def test_staff_approve_reject_and_undo_a_rule_with_its_evidence(staff, reviewer)
     assert client.post("/review/rule-decisions/999999/undo/").status_code == 404
     personal = _rule(source_text="lights of", scope="personal")
     assert client.post(f"/review/rules/{personal.pk}/reject/").status_code == 404  # someone's own: not reviewed here
+
+
+def test_a_whole_cluster_is_labelled_at_once_or_not_at_all(alice, bob, reviewer):
+    from learning.clusters import build_clusters
+
+    for user in (alice, bob, alice):
+        _turn(user, "turn of the kitchn lights", defect=0.9, intent="out_of_scope", at=NOON)
+    build_clusters(now=NOON)
+    cluster = DefectCluster.objects.get()
+    client = _client(reviewer)
+    refused = client.post(f"/review/clusters/{cluster.pk}/label/", {"intent": "no_such_intent", "failure_point": "nlu"})
+    assert refused.status_code == 400 and "Unknown intent" in refused.content.decode()
+    assert not Label.objects.exists()
+    done = client.post(f"/review/clusters/{cluster.pk}/label/", {"intent": "iot_hue_lightoff", "failure_point": "nlu"})
+    assert done.status_code == 302
+    assert Label.objects.filter(intent="iot_hue_lightoff", failure_point="nlu", reviewer=reviewer).count() == 3
+    assert _client(alice).post(f"/review/clusters/{cluster.pk}/label/", {"failure_point": "nlu"}).status_code == 403
+    assert client.post("/review/clusters/999999/label/", {"failure_point": "nlu"}).status_code == 404
