@@ -332,3 +332,25 @@ def test_a_whole_cluster_is_labelled_at_once_or_not_at_all(alice, bob, reviewer)
     assert Label.objects.filter(intent="iot_hue_lightoff", failure_point="nlu", reviewer=reviewer).count() == 3
     assert _client(alice).post(f"/review/clusters/{cluster.pk}/label/", {"failure_point": "nlu"}).status_code == 403
     assert client.post("/review/clusters/999999/label/", {"failure_point": "nlu"}).status_code == 404
+
+
+def test_the_review_benchmark_prints_each_pages_timings_and_cleans_up():
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("bench_review", "--turns", "300", "--requests", "2", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["bench_turns"] == 300 and report["cluster_step"]["clusters"] > 0
+    assert set(report["pages"]) == {
+        "inbox_clusters",
+        "inbox_turns",
+        "inbox_turns_page_50",
+        "inbox_search",
+        "cluster",
+        "turn",
+    }
+    assert all(p["p95_ms"] > 0 for p in report["pages"].values())
+    assert not Turn.objects.exists() and not DefectCluster.objects.exists()  # the bench's data is gone
