@@ -12,6 +12,7 @@ urlpatterns = [
     path("rules/", views.rules, name="review-rules"),
     path("rules/<int:rule_id>/<slug:action>/", views.decide_rule, name="review-decide-rule"),
     path("rule-decisions/<int:decision_id>/undo/", views.undo_rule_decision, name="review-undo-rule-decision"),
+    path("dashboard/", views.dashboard, name="review-dashboard"),
     path("models/", views.models, name="review-models"),
     path("models/<int:version_id>/activate/", views.activate, name="review-activate"),
     path("jobs/run-cycle/", views.run_cycle, name="review-run-cycle"),

@@ -20,7 +20,8 @@ from assistant.registry import RegistryError, activate_version
 from feedback import labels, rule_review
 from feedback.models import DefectCluster, Label, RewriteRule, RuleDecision, Turn
 from learning.models import Job
-from review import models_page, turns
+from review import charts, models_page, turns
+from review import dashboard as dashboard_figures
 from review.access import can_promote, can_review
 
 PAGE_SIZE = 50
@@ -271,3 +272,16 @@ def undo_rule_decision(request: HttpRequest, decision_id: int) -> HttpResponse:
     except rule_review.DecisionError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     return redirect(f"{reverse('review-rules')}?status=all#rule-{decision.rule_id}")
+
+
+@require_GET
+@reviewers_only
+def dashboard(request: HttpRequest) -> HttpResponse:
+    figures = dashboard_figures.figures()
+    if not figures["empty"]:
+        figures["charts"] = {
+            "by_day": charts.bars(figures["by_day"], title="Share of defective turns per day"),
+            "by_intent": charts.bars(figures["by_intent"], title="Share of defective turns per intent"),
+            "arms": charts.bars(figures["arms"], title="Share of defective turns per experiment arm"),
+        }
+    return render(request, "review/dashboard.html", {"f": figures})

@@ -354,3 +354,20 @@ def test_the_review_benchmark_prints_each_pages_timings_and_cleans_up():
     }
     assert all(p["p95_ms"] > 0 for p in report["pages"].values())
     assert not Turn.objects.exists() and not DefectCluster.objects.exists()  # the bench's data is gone
+
+
+def test_the_dashboard_draws_defect_rates_with_intervals_escaping_every_label(alice, bob, staff, reviewer):
+    from feedback.models import Experiment, ExperimentAssignment
+
+    assert "No turns yet" in _client(staff).get("/review/dashboard/").content.decode()
+    for i in range(6):
+        _turn(alice, f"turn of the lights {i}", defect=0.9 if i < 4 else 0.1, intent="<script>x</script>", at=NOON)
+    _turn(bob, "what time is it", defect=0.05, intent="datetime_query", at=NOON + timedelta(days=1))
+    experiment = Experiment.objects.create(name="rewrites", arms=[{"name": "control"}, {"name": "global"}])
+    ExperimentAssignment.objects.create(experiment=experiment, user=alice, arm="control")
+    ExperimentAssignment.objects.create(experiment=experiment, user=bob, arm="global")
+    page = _client(reviewer).get("/review/dashboard/").content.decode()
+    assert page.count("<svg") == 3 and "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "0.67 (4/6)" in page and "rewrites: control" in page and "0.00 (0/1)" in page
+    assert "<line" in page  # the 95% interval whiskers
+    assert _client(alice).get("/review/dashboard/").status_code == 403
