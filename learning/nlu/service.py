@@ -11,10 +11,12 @@ from django.conf import settings
 
 from assistant.models import ModelVersion
 from assistant.nlu import NLU_MODELS
-from assistant.nlu.datasets import DatasetError, ImportReport, merge_sources
+from assistant.nlu.datasets import DatasetError, ImportReport, dedupe, merge_sources
 from assistant.nlu.heads import FORMAT as HEADS_FORMAT
 from assistant.nlu.joint import FORMAT as JOINT_FORMAT
 from assistant.nlu.seed import Example, data_hash, intent_counts, seed_examples
+from assistant.turns import SlotSpan
+from feedback.labels import reviewed, turn_words
 from learning.nlu.gate import decide
 from learning.nlu.heads import train
 from learning.nlu.joint import train_joint
@@ -46,14 +48,40 @@ class TrainOutcome:
         }
 
 
+def reviewed_examples() -> list[Example]:
+    """Reviewers' current labels (feedback/labels.py) as training examples, each slot a span of the turn's
+    words; a label that only names a failure point teaches the NLU nothing."""
+    examples = []
+    for label in reviewed():
+        if not label.intent:
+            continue
+        text = turn_words(label.turn)
+        spans = []
+        for name, value in label.slots.items():
+            at = f" {text} ".find(f" {value} ")  # the padded string's space stands for the value's start
+            if at >= 0:
+                spans.append(SlotSpan(name, value, at, at + len(value)))
+        spans.sort(key=lambda s: s.start)
+        examples.append(Example(text=text, intent=label.intent, spans=tuple(spans), group=f"review:{label.turn_id}"))
+    return examples
+
+
+def with_reviewed(seed: list[Example]) -> list[Example]:
+    """The reviewers' examples first, so that on the same words their label wins over the seed's."""
+    extra = reviewed_examples()
+    return dedupe([*extra, *seed]) if extra else seed
+
+
 def training_examples(
     data: list[Path] | list[str], *, fmt: str = "auto", split: str | None = None, with_seed: bool = True
 ) -> tuple[list[Example], ImportReport]:
-    """The seed utterances (unless `with_seed` is off) merged with labelled files
+    """The seed utterances and reviewers' labels (unless `with_seed` is off) merged with labelled files
     (SLURP/HWU JSONL, Rasa YAML, CLINC JSON; assistant/nlu/datasets.py); raises DatasetError."""
     if not data and not with_seed:
         raise DatasetError("training without the seed needs at least one data file")
-    return merge_sources([Path(p) for p in data], fmt=fmt, split=split, seed=seed_examples() if with_seed else None)
+    return merge_sources(
+        [Path(p) for p in data], fmt=fmt, split=split, seed=with_reviewed(seed_examples()) if with_seed else None
+    )
 
 
 def new_version_name(examples_hash: str) -> str:
@@ -70,7 +98,7 @@ def train_and_register(
     architecture: str = "heads",
     progress: Progress | None = None,
 ) -> TrainOutcome:
-    """Train on `examples` (the seed set by default) unless the active version already
+    """Train on `examples` (the seed set and reviewers' labels by default) unless the active version already
     has the same data and architecture, write to <out_base>/<version>/ and register it.
 
     With `promote`, the promotion gate (learning/nlu/gate.py) decides: a version
@@ -81,7 +109,7 @@ def train_and_register(
     formats = {"heads": HEADS_FORMAT, "joint": JOINT_FORMAT}
     if architecture not in formats:
         raise ValueError(f"unknown architecture {architecture!r} (heads or joint)")
-    examples = list(examples) if examples is not None else seed_examples()
+    examples = list(examples) if examples is not None else with_reviewed(seed_examples())
     counts = intent_counts(examples)
     digest = data_hash(examples)
     active = NLU_MODELS.active_artifact()

@@ -371,3 +371,29 @@ def test_the_dashboard_draws_defect_rates_with_intervals_escaping_every_label(al
     assert "0.67 (4/6)" in page and "rewrites: control" in page and "0.00 (0/1)" in page
     assert "<line" in page  # the 95% interval whiskers
     assert _client(alice).get("/review/dashboard/").status_code == 403
+
+
+def test_reviewers_labels_join_the_nlu_training_data_and_win_over_the_seed(alice, staff):
+    from assistant.nlu.seed import seed_examples
+    from learning.nlu.service import reviewed_examples, with_reviewed
+
+    seed = seed_examples()
+    assert with_reviewed(seed) is seed  # no label: the seed as it is (same data, no retraining)
+    turn = _turn(alice, "lights of in the kitchen please", defect=0.9)
+    clash = seed[0]
+    other = _turn(alice, clash.text, defect=0.9)
+    client = _client(staff)
+    client.post(f"/review/turns/{turn.pk}/label/", {"intent": "iot_hue_lightoff", "slots": "room = kitchen"})
+    client.post(f"/review/turns/{other.pk}/label/", {"intent": "general_joke"})
+    client.post(f"/review/turns/{other.pk}/label/", {"failure_point": "nlu"})  # a later one without an intent
+    (example, *rest) = [e for e in reviewed_examples() if e.text == "lights of in the kitchen please"]
+    assert not rest and example.intent == "iot_hue_lightoff"
+    span = example.spans[0]
+    assert (span.type, span.value, example.text[span.start : span.end]) == ("room", "kitchen", "kitchen")
+    merged = with_reviewed(seed)
+    assert any(e.text == "lights of in the kitchen please" for e in merged)
+    # The turn's current label is the newest one, which names no intent: the seed's label stands.
+    assert next(e for e in merged if e.text == clash.text).intent == clash.intent
+    relabelled = next(e for e in seed if e.intent != "general_joke" and e.text != clash.text)
+    client.post(f"/review/turns/{_turn(alice, relabelled.text, defect=0.9).pk}/label/", {"intent": "general_joke"})
+    assert next(e for e in with_reviewed(seed) if e.text == relabelled.text).intent == "general_joke"  # reviewer wins
