@@ -9,7 +9,6 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
-from scipy.stats import beta
 
 from feedback.models import RewriteRule, RuleDecision
 
@@ -23,6 +22,8 @@ class DecisionError(ValueError):
 
 def win_rate(rule: RewriteRule) -> dict[str, float]:
     """Beta(1 + wins, 1 + losses): the posterior of P(a fire of the rule helps), its mean and 90% interval."""
+    from scipy.stats import beta  # here, not at import: a web process must not load scipy's optimisers
+
     a, b = 1 + rule.wins, 1 + rule.losses
     return {
         "mean": round(a / (a + b), 3),

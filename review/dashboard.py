@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
-from scipy.stats import binomtest
 
 from feedback.models import Experiment, ExperimentAssignment, Label, RewriteRule, Turn
 from review.charts import Bar
@@ -34,6 +33,8 @@ class Rate:
     def bar(self) -> Bar:
         if not self.scored:
             return Bar(self.label, 0.0, note="(none scored)")
+        from scipy.stats import binomtest  # here, not at import: a web process must not load scipy's optimisers
+
         interval = binomtest(self.defective, self.scored).proportion_ci(method="wilson")
         return Bar(self.label, self.value, interval.low, interval.high, note=f"({self.defective}/{self.scored})")
 
