@@ -73,10 +73,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @require_GET
 @reviewers_only
 def cluster(request: HttpRequest, cluster_id: int) -> HttpResponse:
+    return _cluster_page(request, _found_cluster(cluster_id))
+
+
+def _found_cluster(cluster_id: int) -> DefectCluster:
     found = DefectCluster.objects.filter(pk=cluster_id).first()
     if found is None:
         raise Http404("No cluster by that id (the clusters are rebuilt by each learning cycle).")
-    return _cluster_page(request, found)
+    return found
 
 
 def _cluster_page(request: HttpRequest, found: DefectCluster, *, problem: str = "", status: int = 200) -> HttpResponse:
@@ -90,9 +94,7 @@ def _cluster_page(request: HttpRequest, found: DefectCluster, *, problem: str = 
 @reviewers_only
 def label_cluster(request: HttpRequest, cluster_id: int) -> HttpResponse:
     """The same intent and failure point for every turn of a cluster (all or none)."""
-    found = DefectCluster.objects.filter(pk=cluster_id).first()
-    if found is None:
-        raise Http404("No cluster by that id (the clusters are rebuilt by each learning cycle).")
+    found = _found_cluster(cluster_id)
     try:
         labels.label_all(
             found.members.all(),
@@ -175,14 +177,19 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
 @reviewers_only
 def models(request: HttpRequest) -> HttpResponse:
     """Each kind's versions with their metrics (staff make one active), and the learning jobs."""
-    context = {
-        "histories": models_page.histories(),
-        "jobs": models_page.recent_jobs(),
-        "can_promote": can_promote(request.user),
-    }
+    context = _models_context(request)
     if request.htmx and request.GET.get("part") == "jobs":
         return render(request, "review/models.html#jobs", context)  # the live progress, refreshed
     return render(request, "review/models.html", context)
+
+
+def _models_context(request: HttpRequest, *, problem: str = "") -> dict:
+    return {
+        "histories": models_page.histories(),
+        "jobs": models_page.recent_jobs(),
+        "can_promote": can_promote(request.user),
+        "problem": problem,
+    }
 
 
 @require_POST
@@ -200,13 +207,7 @@ def activate(request: HttpRequest, version_id: int) -> HttpResponse:
     try:
         activate_version(row, note=note)
     except RegistryError as exc:
-        context = {
-            "histories": models_page.histories(),
-            "jobs": models_page.recent_jobs(),
-            "can_promote": True,
-            "problem": str(exc),
-        }
-        return render(request, "review/models.html", context, status=400)
+        return render(request, "review/models.html", _models_context(request, problem=str(exc)), status=400)
     return redirect("review-models")
 
 
