@@ -97,7 +97,16 @@ class Turn(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["user", "created_at"])]
+        indexes = [
+            models.Index(fields=["user", "created_at"]),
+            # The review inbox: the likeliest defects first, and a cluster's newest turns first.
+            models.Index(
+                fields=["-defect_probability", "-created_at", "-id"],
+                name="turn_defect_rank",
+                condition=models.Q(defect_probability__isnull=False),
+            ),
+            models.Index(fields=["defect_cluster", "-created_at", "-id"], name="turn_cluster_recent"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "idempotency_key"],

@@ -23,6 +23,7 @@ from learning.models import Job
 from review import charts, models_page, turns
 from review import dashboard as dashboard_figures
 from review.access import can_promote, can_review
+from review.paging import page_of
 
 PAGE_SIZE = 50
 
@@ -60,7 +61,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     else:
         rows = turns.ranked_clusters(intent=intent, since=_since(since_text), search=search)
     context = {
-        "page": Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page")),
+        "page": page_of(rows, request.GET.get("page"), PAGE_SIZE),
         "by_turn": by_turn,
         "intent": intent,
         "since": since_text,
@@ -85,7 +86,7 @@ def _found_cluster(cluster_id: int) -> DefectCluster:
 
 def _cluster_page(request: HttpRequest, found: DefectCluster, *, problem: str = "", status: int = 200) -> HttpResponse:
     members = found.members.select_related("user").order_by("-created_at", "-id")
-    page = Paginator(members, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(members, request.GET.get("page"), PAGE_SIZE)
     context = {"c": found, "page": page, "failure_points": Label.FailurePoint.choices, "problem": problem}
     return render(request, "review/cluster.html", context, status=status)
 

@@ -397,3 +397,17 @@ def test_reviewers_labels_join_the_nlu_training_data_and_win_over_the_seed(alice
     relabelled = next(e for e in seed if e.intent != "general_joke" and e.text != clash.text)
     client.post(f"/review/turns/{_turn(alice, relabelled.text, defect=0.9).pk}/label/", {"intent": "general_joke"})
     assert next(e for e in with_reviewed(seed) if e.text == relabelled.text).intent == "general_joke"  # reviewer wins
+
+
+def test_pages_are_cut_without_counting_the_list(alice):
+    from review.paging import page_of
+
+    for i in range(5):
+        _turn(alice, f"turn {i}", defect=0.9)
+    rows = Turn.objects.order_by("id")
+    first = page_of(rows, None, 2)
+    assert [t.raw_text for t in first.object_list] == ["turn 0", "turn 1"] and first.has_next and not first.has_previous
+    last = page_of(rows, "3", 2)
+    assert [t.raw_text for t in last.object_list] == ["turn 4"] and not last.has_next and last.previous_page_number == 2
+    assert page_of(rows, "<b>", 2).number == 1 and page_of(rows, "-4", 2).number == 1
+    assert page_of(rows, "99999999999", 2).object_list == []  # far past the end: an empty page, no error
