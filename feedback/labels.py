@@ -65,13 +65,13 @@ def check(turn: Turn, intent: str, slots: dict[str, str], failure_point: str) ->
     if slots and not intent:
         raise LabelError("Slots need an intent.")
     allowed = set(INTENTS[intent].slots) if intent in INTENTS else set()
-    words = f" {turn_words(turn)} "
+    words = turn_words(turn)
     for name, value in slots.items():
         if name not in allowed:
             raise LabelError(
                 f"{intent} has no slot {name!r}" + (f" (it has {', '.join(sorted(allowed))})." if allowed else ".")
             )
-        if not value or f" {value} " not in words:
+        if word_start(words, value) is None:
             raise LabelError(f"{name}: {value!r} is not words of this turn.")
 
 
@@ -130,19 +130,21 @@ def reviewed() -> QuerySet[Label]:
     )
 
 
-def _annotated(text: str, slots: dict[str, str]) -> tuple[str, list[tuple[str, str]]]:
-    """The turn's words with each slot's first occurrence marked, in order: (text, [(slot, value)])."""
-    placed = []
-    for name, value in slots.items():
-        at = f" {text} ".find(f" {value} ")
-        if at >= 0:
-            placed.append((at, name, value))
-    return text, [(name, value) for _, name, value in sorted(placed)]
+def word_start(text: str, value: str) -> int | None:
+    """Where `value` first stands in `text` as whole words, or None."""
+    at = f" {text} ".find(f" {value} ")  # the padded string's space stands for the value's first character
+    return at if value and at >= 0 else None
+
+
+def placed(text: str, slots: dict[str, str]) -> list[tuple[int, str, str]]:
+    """(start, slot, value) of each slot whose value is words of `text`, in the order they stand."""
+    found = [(word_start(text, value), name, value) for name, value in slots.items()]
+    return sorted((at, name, value) for at, name, value in found if at is not None)
 
 
 def _inline(text: str, slots: dict[str, str], mark) -> str:
     out, rest = [], text
-    for name, value in _annotated(text, slots)[1]:
+    for _, name, value in placed(text, slots):
         head, _, tail = f" {rest} ".partition(f" {value} ")
         out.append(head.strip())
         out.append(mark(name, value))

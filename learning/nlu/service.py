@@ -16,7 +16,7 @@ from assistant.nlu.heads import FORMAT as HEADS_FORMAT
 from assistant.nlu.joint import FORMAT as JOINT_FORMAT
 from assistant.nlu.seed import Example, data_hash, intent_counts, seed_examples
 from assistant.turns import SlotSpan
-from feedback.labels import reviewed, turn_words
+from feedback.labels import placed, reviewed, turn_words
 from learning.nlu.gate import decide
 from learning.nlu.heads import train
 from learning.nlu.joint import train_joint
@@ -56,13 +56,8 @@ def reviewed_examples() -> list[Example]:
         if not label.intent:
             continue
         text = turn_words(label.turn)
-        spans = []
-        for name, value in label.slots.items():
-            at = f" {text} ".find(f" {value} ")  # the padded string's space stands for the value's start
-            if at >= 0:
-                spans.append(SlotSpan(name, value, at, at + len(value)))
-        spans.sort(key=lambda s: s.start)
-        examples.append(Example(text=text, intent=label.intent, spans=tuple(spans), group=f"review:{label.turn_id}"))
+        spans = tuple(SlotSpan(name, value, at, at + len(value)) for at, name, value in placed(text, label.slots))
+        examples.append(Example(text=text, intent=label.intent, spans=spans, group=f"review:{label.turn_id}"))
     return examples
 
 
