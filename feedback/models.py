@@ -337,6 +337,10 @@ class Label(models.Model):
         return f"label of turn {self.turn_id}: {self.intent or '-'} / {self.failure_point or '-'}"
 
 
+# How the review inbox ranks clusters: most people affected, then most turns, then growing fastest.
+CLUSTER_RANKING = ("-users", "-turns", "-recent_turns", "id")
+
+
 class DefectCluster(models.Model):
     """Turns that probably failed the same way: one request, however people worded it (MiniLM
     neighbours across users), as learning/clusters.py last grouped them. The review inbox ranks these
@@ -356,7 +360,7 @@ class DefectCluster(models.Model):
     built_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["-users", "-turns", "-recent_turns", "id"]
+        ordering = list(CLUSTER_RANKING)
 
     def __str__(self) -> str:
         return f"{self.representative[:60]!r}: {self.turns} turns, {self.users} people"

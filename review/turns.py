@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from feedback.models import DefectCluster, Rephrase, Turn
+from feedback.models import CLUSTER_RANKING, DefectCluster, Rephrase, Turn
 
 SHOWN_CHARS = 400  # of a stage's input or output, as JSON
 
@@ -136,4 +136,4 @@ def ranked_clusters(*, intent: str = "", since: datetime | None = None, search: 
         rows = rows.filter(last_seen__gte=since)
     if search:
         rows = rows.filter(Q(representative__icontains=search) | Q(members__raw_text__icontains=search)).distinct()
-    return rows.order_by("-users", "-turns", "-recent_turns", "id")
+    return rows.order_by(*CLUSTER_RANKING)

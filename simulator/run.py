@@ -132,7 +132,7 @@ def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
     what they stored about the simulated users' turns: {"links": {(first, second)} or None,
     "defects": {turn id: p} or None, "inbox": {"top": [turn ids of each of the 10 first-ranked
     clusters], "clusters": n} or None}."""
-    from feedback.models import DefectCluster, Rephrase, Turn
+    from feedback.models import CLUSTER_RANKING, DefectCluster, Rephrase, Turn
     from learning.models import Job
 
     found: dict[str, Any] = {"links": None, "defects": None, "inbox": None}
@@ -152,7 +152,7 @@ def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
     if cycle.get("defect_clusters", {}).get("status") == Job.Status.DONE:
         # The inbox as a reviewer sees it (review/turns.py ranks the same way), this run's users only.
         ranked = DefectCluster.objects.filter(members__user__username__startswith=prefix).distinct()
-        ranked = ranked.order_by("-users", "-turns", "-recent_turns", "id")
+        ranked = ranked.order_by(*CLUSTER_RANKING)
         found["inbox"] = {
             "top": [set(c.members.values_list("id", flat=True)) for c in ranked[:10]],
             "clusters": ranked.count(),
