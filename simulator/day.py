@@ -7,7 +7,6 @@ workers.py); both call user_day() here.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,12 +14,10 @@ from typing import Any
 from simulator.data import Goal
 from simulator.drivers import Driver
 from simulator.noise import NoiseModel, transmit
-from simulator.teaching import teaching_day
+from simulator.teaching import SURVEY_QUESTION, teaching_day
 from simulator.truth import judge
 from simulator.users import SimUser
 
-# Should an assistant ask "did I answer your question?", the user answers truthfully.
-SURVEY_QUESTION = re.compile(r"did (i|that) (answer|help)|did you mean", re.IGNORECASE)
 MS_PER_WORD = 350  # speaking rate of the reply, for barge-in offsets and timing
 
 

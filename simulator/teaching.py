@@ -44,7 +44,9 @@ FOLLOW_UP = {
     "restaurant": "find {article} {cuisine} restaurant",
     "weather": "what's the temperature outside in {said_units}",
 }
-SURVEY = re.compile(r"did (i|that) (answer|help)|did you mean", re.IGNORECASE)
+# The assistant asking for feedback ("Did I answer your question?", "Did you mean …?"): the one pattern the
+# day's goals (simulator/day.py) and the teaching study both read.
+SURVEY_QUESTION = re.compile(r"did (i|that) (answer|help)|did you mean", re.IGNORECASE)
 
 
 def teaches(sim: Any, seed: int, behaviour: Any) -> tuple[bool, bool]:
@@ -97,7 +99,7 @@ def teaching_day(part: Any, day: int, config: Any, driver: Driver, records: list
                 "phase": phase,
                 "ok": ok,
                 "turn_id": turn["turn_id"],
-                "prompted": bool(SURVEY.search(turn.get("response") or "")),
+                "prompted": bool(SURVEY_QUESTION.search(turn.get("response") or "")),
             }
         )
 
