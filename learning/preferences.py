@@ -160,9 +160,11 @@ def collect_evidence(progress: Callable[[float, str], None] | None = None) -> li
     disliked = _disliked(served_ids, {r[0]: r[7] for r in rows})
     window = timedelta(seconds=CORRECTION_SECONDS)
     corrections: set[tuple[int, str]] = set()  # (turn id, kind): a value asked for right after a request lacking it
+    # What each carried-out turn says, read once: the corrections below look ahead at the next turns' values.
+    values = [values_in(r[5], r[6]) if r[4] == Turn.Status.OK else [] for r in rows]
     evidence: list[Evidence] = []
-    for at_row, (turn_id, user_id, at, intent, status, action, context, _) in enumerate(rows):
-        found = values_in(action, context) if status == Turn.Status.OK else []
+    for at_row, (turn_id, user_id, at, intent, _, action, _, _) in enumerate(rows):
+        found = values[at_row]
         said = {kind for kind, _, asked in found if asked}
         served = {kind: value for kind, value, asked in found if not asked}
         from_prior = ((action or {}).get("params") or {}).get("preference") == PRIOR
@@ -170,7 +172,7 @@ def collect_evidence(progress: Callable[[float, str], None] | None = None) -> li
             if kind in said or not kept(user_id, kind, at):
                 continue
             # An underspecified request: did the user's next turns correct it ("play jazz")?
-            correction = _correction(rows, at_row, kind, window)
+            correction = _correction(rows, values, at_row, kind, window)
             if correction is not None:
                 corrections.add((correction[0], kind))
                 if kind in served and served[kind] != correction[1]:
@@ -193,18 +195,18 @@ def collect_evidence(progress: Callable[[float, str], None] | None = None) -> li
     return evidence
 
 
-def _correction(rows: list[tuple], at_row: int, kind: str, window: timedelta) -> tuple[int, str] | None:
+def _correction(
+    rows: list[tuple], values: list[list[tuple[str, str, bool]]], at_row: int, kind: str, window: timedelta
+) -> tuple[int, str] | None:
     """(turn id, value) of the first value of `kind` the same user asked for within `window` after the
-    turn at `at_row` (rows: each user's turns in order)."""
+    turn at `at_row` (rows: each user's turns in order; values: what each says, values_in())."""
     user_id, at = rows[at_row][1], rows[at_row][2]
-    for later in rows[at_row + 1 :]:
-        if later[1] != user_id or later[2] - at > window:
+    for later in range(at_row + 1, len(rows)):
+        if rows[later][1] != user_id or rows[later][2] - at > window:
             return None
-        if later[4] != Turn.Status.OK:
-            continue
-        for k, value, asked in values_in(later[5], later[6]):
+        for k, value, asked in values[later]:
             if k == kind and asked:
-                return later[0], value
+                return rows[later][0], value
     return None
 
 
