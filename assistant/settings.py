@@ -231,6 +231,9 @@ SPEAKING_RATE_WPS = envfloat("SPEAKING_RATE_WPS", 3.0)
 MAX_UTTERANCE_CHARS = envint("MAX_UTTERANCE_CHARS", 1000)
 # Largest JSON API request body, in bytes; larger ones get a 413.
 API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 64 * 1024)
+# With an n-best list, the NLU reads this many of the most confident hypotheses and the reading is chosen
+# over hypotheses and intents together (assistant/pipeline/asr.py).
+ASR_NBEST_READ = envint("ASR_NBEST_READ", 5)
 # Below this NLU confidence the turn is treated as out of scope.
 NLU_OOS_THRESHOLD = envfloat("NLU_OOS_THRESHOLD", 0.45)
 # A new NLU version is rejected if a validation metric drops by more than this (learning/nlu/gate.py).
@@ -293,6 +296,39 @@ MODEL_RECHECK_SECONDS = envfloat("MODEL_RECHECK_SECONDS", 2.0)
 TORCH_THREADS = envint("TORCH_THREADS", 1)
 # Public NLU data used by tests, benchmarks and the simulator (never copied in).
 SHARED_DATA_DIR = Path(envstr("SHARED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
+# What the product's best NLU learns beside the seed utterances (learning/nlu/service.py, recipe "best"):
+# SLURP's train and devel sentences and HWU64, never SLURP's test split (files with a `split` field give
+# their devel rows only). Paths separated by ":"; empty: the seed alone. A missing file is skipped, said.
+NLU_PUBLIC_DATA = [
+    Path(p)
+    for p in envstr(
+        "NLU_PUBLIC_DATA",
+        ":".join(
+            str(SHARED_DATA_DIR / name)
+            for name in ("slurp/train_labeled.jsonl", "hwu64/annotated.jsonl", "slurp/annotated_devel_test.jsonl")
+        ),
+    ).split(":")
+    if p.strip()
+]
+# The best NLU also trains on a mistyped copy (one keyboard error: assistant/nlu/typos.py) of this fraction
+# of its examples, so that typed requests with a typo are still understood.
+NLU_TYPO_FRACTION = envfloat("NLU_TYPO_FRACTION", 0.2)
+# Labels generated from feedback (learning/generated_labels.py): a try counts as failed from this P(defect),
+# as gone well up to that one; the labels of this many days of turns are recomputed each cycle; the NLU
+# trains on those at least this confident, and on at most so many went-well readings per intent.
+GENERATED_LABEL_MIN_DEFECT = envfloat("GENERATED_LABEL_MIN_DEFECT", 0.5)
+GENERATED_LABEL_MAX_SUCCESS_DEFECT = envfloat("GENERATED_LABEL_MAX_SUCCESS_DEFECT", 0.2)
+GENERATED_LABEL_DAYS = envint("GENERATED_LABEL_DAYS", 30)
+GENERATED_LABEL_MIN_CONFIDENCE = envfloat("GENERATED_LABEL_MIN_CONFIDENCE", 0.3)
+GENERATED_SUCCESS_PER_INTENT = envint("GENERATED_SUCCESS_PER_INTENT", 50)
+# The learning cycle retrains the NLU when the labels from feedback hold at least this many the serving
+# version was not trained on (or any new reviewer's label, or other data changed).
+NLU_RETRAIN_MIN_NEW_LABELS = envint("NLU_RETRAIN_MIN_NEW_LABELS", 25)
+# The NLU's promotion gate reads at most this many requests that recently went well with the candidate and the
+# serving version, and refuses a candidate that understands fewer of them (learning/nlu/gate.py).
+NLU_WORKS_SET_SIZE = envint("NLU_WORKS_SET_SIZE", 500)
+# The architecture of the best NLU: "joint" (fine-tuned MiniLM, early exit) or "heads" (frozen MiniLM).
+NLU_BEST_ARCHITECTURE = envstr("NLU_BEST_ARCHITECTURE", "joint")
 # Dotted path of the weather provider class (assistant/world/weather.py); offline by default.
 WEATHER_PROVIDER = envstr("WEATHER_PROVIDER", "assistant.world.weather.OfflineWeatherProvider")
 

@@ -337,6 +337,34 @@ class Label(models.Model):
         return f"label of turn {self.turn_id}: {self.intent or '-'} / {self.failure_point or '-'}"
 
 
+class GeneratedLabel(models.Model):
+    """What a turn should have been understood as, concluded from feedback rather than said by a reviewer
+    (learning/generated_labels.py): a turn that probably failed and was then rephrased successfully gets
+    the rephrase's intent, with its slots on this turn's own words; a turn that went well confirms its
+    own reading. The NLU trains on them (a reviewer's Label of the same turn wins)."""
+
+    class Source(models.TextChoices):
+        REPHRASE = "rephrase", "A successful rephrase"
+        SUCCESS = "success", "It went well"
+
+    turn = models.OneToOneField(Turn, on_delete=models.CASCADE, related_name="generated_label")
+    intent = models.CharField(max_length=80)
+    slots = models.JSONField(default=dict, blank=True, help_text="{slot: the words of the turn that fill it}")
+    confidence = models.FloatField(help_text="P(the label is right), from the evidence behind it")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    evidence = models.ForeignKey(
+        Turn, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="The rephrase it came from."
+    )
+    generator_version = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"generated label of turn {self.turn_id}: {self.intent} ({self.source}, {self.confidence:.2f})"
+
+
 # How the review inbox ranks clusters: most people affected, then most turns, then growing fastest.
 CLUSTER_RANKING = ("-users", "-turns", "-recent_turns", "id")
 

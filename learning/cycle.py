@@ -27,6 +27,7 @@ from learning.tasks import (
     build_rewrite_index_task,
     cluster_defects_task,
     detect_rephrases_task,
+    generate_labels_task,
     label_defects_task,
     learn_preferences_task,
     mine_rewrites_task,
@@ -59,6 +60,9 @@ LEARNING_STEPS: list[LearningStep] = [
     # P(defect) on every turn, from its trace, what followed it and the reply (learning/defects.py):
     # the weights the rewrite miner and the NLU's generated labels read.
     LearningStep(name="defects", task=label_defects_task, serves=frozenset({REWRITES, NLU}), labels_turns=True),
+    # What the NLU should have read, from failed turns rephrased successfully and turns that went well
+    # (learning/generated_labels.py): after the rephrases and the defect scores it reads.
+    LearningStep(name="generated_labels", task=generate_labels_task, serves=frozenset({NLU}), labels_turns=True),
     # What each user likes, from what they taught, asked for and let play (learning/preferences.py):
     # after the defect model, whose scores say which served values were not liked.
     LearningStep(name="preferences", task=learn_preferences_task, serves=frozenset({PREFERENCES})),

@@ -11,6 +11,7 @@ from celery import shared_task
 from assistant.registry import ModelUnavailable
 from learning.clusters import build_clusters
 from learning.defects import NotEnoughEvidence, score_turns, train_and_register
+from learning.generated_labels import generate_labels
 from learning.jobs import JobOutcome, Progress, learning_task, previous_result
 from learning.mining import layer_outcomes, mine_and_store
 from learning.models import Job
@@ -74,6 +75,18 @@ def label_defects_task(job: Job, progress: Progress) -> JobOutcome:
             "watermark_id": scored.get("watermark_id") or last,
             "previous_watermark_id": last if isinstance(last, int) else None,
         },
+    )
+
+
+@learning_task("generate_labels", exclusive=True)
+def generate_labels_task(job: Job, progress: Progress) -> JobOutcome:
+    """Recompute the labels generated from feedback (failed turns rephrased successfully, turns that went
+    well) for the NLU's next training."""
+    result = generate_labels()
+    return JobOutcome(
+        f"{result['labels']} labels ({result['from_rephrases']} from rephrases, "
+        f"{result['from_successes']} from turns that went well)",
+        result,
     )
 
 

@@ -18,7 +18,9 @@ n_true} of the product's rephrase detector (feedback.Rephrase rows,
 learning/rephrases.py) against the true links, null when the detector did not run (also
 per day, under days[].all); defect_model {auc, ece, n} of the defect probabilities the
 product stored on its turns against the true outcome (null while none are stored);
-failure_point accuracy, null while the product has no such model; teaching (simulator/teaching.py):
+failure_point accuracy, null while the product has no such model; generated_labels {rephrase,
+success: {labels, precision, precision_ci}, labels}: the labels the product generated from feedback
+for the NLU, scored against the goals' intents (null when the step did not run); teaching (simulator/teaching.py):
 the success of underspecified requests before and after users taught their preferences (and for
 users who never did), how taught routines work on first and on paraphrased reuse, and the
 "Did I answer your question?" prompts per 100 turns.
@@ -62,6 +64,32 @@ def arm_stats(turns: list[dict], episodes: list[dict]) -> dict[str, Any]:
 
 
 FIXABLE = ("asr", "nlu", "rewrite")  # failures a rewrite rule or a reviewer's label can fix
+
+
+def generated_label_precision(
+    records: list[dict], goals: list, generated: dict[int, tuple[str, str]] | None
+) -> dict[str, Any] | None:
+    """How many labels the product generated from feedback (learning/generated_labels.py) for the simulated
+    turns, and the share whose intent is the one the user's goal needed (with a 95% Wilson interval), per
+    source: a failed turn's successful rephrase, or a turn that went well."""
+    if generated is None:
+        return None
+    from scipy.stats import binomtest
+
+    wanted = {g.goal_id: g.intent for g in goals}
+    goal_intent = {r["turn_id"]: wanted.get(r["goal"]) for r in records}
+    out: dict[str, Any] = {}
+    for source in ("rephrase", "success"):
+        rows = [(turn, intent) for turn, (intent, kind) in generated.items() if kind == source and turn in goal_intent]
+        right = sum(1 for turn, intent in rows if goal_intent[turn] == intent)
+        interval = binomtest(right, len(rows)).proportion_ci(method="wilson") if rows else None
+        out[source] = {
+            "labels": len(rows),
+            "precision": _rate(right, len(rows)),
+            "precision_ci": [round(interval.low, 4), round(interval.high, 4)] if interval else None,
+        }
+    out["labels"] = sum(part["labels"] for part in out.values())
+    return out
 
 
 def inbox_coverage(turns: list[dict], inbox: dict | None) -> dict[str, Any] | None:
@@ -147,6 +175,7 @@ def build_report(
     predicted_links: set[tuple[int, int]] | None = None,
     defect_probabilities: dict[int, float] | None = None,
     inbox: dict | None = None,
+    generated: dict[int, tuple[str, str]] | None = None,
 ) -> dict:
     """`predicted_links`: the product's Rephrase rows (first, second turn ids); None if the detector did not run.
     `defect_probabilities`: {turn id: P(defect)} the product stored; None or empty without a defect model.
@@ -220,6 +249,7 @@ def build_report(
             "regression_rate": _rate(regressed, would_have),
             "rephrase_detection": score_links(true_links, predicted_links),
             "review_inbox": inbox_coverage(supported, inbox),
+            "generated_labels": generated_label_precision(supported, goals, generated),
             "rephrase_links": len(true_links),
             "defect_model": defect_model,
             "failure_point": None,  # no failure-point model exists yet

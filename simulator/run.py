@@ -131,11 +131,11 @@ def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
     the defect model, the review inbox's clusters…), so the last day's turns are scored too; return
     what they stored about the simulated users' turns: {"links": {(first, second)} or None,
     "defects": {turn id: p} or None, "inbox": {"top": [turn ids of each of the 10 first-ranked
-    clusters], "clusters": n} or None}."""
-    from feedback.models import CLUSTER_RANKING, DefectCluster, Rephrase, Turn
+    clusters], "clusters": n} or None, "generated": {turn id: (intent, source)} or None}."""
+    from feedback.models import CLUSTER_RANKING, DefectCluster, GeneratedLabel, Rephrase, Turn
     from learning.models import Job
 
-    found: dict[str, Any] = {"links": None, "defects": None, "inbox": None}
+    found: dict[str, Any] = {"links": None, "defects": None, "inbox": None, "generated": None}
     steps = [s for s in steps_for(config.learning) if s.labels_turns] if config.learning != "none" else []
     if not steps:
         return found
@@ -149,6 +149,11 @@ def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
     if cycle.get("defects", {}).get("status") == Job.Status.DONE:
         scored = Turn.objects.filter(user__username__startswith=prefix, defect_probability__isnull=False)
         found["defects"] = dict(scored.values_list("id", "defect_probability"))
+    if cycle.get("generated_labels", {}).get("status") == Job.Status.DONE:
+        rows = GeneratedLabel.objects.filter(turn__user__username__startswith=prefix)
+        found["generated"] = {
+            turn: (intent, source) for turn, intent, source in rows.values_list("turn_id", "intent", "source")
+        }
     if cycle.get("defect_clusters", {}).get("status") == Job.Status.DONE:
         # The inbox as a reviewer sees it (review/turns.py ranks the same way), this run's users only.
         ranked = DefectCluster.objects.filter(members__user__username__startswith=prefix).distinct()
@@ -218,7 +223,15 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
         if pool is not None:
             pool.close()
     report = build_report(
-        config, records, episodes, all_goals, goals, labelled["links"], labelled.get("defects"), labelled.get("inbox")
+        config,
+        records,
+        episodes,
+        all_goals,
+        goals,
+        labelled["links"],
+        labelled.get("defects"),
+        labelled.get("inbox"),
+        labelled.get("generated"),
     )
     report["run"] = {
         # Everything here varies between runs: compare reports without it.

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from assistant.chat.messages import MessageError
 from assistant.models import Device, ListItem, Timer
+from assistant.nlu import serving
 from assistant.world import ensure_home
 from assistant.world.devices import device_summary, media_summary
 from assistant.world.speakers import find_speaker
@@ -155,6 +156,7 @@ def panel_context(user: AbstractBaseUser) -> dict[str, Any]:
         "media": media_summary(home),
         "timers": timers,
         "lists": sorted(lists.items()),
+        "understanding": serving(),
     }
 
 

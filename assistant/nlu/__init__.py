@@ -29,9 +29,25 @@ from assistant.nlu.tagging import join_spans
 from assistant.registry import ModelKind
 from assistant.turns import NluResult, SlotSpan, TurnContext
 
-__all__ = ["NLU_MODELS", "sentence_vector", "understand"]
+__all__ = ["NLU_MODELS", "sentence_vector", "serving", "understand"]
 
 NLU_MODELS = ModelKind("nlu", load_model, label="NLU", hint="run `python manage.py train_nlu`")
+
+
+# What each training recipe (learning/nlu/service.py) taught the model, in the chat's words.
+RECIPE_DESCRIPTIONS = {
+    "first": "first model: the seed utterances; a better one is trained in the background",
+    "best": "the seed utterances and public data",
+}
+
+
+def serving() -> dict[str, str] | None:
+    """The NLU version serving now and what it was trained on (the chat's device panel shows it)."""
+    row = NLU_MODELS.active_version()
+    if row is None:
+        return None
+    recipe = str(row.manifest.get("recipe") or "")
+    return {"version": row.version, "recipe": recipe, "about": RECIPE_DESCRIPTIONS.get(recipe, "")}
 
 
 def sentence_vector(text: str):

@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from assistant.intents import OUT_OF_SCOPE
-from assistant.nlu.labels import HWU_DROPPED_INTENTS, our_slot_type
+from assistant.nlu.labels import HWU_DROPPED_INTENTS, our_slot_type, trained_intent
 from assistant.nlu.seed import Example
 from assistant.text import normalise
 from assistant.turns import SlotSpan
@@ -201,6 +201,10 @@ def to_example(row: Labelled, fmt: str, report: ImportReport, source: str = "") 
         taken.append(where)
         cursor = where[1]
         spans.append(SlotSpan(type=kind, value=value, start=where[0], end=where[1]))
+    ours = trained_intent(intent, {span.type for span in spans})
+    if ours != intent:
+        report.mapped_intents[f"{raw_intent} -> {ours}"] += 1
+        intent = ours
     report.kept[intent] += 1
     return Example(text=text, intent=intent, spans=tuple(sorted(spans, key=lambda s: s.start)), group=source)
 

@@ -90,7 +90,8 @@ def evaluate_slurp(split: str = "test", path: Path | None = None, limit: int | N
                     confusions[(gold, predicted)] += 1
             else:
                 foreign_total += 1
-                foreign_oos += predicted == OUT_OF_SCOPE
+                # Declined: out of scope, or an intent no skill handles (the pipeline answers both so).
+                foreign_oos += predicted == OUT_OF_SCOPE or predicted not in INTENTS
     return {
         "split": split,
         "model_version": model.version,
@@ -177,17 +178,28 @@ def score(
 
 
 def file_items(
-    path: Path, fmt: str, split: str | None, limit: int | None, report=None
+    path: Path, fmt: str, split: str | None, limit: int | None, report=None, typos: int = 0
 ) -> list[tuple[str, str, Counter]]:
-    """(text, gold intent, gold slot pairs) of an imported file, normalised and mapped as for training."""
+    """(text, gold intent, gold slot pairs) of an imported file, normalised and mapped as for training;
+    with `typos`, each text with that many mistyped words (assistant/nlu/typos.py, a fixed seed), its
+    gold slots the mistyped words."""
+    import random
+
     from assistant.nlu.datasets import load_examples
+    from assistant.nlu.typos import noisy_example
 
     if fmt == "clinc" and split is None:
         split = "test"
     examples = load_examples(path, fmt, split, report)
     if limit is not None:
         examples = examples[:limit]
+    if typos:
+        rng = random.Random(TYPO_SEED)
+        examples = [noisy_example(e, rng, typos) for e in examples]
     return [(e.text, e.intent, Counter((s.type, s.value) for s in e.spans)) for e in examples]
+
+
+TYPO_SEED = 20261203  # the keyboard-noise set is the same on every run
 
 
 def asr_pair_items(path: Path, limit: int | None, report=None) -> tuple[list[tuple[str, str, Counter]], dict]:

@@ -140,6 +140,21 @@ HWU_DROPPED_INTENTS: tuple[str, ...] = (
 )
 
 
+# Public intents a skill of ours fulfils under its own name: an imported example is trained (and scored)
+# as ours, so that the served model runs the skill instead of declining ("play the hobbit audiobook" is
+# play_media; "i like jazz" is the preference_set our seed teaches). music_likeness is ours only when it
+# names what is liked: "save this song to my favourites" stays music_likeness.
+TRAINED_AS: dict[str, str] = {"play_audiobook": "play_media"}
+LIKED_SLOTS = frozenset({"genre", "artist"})
+
+
+def trained_intent(public_intent: str, slot_types: frozenset[str] | set[str]) -> str:
+    """The intent an imported example is trained and scored as, given its (our) slot types."""
+    if public_intent == "music_likeness" and LIKED_SLOTS & set(slot_types):
+        return "preference_set"
+    return TRAINED_AS.get(public_intent, public_intent)
+
+
 def our_slot_type(slurp_type: str) -> str:
     """The slot type an imported span is trained as: ours where SLURP's means one of ours."""
     return SLURP_SLOTS.get(slurp_type) or slurp_type

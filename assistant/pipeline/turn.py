@@ -1,8 +1,9 @@
 """One turn, start to finish. Every entry point (chat socket, JSON API, `say`,
 simulator) calls handle_turn(); none holds logic of its own.
 
-    1 asr      choose a hypothesis from the n-best list, normalise it
-    2 nlu      intent + slots + confidence (assistant/nlu)
+    1 asr      normalise the hypotheses of the n-best list (assistant/pipeline/asr.py)
+    2 nlu      intent + slots + confidence (assistant/nlu); with several hypotheses, the reading is
+               chosen over hypotheses and intents together (asr.choose_reading)
       dialogue with a question pending in the session, the utterance is read as its answer
                first (teaching/dialogue.py): it fills the missing value, says yes or no,
                cancels, or is a new request
@@ -34,11 +35,11 @@ from assistant import nlu, skills
 from assistant.intents import CONFIRMED_INTENTS, NOT_SURVEYED, OUT_OF_SCOPE
 from assistant.models import Device, Home
 from assistant.pipeline import prompts
-from assistant.pipeline.asr import recognise
+from assistant.pipeline.asr import choose_reading, recognise
 from assistant.pipeline.trace import StageFailed, Trace
 from assistant.rewrite.rules import apply_rewrite
 from assistant.skills import dialogue as dialogue_skill
-from assistant.text import TextError, check_utterance
+from assistant.text import TextError, check_utterance, normalise
 from assistant.turns import Action, Hypothesis, NluResult, SkillResult, TurnContext
 from assistant.world import broadcast_device_changes, ensure_home
 from feedback.experiments import RewriteLayers, rewrite_layers_for
@@ -263,23 +264,28 @@ def _run_stages(
     the caller) the question the turn leaves pending."""
     fields: dict = {"status": Turn.Status.OK}
 
-    with trace.stage("asr", input=[h.text for h in request.nbest], model_version=ASR_VERSION) as st:
-        asr = recognise(list(request.nbest))
-        if not asr.text:
-            raise ValueError("nothing left after normalisation")
-        st.output, st.confidence = asr.text, asr.confidence
-    fields.update(asr_text=asr.text, asr_confidence=asr.confidence)
-
     def understand(text: str) -> NluResult:
         return nlu.understand(text, ctx)
 
+    with trace.stage("asr", input=[h.text for h in request.nbest], model_version=ASR_VERSION) as st:
+        asr = recognise(list(request.nbest))
+        if not asr.text and (len(request.nbest) == 1 or not any(normalise(h.text) for h in request.nbest)):
+            raise ValueError("nothing left after normalisation")
+        st.output, st.confidence = asr.text, asr.confidence
+
     with trace.stage("nlu", input=asr.text) as st:
-        understood = understand(asr.text)
+        if len(request.nbest) > 1:
+            # Several hypotheses: the reading is chosen over hypotheses and intents together.
+            asr, understood, readings = choose_reading(list(request.nbest), understand)
+            st.input = {"hypotheses": readings, "chosen": asr.chosen}
+        else:
+            understood = understand(asr.text)
         st.output, st.confidence, st.model_version = (
             understood.as_dict(),
             understood.confidence,
             understood.model_version,
         )
+    fields.update(asr_text=asr.text, asr_confidence=asr.confidence)
 
     answer: Action | None = None  # the action an answer to the pending question decided
     next_question: object = None

@@ -34,7 +34,7 @@ CANNOT_YET: dict[str, str] = {
     "general_quirky": "chat about that",
     "iot_coffee": "make coffee",
     "music_dislikeness": "learn which music you dislike",
-    "music_likeness": "learn which music you like",
+    "music_likeness": "save songs to your favourites",
     "music_settings": "shuffle or repeat",
     "news_query": "read the news",
     "play_game": "play games",

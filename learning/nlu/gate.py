@@ -7,7 +7,9 @@ hashes match: on different validation examples a drop or a rise says nothing abo
 the models.
 
 A candidate trained on no example of an intent the active version was trained on is
-rejected whatever its metrics: it would stop understanding that intent.
+rejected whatever its metrics: it would stop understanding that intent. So is one that reads
+requests that recently went well (the generated "success" labels) worse than the active version
+does: what works must keep working, whatever new labels taught it.
 
 When the splits differ (new training data moved the split, or the active version
 predates validation hashes) the gate cannot compare, and it PROMOTES, saying so in
@@ -56,6 +58,17 @@ def decide(candidate: dict, active: dict | None, *, tolerance: float | None = No
         shown = ", ".join(forgotten[:8]) + (f" and {len(forgotten) - 8} more" if len(forgotten) > 8 else "")
         return Decision(
             False, False, f"rejected: no training example of {shown}, which {name} understands", tuple(forgotten)
+        )
+    # What works must keep working: requests that recently went well (learning/generated_labels.py), read
+    # by both versions when the candidate was trained (learning/nlu/service.still_works).
+    works = (candidate.get("metrics") or {}).get("works") or {}
+    if works.get("n") and works["accuracy"] < works["active_accuracy"] - tol:
+        return Decision(
+            False,
+            True,
+            f"rejected: it reads {works['accuracy']:.4f} of {works['n']} requests that recently went well as they "
+            f"were understood, {name} {works['active_accuracy']:.4f} (tolerance {tol:g})",
+            ("works",),
         )
     ours, theirs = candidate.get("validation_hash"), active.get("validation_hash")
     if not ours or not theirs or ours != theirs:

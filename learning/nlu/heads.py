@@ -202,6 +202,7 @@ def train(
     *,
     progress: Progress | None = None,
     version: str | None = None,
+    recipe: str = "",
 ) -> dict:
     """Train on `examples` and write a complete artifact to `out_dir` (must not exist yet).
 
@@ -248,6 +249,7 @@ def train(
         FORMAT,
         version or out_dir.name,
         metrics,
+        recipe=recipe,
         encoder=encoder_info(),
         temperature=temperature,
         hyperparameters=HYPER,

@@ -144,6 +144,7 @@ def train_joint(
     *,
     progress=None,
     version: str | None = None,
+    recipe: str = "",
     hyper: dict | None = None,
 ) -> dict:
     """Fine-tune the joint model on `examples`, write an artifact to `out_dir`; returns the manifest."""
@@ -210,6 +211,7 @@ def train_joint(
         FORMAT,
         version or out_dir.name,
         metrics,
+        recipe=recipe,
         encoder={**encoder_info(), "fine_tuned": True},
         layers=n_layers,
         temperatures=[round(t, 5) for t in temperatures],

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import random
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from assistant.nlu.datasets import DatasetError, ImportReport, dedupe, merge_sou
 from assistant.nlu.heads import FORMAT as HEADS_FORMAT
 from assistant.nlu.joint import FORMAT as JOINT_FORMAT
 from assistant.nlu.seed import Example, data_hash, intent_counts, seed_examples
+from assistant.nlu.typos import noisy_example
 from assistant.turns import SlotSpan
 from feedback.labels import placed, reviewed, turn_words
+from feedback.models import GeneratedLabel
+from learning.generated_labels import training_labels
 from learning.nlu.gate import decide
 from learning.nlu.heads import train
 from learning.nlu.joint import train_joint
@@ -61,9 +65,21 @@ def reviewed_examples() -> list[Example]:
     return examples
 
 
-def with_reviewed(seed: list[Example]) -> list[Example]:
-    """The reviewers' examples first, so that on the same words their label wins over the seed's."""
-    extra = reviewed_examples()
+def generated_examples() -> list[Example]:
+    """Labels generated from feedback (learning/generated_labels.py) as training examples: a failed turn's
+    words with the reading its successful rephrase had, and readings that went well."""
+    examples = []
+    for label in training_labels():
+        text = turn_words(label.turn)
+        spans = tuple(SlotSpan(name, value, at, at + len(value)) for at, name, value in placed(text, label.slots))
+        examples.append(Example(text=text, intent=label.intent, spans=spans, group=f"generated:{label.turn_id}"))
+    return examples
+
+
+def with_feedback(seed: list[Example]) -> list[Example]:
+    """Reviewers' labels first, then labels generated from feedback, then `seed`: on the same words a
+    reviewer's label wins over a generated one, and what people showed they meant over the seed's."""
+    extra = [*reviewed_examples(), *generated_examples()]
     return dedupe([*extra, *seed]) if extra else seed
 
 
@@ -75,7 +91,128 @@ def training_examples(
     if not data and not with_seed:
         raise DatasetError("training without the seed needs at least one data file")
     return merge_sources(
-        [Path(p) for p in data], fmt=fmt, split=split, seed=with_reviewed(seed_examples()) if with_seed else None
+        [Path(p) for p in data], fmt=fmt, split=split, seed=with_feedback(seed_examples()) if with_seed else None
+    )
+
+
+# What a version is trained on, and how (its manifest's "recipe"):
+#   first  the seed utterances and reviewers' labels, frozen-encoder heads: `make run` serves it within a
+#          minute of install, while the best one trains as a background job
+#   best   the same plus the public data of NLU_PUBLIC_DATA (SLURP train and devel, HWU64), with
+#          NLU_BEST_ARCHITECTURE (joint by default): what real people ask, including requests no skill
+#          handles, which the fallback then names ("I can't order food yet")
+FIRST, BEST = "first", "best"
+RECIPES = (FIRST, BEST)
+
+
+def public_data_files() -> list[Path]:
+    """The files of NLU_PUBLIC_DATA that exist (a missing one is logged, not fatal: the seed still trains)."""
+    found = []
+    for path in map(Path, settings.NLU_PUBLIC_DATA):
+        if path.is_file():
+            found.append(path)
+        else:
+            log.warning("public NLU data %s is missing; the best NLU trains without it", path)
+    return found
+
+
+def recipe_examples(recipe: str) -> tuple[list[Example], str]:
+    """(examples, architecture) of a recipe; raises ValueError for an unknown one, DatasetError for bad files."""
+    if recipe == FIRST:
+        return with_feedback(seed_examples()), "heads"
+    if recipe == BEST:
+        # Rows with a `split` field (SLURP's devel+test file) give their devel rows only: never the test split.
+        examples, _ = training_examples(public_data_files(), split="devel")
+        return with_typos(examples, settings.NLU_TYPO_FRACTION), settings.NLU_BEST_ARCHITECTURE
+    raise ValueError(f"unknown recipe {recipe!r} ({' or '.join(RECIPES)})")
+
+
+def with_typos(examples: list[Example], fraction: float, seed: int = 7) -> list[Example]:
+    """`examples` plus a mistyped copy (assistant/nlu/typos.py: one keyboard error, slots kept on their
+    words) of `fraction` of them, so that typed requests with a typo read as the request. A copy stays in
+    its original's group, so the validation split holds out both or neither."""
+    if fraction <= 0:
+        return examples
+    rng = random.Random(seed)
+    texts = {e.text for e in examples}
+    copies = []
+    for example in rng.sample(examples, round(fraction * len(examples))):
+        noisy = noisy_example(example, rng)
+        if noisy.text not in texts:
+            texts.add(noisy.text)
+            copies.append(replace(noisy, group=example.group or example.text))
+    return examples + copies
+
+
+def active_recipe() -> str:
+    """The recipe of the serving version (what a retrain on new data repeats); first when none is."""
+    active = NLU_MODELS.active_artifact()
+    recipe = (active.manifest.get("recipe") if active is not None else None) or FIRST
+    return recipe if recipe in RECIPES else FIRST
+
+
+def still_works(candidate_dir: Path) -> dict | None:
+    """The intent accuracy of a candidate and of the serving version on requests that recently went well
+    (the generated "success" labels, newest first, at most NLU_WORKS_SET_SIZE): the promotion gate refuses a
+    candidate that breaks what works. None while there are none, or nothing serves."""
+    from assistant.nlu.loading import load_model
+
+    active = NLU_MODELS.active_artifact()
+    if active is None:
+        return None
+    works = [
+        (turn_words(label.turn), label.intent)
+        for label in training_labels()
+        if label.source == GeneratedLabel.Source.SUCCESS
+    ][: settings.NLU_WORKS_SET_SIZE]
+    if not works:
+        return None
+
+    def accuracy(model) -> float:
+        right = sum(model.intents[int(model.predict(text).probs.argmax())] == intent for text, intent in works)
+        return round(right / len(works), 4)
+
+    return {
+        "n": len(works),
+        "accuracy": accuracy(load_model(candidate_dir)),
+        "active_accuracy": accuracy(load_model(Path(active.path))),
+        "active_version": active.version,
+    }
+
+
+FEEDBACK_GROUPS = ("review:", "generated:")  # the groups of reviewed_examples() and generated_examples()
+
+
+def _without_feedback(examples: list[Example]) -> list[Example]:
+    return [e for e in examples if not e.group.startswith(FEEDBACK_GROUPS)]
+
+
+def feedback_digests(examples: list[Example]) -> list[str]:
+    """A short digest of each reviewed or generated example (its words and intent), sorted: a version's
+    manifest keeps them, so the next retrain knows how many labels are new."""
+    return sorted(
+        {data_hash([Example(e.text, e.intent, e.spans)])[:12] for e in examples if e.group.startswith(FEEDBACK_GROUPS)}
+    )
+
+
+def _nothing_new(active, examples: list[Example], digest: str, feedback: list[str]) -> str:
+    """Why retraining would teach nothing the active version lacks ("" when it would): the same data, or
+    the same data besides fewer than NLU_RETRAIN_MIN_NEW_LABELS new generated labels (any new reviewer
+    label is worth a retrain)."""
+    manifest = active.manifest
+    if manifest.get("data_hash") == digest:
+        return f"the active version {active.version} was trained on the same data"
+    if manifest.get("base_hash") != data_hash(_without_feedback(examples)) or "feedback_digests" not in manifest:
+        return ""
+    new = set(feedback) - set(manifest["feedback_digests"])
+    reviewed_new = any(
+        e.group.startswith("review:") and data_hash([Example(e.text, e.intent, e.spans)])[:12] in new for e in examples
+    )
+    if reviewed_new or len(new) >= settings.NLU_RETRAIN_MIN_NEW_LABELS:
+        return ""
+    return (
+        f"only {len(new)} labels from feedback are new since {active.version} "
+        f"(it retrains from NLU_RETRAIN_MIN_NEW_LABELS = {settings.NLU_RETRAIN_MIN_NEW_LABELS})"
     )
 
 
@@ -91,6 +228,7 @@ def train_and_register(
     promote: bool = True,
     force_promote: bool = False,
     architecture: str = "heads",
+    recipe: str = "",
     progress: Progress | None = None,
 ) -> TrainOutcome:
     """Train on `examples` (the seed set and reviewers' labels by default) unless the active version already
@@ -104,31 +242,31 @@ def train_and_register(
     formats = {"heads": HEADS_FORMAT, "joint": JOINT_FORMAT}
     if architecture not in formats:
         raise ValueError(f"unknown architecture {architecture!r} (heads or joint)")
-    examples = list(examples) if examples is not None else with_reviewed(seed_examples())
+    if examples is None:
+        examples, recipe = with_feedback(seed_examples()), recipe or FIRST
+    examples = list(examples)
     counts = intent_counts(examples)
     digest = data_hash(examples)
     active = NLU_MODELS.active_artifact()
-    if (
-        not force
-        and active is not None
-        and active.manifest.get("data_hash") == digest
-        and active.manifest.get("format", HEADS_FORMAT) == formats[architecture]
-    ):
-        return TrainOutcome(
-            version=active,
-            manifest=active.manifest,
-            skipped=True,
-            reason=f"the active version {active.version} was trained on the same data",
-            counts=counts,
-        )
+    feedback = feedback_digests(examples)
+    if not force and active is not None and active.manifest.get("format", HEADS_FORMAT) == formats[architecture]:
+        why = _nothing_new(active, examples, digest, feedback)
+        if why:
+            return TrainOutcome(version=active, manifest=active.manifest, skipped=True, reason=why, counts=counts)
     base = Path(out_base) if out_base else Path(settings.MODEL_DIR) / NLU_MODELS.name
     base.mkdir(parents=True, exist_ok=True)  # fail before a minute of training, not after
     version = new_version_name(digest)
     out_dir = base / version
     if architecture == "joint":
-        manifest = train_joint(examples, out_dir, progress=progress, version=version)
+        manifest = train_joint(examples, out_dir, progress=progress, version=version, recipe=recipe)
     else:
-        manifest = train(examples, out_dir, progress=progress, version=version)
+        manifest = train(examples, out_dir, progress=progress, version=version, recipe=recipe)
+    # What the next retrain compares with: the data besides the feedback labels, and those labels.
+    manifest = {**manifest, "base_hash": data_hash(_without_feedback(examples)), "feedback_digests": feedback}
+    if promote and not force_promote:
+        works = still_works(out_dir)
+        if works is not None:
+            manifest = {**manifest, "metrics": {**manifest.get("metrics", {}), "works": works}}
     row, decision = register_candidate(
         NLU_MODELS, out_dir, manifest, gate=decide, promote=promote, force_promote=force_promote
     )
@@ -143,26 +281,33 @@ def train_and_register(
 def train_from_params(params: dict, progress: Progress | None = None) -> TrainOutcome:
     """train_and_register() from a learning job's parameters (the learning task's whole work).
 
-    params: force, force_promote, architecture ("heads"/"joint"), and for training on
-    labelled files on the worker's disk, as `train_nlu --data` takes them: data (paths),
-    format, split, seed (false: the files only). Raises ValueError/DatasetError on bad ones.
+    params: recipe ("first"/"best"; by default the serving version's, so that the learning cycle's
+    retrain on new labels keeps what the model knows), force, force_promote, architecture
+    ("heads"/"joint", overriding the recipe's), and for training on labelled files on the
+    worker's disk instead, as `train_nlu --data` takes them: data (paths), format, split, seed
+    (false: the files only). Raises ValueError/DatasetError on bad ones.
     """
     data = params.get("data") or []
     if not isinstance(data, list) or not all(isinstance(path, str) for path in data):
         raise ValueError("params.data must be a list of file paths")
-    examples = None
     if data or params.get("seed") is False:
+        recipe = ""
+        architecture = "heads"
         examples, _ = training_examples(
             data,
             fmt=str(params.get("format", "auto")),
             split=params.get("split"),
             with_seed=params.get("seed", True) is not False,
         )
+    else:
+        recipe = str(params.get("recipe") or active_recipe())
+        examples, architecture = recipe_examples(recipe)
     return train_and_register(
         examples,
         force=bool(params.get("force")),
         force_promote=bool(params.get("force_promote")),
-        # "heads" (default) or "joint" (fine-tuned, early exit); anything else fails the job with a message.
-        architecture=str(params.get("architecture", "heads")),
+        # "heads" or "joint" (fine-tuned, early exit); anything else fails the job with a message.
+        architecture=str(params.get("architecture") or architecture),
+        recipe=recipe,
         progress=progress,
     )

@@ -148,3 +148,12 @@ def test_user_text_is_escaped(client, alice):
 def test_the_chat_page_refuses_post(client, alice):
     client.force_login(alice)
     assert client.post(reverse("chat")).status_code == 405
+
+
+def test_the_device_panel_says_which_understanding_model_is_serving(client, alice, nlu_model):
+    nlu_model.manifest = {**nlu_model.manifest, "recipe": "best"}
+    nlu_model.save(update_fields=["manifest"])
+    client.force_login(alice)
+    page = client.get(reverse("chat")).content.decode()
+    assert nlu_model.version in page
+    assert "the seed utterances and public data" in page

@@ -41,6 +41,46 @@ def test_decide_rejects_a_candidate_that_forgets_intents():
     assert decide({**candidate, "intent_counts": {"timer_set": 1, "play_music": 1}}, active).promote
 
 
+def test_decide_rejects_a_candidate_that_breaks_what_works_even_on_another_split(settings):
+    settings.NLU_PROMOTION_TOLERANCE = 0.01
+    active = _manifest(0.90, 0.80, version="old")
+
+    def candidate(accuracy: float) -> dict:
+        manifest = _manifest(0.95, 0.85, vhash="v2")
+        works = {"n": 200, "accuracy": accuracy, "active_accuracy": 0.99, "active_version": "old"}
+        manifest["metrics"]["works"] = works
+        return manifest
+
+    broke = decide(candidate(0.95), active)
+    assert not broke.promote and broke.regressions == ("works",)
+    assert "recently went well" in broke.note and "old" in broke.note
+    assert decide(candidate(0.985), active).promote  # within the tolerance: new data may move a few
+    assert decide({**candidate(0.5), "metrics": {"validation": {}, "works": {"n": 0}}}, active).promote
+
+
+@pytest.mark.django_db
+def test_training_measures_both_versions_on_what_recently_went_well(nlu_model, alice, tmp_path):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from assistant.nlu.seed import seed_examples
+    from feedback.models import GeneratedLabel, Session, Turn
+    from learning.nlu.service import still_works
+
+    assert still_works(nlu_model.path) is None  # nothing went well yet
+    at = timezone.now() - timedelta(minutes=5)
+    session = Session.objects.create(user=alice, channel="web", started_at=at)
+    for text, intent in (("turn off the kitchen lights", "iot_hue_lightoff"), ("tell me a joke", "general_joke")):
+        turn = Turn.objects.create(session=session, user=alice, created_at=at, asr_text=text, intent=intent)
+        GeneratedLabel.objects.create(
+            turn=turn, intent=intent, confidence=0.95, source="success", generator_version="t"
+        )
+    works = still_works(nlu_model.path)
+    assert works == {"n": 2, "accuracy": 1.0, "active_accuracy": 1.0, "active_version": nlu_model.version}
+    assert len(seed_examples()) > 0
+
+
 @pytest.fixture
 def small_examples():
     """A slice of the seed set: every intent's first few utterances (trains in seconds)."""
@@ -125,3 +165,24 @@ def test_oos_metrics_exist_only_where_something_is_out_of_scope():
     del candidate["metrics"]["validation"]["oos_recall"]
     decision = decide(candidate, active)
     assert decision.promote and decision.compared and "oos_recall" not in decision.note
+
+
+def test_the_cycle_retrains_only_when_enough_labels_are_new(db, small_examples, tmp_path, settings):
+    from assistant.nlu.seed import Example
+    from learning.nlu.service import train_and_register
+
+    settings.NLU_RETRAIN_MIN_NEW_LABELS = 3
+
+    def generated(n: int, start: int = 0) -> list[Example]:
+        return [Example(f"switch off lamp number {k}", "iot_wemo_off", group=f"generated:{k}") for k in range(start, n)]
+
+    first = train_and_register([*generated(4), *small_examples], out_base=tmp_path)
+    assert len(first.manifest["feedback_digests"]) == 4 and first.manifest["base_hash"]
+    two_new = train_and_register([*generated(6), *small_examples], out_base=tmp_path)
+    assert two_new.skipped and "only 2 labels from feedback are new" in two_new.reason
+    three_new = train_and_register([*generated(7), *small_examples], out_base=tmp_path)
+    assert not three_new.skipped
+    # One reviewer's label is worth a retrain; so is any change to the other data.
+    reviewed = Example("lamp off now", "iot_wemo_off", group="review:1")
+    assert not train_and_register([reviewed, *generated(7), *small_examples], out_base=tmp_path).skipped
+    assert not train_and_register([reviewed, *generated(7), *small_examples[1:]], out_base=tmp_path).skipped

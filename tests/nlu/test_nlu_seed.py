@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from assistant.intents import INTENTS, SLOTS
+from assistant.nlu.labels import SLURP_INTENTS
 from assistant.nlu.seed import SEED_PATH, _load_spec, data_hash, render, seed_examples
 from assistant.text import normalise
 
@@ -22,8 +23,10 @@ def test_seed_is_deterministic_and_covers_every_intent():
     counts = {}
     for e in first:
         counts[e.intent] = counts.get(e.intent, 0) + 1
-    assert set(counts) == set(INTENTS)
-    assert min(counts.values()) >= 40
+    # Every intent of ours, and public ones no skill handles that the fallback names ("I can't order food yet").
+    assert set(INTENTS) <= set(counts) <= set(INTENTS) | set(SLURP_INTENTS)
+    assert min(counts[intent] for intent in INTENTS) >= 40
+    assert min(counts.values()) >= 4  # the public data brings most examples of the public intents
     assert len({e.text for e in first}) == len(first)
 
 

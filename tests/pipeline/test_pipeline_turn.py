@@ -52,6 +52,28 @@ def test_the_most_confident_hypothesis_of_an_nbest_list_is_used(alice, nlu_model
     assert turn.nbest[0]["text"] == "turn of the lie"
 
 
+def test_an_nbest_reading_is_chosen_over_hypotheses_and_intents(alice, nlu_model):
+    """The recogniser's favourite is noise; the runner-up is a request: the runner-up is acted on, and the
+    trace shows both readings."""
+    turn = handle_turn(
+        alice,
+        nbest=[
+            {"text": "turn of the kitten lied", "confidence": 0.5},
+            {"text": "turn off the kitchen lights", "confidence": 0.45},
+            {"text": "turn off the kitchen light", "confidence": 0.05},
+        ],
+    )
+    assert turn.asr_text == "turn off the kitchen lights"
+    assert turn.asr_confidence == 0.45
+    assert turn.intent == "iot_hue_lightoff"
+    nlu_stage = turn.trace[1]
+    assert nlu_stage["stage"] == "nlu" and nlu_stage["input"]["chosen"] == 1
+    assert [r["text"] for r in nlu_stage["input"]["hypotheses"]][:2] == [
+        "turn of the kitten lied",
+        "turn off the kitchen lights",
+    ]
+
+
 def test_a_failing_stage_gives_an_apology_and_the_turn_is_still_stored(alice, nlu_model, monkeypatch):
     def broken(action, ctx, home=None):
         raise RuntimeError("the oven is on fire")

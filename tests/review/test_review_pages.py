@@ -375,10 +375,10 @@ def test_the_dashboard_draws_defect_rates_with_intervals_escaping_every_label(al
 
 def test_reviewers_labels_join_the_nlu_training_data_and_win_over_the_seed(alice, staff):
     from assistant.nlu.seed import seed_examples
-    from learning.nlu.service import reviewed_examples, with_reviewed
+    from learning.nlu.service import reviewed_examples, with_feedback
 
     seed = seed_examples()
-    assert with_reviewed(seed) is seed  # no label: the seed as it is (same data, no retraining)
+    assert with_feedback(seed) is seed  # no label: the seed as it is (same data, no retraining)
     turn = _turn(alice, "lights of in the kitchen please", defect=0.9)
     clash = seed[0]
     other = _turn(alice, clash.text, defect=0.9)
@@ -390,13 +390,13 @@ def test_reviewers_labels_join_the_nlu_training_data_and_win_over_the_seed(alice
     assert not rest and example.intent == "iot_hue_lightoff"
     span = example.spans[0]
     assert (span.type, span.value, example.text[span.start : span.end]) == ("room", "kitchen", "kitchen")
-    merged = with_reviewed(seed)
+    merged = with_feedback(seed)
     assert any(e.text == "lights of in the kitchen please" for e in merged)
     # The turn's current label is the newest one, which names no intent: the seed's label stands.
     assert next(e for e in merged if e.text == clash.text).intent == clash.intent
     relabelled = next(e for e in seed if e.intent != "general_joke" and e.text != clash.text)
     client.post(f"/review/turns/{_turn(alice, relabelled.text, defect=0.9).pk}/label/", {"intent": "general_joke"})
-    assert next(e for e in with_reviewed(seed) if e.text == relabelled.text).intent == "general_joke"  # reviewer wins
+    assert next(e for e in with_feedback(seed) if e.text == relabelled.text).intent == "general_joke"  # reviewer wins
 
 
 def test_pages_are_cut_without_counting_the_list(alice):

@@ -41,6 +41,14 @@ class Command(BaseCommand):
             metavar="S1,S2,...",
             help="Slot-tag entropy thresholds to pair with each --exit-thresholds value (default: the model's; 1 = off).",
         )
+        parser.add_argument(
+            "--typos",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Also score --data with N mistyped words per sentence (keyboard noise, a fixed seed), and the "
+            "noisy accuracy as a fraction of the clean one.",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object (the only output).")
 
     def handle(self, *args, **options) -> None:
@@ -48,6 +56,8 @@ class Command(BaseCommand):
             raise CommandError("give --data FILE and/or --asr-pairs FILE")
         if options["limit"] is not None and options["limit"] < 1:
             raise CommandError("--limit must be at least 1")
+        if options["typos"] < 0 or (options["typos"] and options["data"] is None):
+            raise CommandError("--typos N needs N >= 0 and a --data file to make noisy")
         from assistant.artifacts import ArtifactError
         from assistant.nlu import NLU_MODELS
         from assistant.nlu.datasets import DatasetError, ImportReport, detect_format
@@ -78,6 +88,14 @@ class Command(BaseCommand):
                 result.update(
                     data=str(options["data"]), format=fmt, split=options["split"], import_report=report.as_dict()
                 )
+                if options["typos"] > 0:
+                    noisy = file_items(options["data"], fmt, options["split"], options["limit"], typos=options["typos"])
+                    typos = score(model, noisy, threshold=options["threshold"], clinc=fmt == "clinc")
+                    clean = result.get("intent_accuracy_argmax") or 0.0
+                    typos["relative_intent_accuracy"] = (
+                        round(typos["intent_accuracy_argmax"] / clean, 4) if clean else None
+                    )
+                    result["typos"] = {"per_sentence": options["typos"], **typos}
                 if thresholds and hasattr(model, "n_layers"):
                     pairs = [(t, s) for t in thresholds for s in slot_thresholds or [model.slot_threshold]]
                     result["early_exit"] = early_exit_table(model, items, pairs)
@@ -121,7 +139,7 @@ class Command(BaseCommand):
                 "early exit thresholds {threshold}/{slot_threshold}: accuracy {intent_accuracy:.4f}, layers {mean_layers:.2f} "
                 "(saves {compute_saving:.0%}), slot F1 {slot_f1:.4f}, p50 {p50_ms} ms, mean {mean_ms} ms".format(**row)
             )
-        for label, part in (("", result), ("ASR pairs: ", result.get("asr_pairs"))):
+        for label, part in (("", result), ("ASR pairs: ", result.get("asr_pairs")), ("Typos: ", result.get("typos"))):
             if not part:
                 continue
             self.stdout.write(
@@ -130,6 +148,8 @@ class Command(BaseCommand):
                 f"{part['slot_recall']:.4f}/{part['slot_f1']:.4f}, exact match {part['exact_match']:.4f}, "
                 f"latency p50 {part['latency_ms']['p50']} ms p95 {part['latency_ms']['p95']} ms"
             )
+            if part.get("relative_intent_accuracy") is not None:
+                self.stdout.write(f"{label}{part['relative_intent_accuracy']:.4f} of the clean accuracy (argmax)")
             if "baseline_intent_accuracy" in part:
                 self.stdout.write(
                     f"{label}baseline (pred_intent_on_hyp) accuracy {part['baseline_intent_accuracy']:.4f}"

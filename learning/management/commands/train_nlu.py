@@ -1,4 +1,5 @@
-"""Train the NLU on the seed utterances, register it and make it the active version."""
+"""Train the NLU (recipe first: the seed utterances; best: the seed and the public data), register it and let
+the promotion gate make it the active version; or queue that training for the worker (--background)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,36 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+RECIPE_ORDER = ("first", "best")  # learning.nlu.service.RECIPES, better last (not imported: it loads trainers)
+
+
+def _rank(recipe: str | None) -> int:
+    """A recipe's place in RECIPE_ORDER; a version from before recipes were recorded is a first one."""
+    return RECIPE_ORDER.index(recipe) if recipe in RECIPE_ORDER else 0
+
 
 class Command(BaseCommand):
-    help = "Train the NLU model on the seed utterances, register it and promote it."
+    help = "Train the NLU model (the seed utterances by default), register it and promote it."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
+            "--recipe",
+            default="first",
+            choices=("first", "best"),
+            help="first: the seed utterances, frozen-encoder heads (about a minute); best: the seed and the public "
+            "data of NLU_PUBLIC_DATA with NLU_BEST_ARCHITECTURE (tens of minutes).",
+        )
+        parser.add_argument(
+            "--background",
+            action="store_true",
+            help="Queue the training as a learning job for the Celery worker and return; the serving processes "
+            "pick the new version up when its gate promotes it.",
+        )
+        parser.add_argument(
             "--if-missing",
             action="store_true",
-            help="Do nothing when an active NLU version with an artifact on disk exists.",
+            help="Do nothing when the active NLU version was trained with this recipe or a better one "
+            "(with --background: or when such a training job is already queued or running).",
         )
         parser.add_argument("--out", type=Path, default=None, help="Folder for versions (default MODEL_DIR/nlu).")
         parser.add_argument("--force", action="store_true", help="Retrain even if the data did not change.")
@@ -26,9 +48,10 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--architecture",
-            default="heads",
+            default=None,
             choices=("heads", "joint"),
-            help="heads: frozen MiniLM + trained heads (default); joint: fine-tuned MiniLM with early exit.",
+            help="heads: frozen MiniLM + trained heads (the first recipe's); joint: fine-tuned MiniLM with early "
+            "exit (the best recipe's, NLU_BEST_ARCHITECTURE).",
         )
         parser.add_argument(
             "--data",
@@ -56,14 +79,24 @@ class Command(BaseCommand):
         from assistant.nlu import NLU_MODELS
         from assistant.registry import RegistryError
 
+        recipe = options["recipe"]
+        files = options["data"] or options["no_seed"]
+        if files and (recipe != "first" or options["background"]):
+            raise CommandError("--data and --no-seed train here on those files: no --recipe, no --background")
         if options["if_missing"]:
             active = NLU_MODELS.active_artifact()
-            if active is not None:
-                self.stdout.write(f"NLU {active.version} is active ({active.path}); nothing to do.")
+            served = _rank(active.manifest.get("recipe")) if active is not None else -1
+            if served >= _rank(recipe):
+                self.stdout.write(
+                    f"NLU {active.version} ({RECIPE_ORDER[served]}) is active ({active.path}); nothing to do."
+                )
                 return
+        if options["background"]:
+            self._queue(recipe, options)
+            return
 
         from learning.nlu.run import TrainingError
-        from learning.nlu.service import train_and_register
+        from learning.nlu.service import recipe_examples, train_and_register
 
         last = [-1.0]
 
@@ -72,20 +105,21 @@ class Command(BaseCommand):
                 last[0] = fraction
                 self.stdout.write(f"  {fraction:4.0%}  {message}")
 
-        examples = None
         if options["data"]:
-            examples = self._imported_examples(options)
+            examples, architecture, recipe = self._imported_examples(options), "heads", ""
         elif options["no_seed"]:
             raise CommandError("--no-seed needs at least one --data file")
-
+        else:
+            examples, architecture = recipe_examples(recipe)
         try:
             outcome = train_and_register(
                 examples,
+                recipe=recipe,
                 out_base=options["out"],
                 force=options["force"],
                 promote=not options["no_promote"],
                 force_promote=options["force_promote"],
-                architecture=options["architecture"],
+                architecture=options["architecture"] or architecture,
                 progress=progress,
             )
         except (TrainingError, RegistryError, FileExistsError) as exc:
@@ -129,6 +163,27 @@ class Command(BaseCommand):
                     f"in {outcome.manifest.get('train_seconds', 0):.1f}s"
                 )
             )
+
+    def _queue(self, recipe: str, options: dict) -> None:
+        """A learning job for the worker (learning.train_nlu), unless one for this recipe is on its way."""
+        from django.db import transaction
+
+        from learning.models import Job
+
+        waiting = Job.objects.filter(
+            kind="train_nlu", status__in=(Job.Status.QUEUED, Job.Status.RUNNING), params__recipe=recipe
+        ).first()
+        if options["if_missing"] and waiting is not None:
+            self.stdout.write(f"The {recipe} NLU is already {waiting.status} as learning job {waiting.pk}.")
+            return
+        params = {"recipe": recipe, "force": options["force"], "force_promote": options["force_promote"]}
+        if options["architecture"]:
+            params["architecture"] = options["architecture"]
+        with transaction.atomic():
+            job = Job.enqueue("train_nlu", params)
+        self.stdout.write(
+            f"Queued learning job {job.pk}: the worker trains the {recipe} NLU; the gate decides whether it serves."
+        )
 
     def _imported_examples(self, options: dict) -> list:
         from assistant.intents import OUT_OF_SCOPE
