@@ -21,6 +21,7 @@ from feedback.models import (
     Experiment,
     ExperimentAssignment,
     Feedback,
+    GeneratedLabel,
     Label,
     Rephrase,
     RewriteRule,
@@ -254,6 +255,17 @@ class LabelAdmin(admin.ModelAdmin):
     search_fields = ("turn__raw_text", "intent", "reviewer__username")
     raw_id_fields = ("turn",)
     readonly_fields = [f.name for f in Label._meta.fields]
+
+
+@admin.register(GeneratedLabel)
+class GeneratedLabelAdmin(admin.ModelAdmin):
+    """Labels concluded from feedback (learning/generated_labels.py recomputes them each learning cycle)."""
+
+    list_display = ("turn", "intent", "source", "confidence", "evidence", "created_at")
+    list_filter = ("source", "created_at")
+    search_fields = ("turn__raw_text", "turn__asr_text", "intent")
+    raw_id_fields = ("turn", "evidence")
+    readonly_fields = [f.name for f in GeneratedLabel._meta.fields]
 
 
 @admin.register(RuleDecision)

@@ -91,6 +91,7 @@ _EXTRA_MEDIA = {
 class _Spec:
     seed: int
     per_intent: int
+    per_public_intent: int  # for the public intents no skill handles (the public data brings more)
     overrides: dict[str, int]
     values: dict[str, list[str]]
     intents: dict[str, list[str]] = field(default_factory=dict)
@@ -116,6 +117,7 @@ def _load_spec(path: Path) -> _Spec:
     return _Spec(
         seed=int(settings.get("seed", 0)),
         per_intent=int(settings.get("per_intent", 100)),
+        per_public_intent=int(settings.get("per_public_intent", settings.get("per_intent", 100))),
         overrides={k: int(v) for k, v in settings.get("per_intent_overrides", {}).items()},
         values=values,
         intents=intents,
@@ -171,7 +173,7 @@ def _generate(spec: _Spec) -> list[Example]:
     examples: list[Example] = []
     for intent in sorted(spec.intents):
         templates = spec.intents[intent]
-        target = spec.overrides.get(intent, spec.per_intent)
+        target = spec.overrides.get(intent, spec.per_intent if intent in INTENTS else spec.per_public_intent)
         # One generator per intent: editing one intent's templates leaves the others' sentences alone.
         rng = random.Random(f"{spec.seed}:{intent}")
         seen: set[str] = set()
