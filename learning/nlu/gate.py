@@ -70,10 +70,15 @@ def decide(candidate: dict, active: dict | None, *, tolerance: float | None = No
             f"were understood, {name} {works['active_accuracy']:.4f} (tolerance {tol:g})",
             ("works",),
         )
+    kept = (
+        f"; it reads {works['n']} requests that recently went well {works['accuracy']:.4f} vs {works['active_accuracy']:.4f}"
+        if works.get("n")
+        else ""
+    )
     ours, theirs = candidate.get("validation_hash"), active.get("validation_hash")
     if not ours or not theirs or ours != theirs:
         why = "the active version records no validation hash" if not theirs else "the validation splits differ"
-        return Decision(True, False, f"promoted without comparison with {name}: {why} (metrics not comparable)")
+        return Decision(True, False, f"promoted without comparison with {name}: {why} (metrics not comparable){kept}")
     regressions: list[str] = []
     compared: list[str] = []
     for label, path in GATED_METRICS:
@@ -87,4 +92,6 @@ def decide(candidate: dict, active: dict | None, *, tolerance: float | None = No
         return Decision(
             False, True, f"rejected: regressed against {name} on " + "; ".join(regressions), tuple(regressions)
         )
-    return Decision(True, True, f"promoted: no regression beyond {tol:g} against {name} (" + ", ".join(compared) + ")")
+    return Decision(
+        True, True, f"promoted: no regression beyond {tol:g} against {name} (" + ", ".join(compared) + ")" + kept
+    )
