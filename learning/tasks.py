@@ -21,7 +21,7 @@ from learning.preferences import train_and_register as train_preferences
 from learning.rephrases import detect_rephrases
 
 
-@learning_task("train_nlu")
+@learning_task("train_nlu", time_limit=4 * 3600)  # the best recipe: tens of minutes on a busy two-core machine
 def train_nlu_task(job: Job, progress: Progress) -> JobOutcome:
     """Train the NLU, register it and let the gate promote it.
 
