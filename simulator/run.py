@@ -25,7 +25,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from assistant.models import Device
+from assistant.models import Device, ModelVersion
+from assistant.nlu import NLU_MODELS
+from assistant.registry import activate_version
 from assistant.world import ensure_home
 from feedback.experiments import arm_for, ensure_experiment, rewrite_arms
 from learning.cycle import LEARNERS, run_learning_cycle, steps_for
@@ -165,6 +167,18 @@ def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
     return found
 
 
+def _restore_nlu(serving: ModelVersion | None) -> None:
+    """Serve again the NLU version that served when the run began. What simulated users taught the NLU is
+    a measurement, not a lesson for real users, and the next run of the same seed must start where this
+    one did (the versions it trained stay registered, retired, for a look)."""
+    if serving is None:
+        return
+    active = NLU_MODELS.active_version()
+    if active is None or active.pk != serving.pk:
+        serving.refresh_from_db()
+        activate_version(serving)
+
+
 def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the whole simulation and return the report."""
     config.validate()
@@ -195,6 +209,7 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
     learning: list[dict] = []
     day_seconds: list[float] = []
     reader = ReferenceReader()
+    serving_nlu = NLU_MODELS.active_version()
     try:
         for day in range(1, config.days + 1):
             t0 = time.monotonic()
@@ -222,6 +237,7 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
         driver.close()
         if pool is not None:
             pool.close()
+        _restore_nlu(serving_nlu)
     report = build_report(
         config,
         records,
