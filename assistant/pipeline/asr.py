@@ -21,11 +21,18 @@ from assistant.text import normalise
 from assistant.turns import AsrResult, Hypothesis, NluResult
 
 
+def by_confidence(nbest: list[Hypothesis]) -> list[int]:
+    """Indices of the hypotheses, most confident first (the earlier on ties; without a score, last)."""
+    return sorted(
+        range(len(nbest)), key=lambda i: (-(nbest[i].confidence if nbest[i].confidence is not None else -1.0), i)
+    )
+
+
 def recognise(nbest: list[Hypothesis]) -> AsrResult:
     """Choose the most confident hypothesis (the first on ties or missing scores)."""
     if not nbest:
         raise ValueError("no hypothesis to choose from")
-    best = max(range(len(nbest)), key=lambda i: (nbest[i].confidence if nbest[i].confidence is not None else -1.0, -i))
+    best = by_confidence(nbest)[0]
     chosen = nbest[best]
     return AsrResult(text=normalise(chosen.text), confidence=chosen.confidence, chosen=best, alternatives=tuple(nbest))
 
@@ -80,26 +87,19 @@ def choose_reading(
     """
     if not nbest:
         raise ValueError("no hypothesis to choose from")
-    order = sorted(
-        range(len(nbest)), key=lambda i: (-(nbest[i].confidence if nbest[i].confidence is not None else -1.0), i)
-    )
-    order = order[: max(1, settings.ASR_NBEST_READ)]
+    order = by_confidence(nbest)[: max(1, settings.ASR_NBEST_READ)]
     weights = priors([nbest[i] for i in order])
-    readings: list[Reading] = []
-    seen: dict[str, Reading] = {}
+    by_text: dict[str, Reading] = {}  # in the order first read
     for i, prior in zip(order, weights, strict=True):
         text = normalise(nbest[i].text)
         if not text:
             continue
-        if text in seen:  # the same words twice: one reading, both priors
-            first = seen[text]
-            merged = Reading(first.index, text, first.prior + prior, first.nlu)
-            readings[readings.index(first)] = merged
-            seen[text] = merged
-            continue
-        reading = Reading(i, text, prior, understand(text))
-        readings.append(reading)
-        seen[text] = reading
+        if text in by_text:  # the same words twice: one reading, both priors
+            first = by_text[text]
+            by_text[text] = Reading(first.index, text, first.prior + prior, first.nlu)
+        else:
+            by_text[text] = Reading(i, text, prior, understand(text))
+    readings = list(by_text.values())
     if not readings:
         raise ValueError("nothing left after normalisation")
     mass: dict[str, float] = {}
