@@ -34,11 +34,20 @@ __all__ = ["NLU_MODELS", "sentence_vector", "serving", "understand"]
 NLU_MODELS = ModelKind("nlu", load_model, label="NLU", hint="run `python manage.py train_nlu`")
 
 
-# What each training recipe (learning/nlu/service.py) taught the model, in the chat's words.
+# The training recipes (learning/nlu/service.py trains them), worse first, and what each taught the model
+# in the chat's words. Here, not beside the trainers, so that `train_nlu --if-missing` reads them without torch.
+FIRST, BEST = "first", "best"
+RECIPES = (FIRST, BEST)
 RECIPE_DESCRIPTIONS = {
-    "first": "first model: the seed utterances; a better one is trained in the background",
-    "best": "the seed utterances and public data",
+    FIRST: "first model: the seed utterances; a better one is trained in the background",
+    BEST: "the seed utterances and public data",
 }
+
+
+def recipe_of(manifest: dict) -> str:
+    """The recipe a version was trained with; a version from before recipes were recorded is a first one."""
+    recipe = manifest.get("recipe")
+    return recipe if recipe in RECIPES else FIRST
 
 
 def serving() -> dict[str, str] | None:
@@ -46,8 +55,8 @@ def serving() -> dict[str, str] | None:
     row = NLU_MODELS.active_version()
     if row is None:
         return None
-    recipe = str(row.manifest.get("recipe") or "")
-    return {"version": row.version, "recipe": recipe, "about": RECIPE_DESCRIPTIONS.get(recipe, "")}
+    recipe = recipe_of(row.manifest)
+    return {"version": row.version, "recipe": recipe, "about": RECIPE_DESCRIPTIONS[recipe]}
 
 
 def sentence_vector(text: str):

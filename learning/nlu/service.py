@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 
 from assistant.models import ModelVersion
-from assistant.nlu import NLU_MODELS
+from assistant.nlu import BEST, FIRST, NLU_MODELS, RECIPES, recipe_of
 from assistant.nlu.datasets import DatasetError, ImportReport, dedupe, merge_sources
 from assistant.nlu.heads import FORMAT as HEADS_FORMAT
 from assistant.nlu.joint import FORMAT as JOINT_FORMAT
@@ -19,7 +19,7 @@ from assistant.nlu.seed import Example, data_hash, intent_counts, seed_examples
 from assistant.nlu.typos import noisy_example
 from assistant.turns import SlotSpan
 from feedback.labels import placed, reviewed, turn_words
-from feedback.models import GeneratedLabel
+from feedback.models import GeneratedLabel, Label
 from learning.generated_labels import training_labels
 from learning.nlu.gate import decide
 from learning.nlu.heads import train
@@ -55,25 +55,20 @@ class TrainOutcome:
 def reviewed_examples() -> list[Example]:
     """Reviewers' current labels (feedback/labels.py) as training examples, each slot a span of the turn's
     words; a label that only names a failure point teaches the NLU nothing."""
-    examples = []
-    for label in reviewed():
-        if not label.intent:
-            continue
-        text = turn_words(label.turn)
-        spans = tuple(SlotSpan(name, value, at, at + len(value)) for at, name, value in placed(text, label.slots))
-        examples.append(Example(text=text, intent=label.intent, spans=spans, group=f"review:{label.turn_id}"))
-    return examples
+    return [_turn_example(label, "review") for label in reviewed() if label.intent]
+
+
+def _turn_example(label: Label | GeneratedLabel, source: str) -> Example:
+    """A label of a stored turn as an example: the turn's words, each slot a span of them."""
+    text = turn_words(label.turn)
+    spans = tuple(SlotSpan(name, value, at, at + len(value)) for at, name, value in placed(text, label.slots))
+    return Example(text=text, intent=label.intent, spans=spans, group=f"{source}:{label.turn_id}")
 
 
 def generated_examples() -> list[Example]:
     """Labels generated from feedback (learning/generated_labels.py) as training examples: a failed turn's
     words with the reading its successful rephrase had, and readings that went well."""
-    examples = []
-    for label in training_labels():
-        text = turn_words(label.turn)
-        spans = tuple(SlotSpan(name, value, at, at + len(value)) for at, name, value in placed(text, label.slots))
-        examples.append(Example(text=text, intent=label.intent, spans=spans, group=f"generated:{label.turn_id}"))
-    return examples
+    return [_turn_example(label, "generated") for label in training_labels()]
 
 
 def with_feedback(seed: list[Example]) -> list[Example]:
@@ -101,8 +96,6 @@ def training_examples(
 #   best   the same plus the public data of NLU_PUBLIC_DATA (SLURP train and devel, HWU64), with
 #          NLU_BEST_ARCHITECTURE (joint by default): what real people ask, including requests no skill
 #          handles, which the fallback then names ("I can't order food yet")
-FIRST, BEST = "first", "best"
-RECIPES = (FIRST, BEST)
 
 
 def public_data_files() -> list[Path]:
@@ -147,8 +140,7 @@ def with_typos(examples: list[Example], fraction: float, seed: int = 7) -> list[
 def active_recipe() -> str:
     """The recipe of the serving version (what a retrain on new data repeats); first when none is."""
     active = NLU_MODELS.active_artifact()
-    recipe = (active.manifest.get("recipe") if active is not None else None) or FIRST
-    return recipe if recipe in RECIPES else FIRST
+    return recipe_of(active.manifest) if active is not None else FIRST
 
 
 def still_works(candidate_dir: Path) -> dict | None:
@@ -172,11 +164,12 @@ def still_works(candidate_dir: Path) -> dict | None:
         right = sum(model.intents[int(model.predict(text).probs.argmax())] == intent for text, intent in works)
         return round(right / len(works), 4)
 
+    serving = NLU_MODELS.model()  # the loaded serving version (the registry loads it once per process)
     return {
         "n": len(works),
         "accuracy": accuracy(load_model(candidate_dir)),
-        "active_accuracy": accuracy(load_model(Path(active.path))),
-        "active_version": active.version,
+        "active_accuracy": accuracy(serving),
+        "active_version": serving.version,
     }
 
 
@@ -187,27 +180,28 @@ def _without_feedback(examples: list[Example]) -> list[Example]:
     return [e for e in examples if not e.group.startswith(FEEDBACK_GROUPS)]
 
 
-def feedback_digests(examples: list[Example]) -> list[str]:
-    """A short digest of each reviewed or generated example (its words and intent), sorted: a version's
-    manifest keeps them, so the next retrain knows how many labels are new."""
-    return sorted(
-        {data_hash([Example(e.text, e.intent, e.spans)])[:12] for e in examples if e.group.startswith(FEEDBACK_GROUPS)}
-    )
+def _label_digest(example: Example) -> str:
+    """A short digest of a label's words, intent and slots (not of where it came from)."""
+    return data_hash([Example(example.text, example.intent, example.spans)])[:12]
 
 
-def _nothing_new(active, examples: list[Example], digest: str, feedback: list[str]) -> str:
+def feedback_digests(examples: list[Example], groups: tuple[str, ...] = FEEDBACK_GROUPS) -> list[str]:
+    """The digests of the reviewed and generated examples (those of `groups`), sorted: a version's manifest
+    keeps them, so the next retrain knows how many labels are new."""
+    return sorted({_label_digest(e) for e in examples if e.group.startswith(groups)})
+
+
+def _nothing_new(active, examples: list[Example], digest: str, base: str, feedback: list[str]) -> str:
     """Why retraining would teach nothing the active version lacks ("" when it would): the same data, or
     the same data besides fewer than NLU_RETRAIN_MIN_NEW_LABELS new generated labels (any new reviewer
-    label is worth a retrain)."""
+    label is worth a retrain). `base` is the hash of the data besides the feedback labels."""
     manifest = active.manifest
     if manifest.get("data_hash") == digest:
         return f"the active version {active.version} was trained on the same data"
-    if manifest.get("base_hash") != data_hash(_without_feedback(examples)) or "feedback_digests" not in manifest:
+    if manifest.get("base_hash") != base or "feedback_digests" not in manifest:
         return ""
     new = set(feedback) - set(manifest["feedback_digests"])
-    reviewed_new = any(
-        e.group.startswith("review:") and data_hash([Example(e.text, e.intent, e.spans)])[:12] in new for e in examples
-    )
+    reviewed_new = bool(new & set(feedback_digests(examples, ("review:",))))
     if reviewed_new or len(new) >= settings.NLU_RETRAIN_MIN_NEW_LABELS:
         return ""
     return (
@@ -249,8 +243,9 @@ def train_and_register(
     digest = data_hash(examples)
     active = NLU_MODELS.active_artifact()
     feedback = feedback_digests(examples)
+    base_hash = data_hash(_without_feedback(examples))
     if not force and active is not None and active.manifest.get("format", HEADS_FORMAT) == formats[architecture]:
-        why = _nothing_new(active, examples, digest, feedback)
+        why = _nothing_new(active, examples, digest, base_hash, feedback)
         if why:
             return TrainOutcome(version=active, manifest=active.manifest, skipped=True, reason=why, counts=counts)
     base = Path(out_base) if out_base else Path(settings.MODEL_DIR) / NLU_MODELS.name
@@ -262,7 +257,7 @@ def train_and_register(
     else:
         manifest = train(examples, out_dir, progress=progress, version=version, recipe=recipe)
     # What the next retrain compares with: the data besides the feedback labels, and those labels.
-    manifest = {**manifest, "base_hash": data_hash(_without_feedback(examples)), "feedback_digests": feedback}
+    manifest = {**manifest, "base_hash": base_hash, "feedback_digests": feedback}
     if promote and not force_promote:
         works = still_works(out_dir)
         if works is not None:

@@ -7,22 +7,17 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-RECIPE_ORDER = ("first", "best")  # learning.nlu.service.RECIPES, better last (not imported: it loads trainers)
-
-
-def _rank(recipe: str | None) -> int:
-    """A recipe's place in RECIPE_ORDER; a version from before recipes were recorded is a first one."""
-    return RECIPE_ORDER.index(recipe) if recipe in RECIPE_ORDER else 0
-
 
 class Command(BaseCommand):
     help = "Train the NLU model (the seed utterances by default), register it and promote it."
 
     def add_arguments(self, parser) -> None:
+        from assistant.nlu import FIRST, RECIPES
+
         parser.add_argument(
             "--recipe",
-            default="first",
-            choices=("first", "best"),
+            default=FIRST,
+            choices=RECIPES,
             help="first: the seed utterances, frozen-encoder heads (about a minute); best: the seed and the public "
             "data of NLU_PUBLIC_DATA with NLU_BEST_ARCHITECTURE (tens of minutes).",
         )
@@ -76,20 +71,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         # Only the registry here: --if-missing must answer without importing torch.
-        from assistant.nlu import NLU_MODELS
+        from assistant.nlu import FIRST, NLU_MODELS, RECIPES, recipe_of
         from assistant.registry import RegistryError
 
         recipe = options["recipe"]
         files = options["data"] or options["no_seed"]
-        if files and (recipe != "first" or options["background"]):
+        if files and (recipe != FIRST or options["background"]):
             raise CommandError("--data and --no-seed train here on those files: no --recipe, no --background")
         if options["if_missing"]:
             active = NLU_MODELS.active_artifact()
-            served = _rank(active.manifest.get("recipe")) if active is not None else -1
-            if served >= _rank(recipe):
-                self.stdout.write(
-                    f"NLU {active.version} ({RECIPE_ORDER[served]}) is active ({active.path}); nothing to do."
-                )
+            served = recipe_of(active.manifest) if active is not None else None
+            if served is not None and RECIPES.index(served) >= RECIPES.index(recipe):
+                self.stdout.write(f"NLU {active.version} ({served}) is active ({active.path}); nothing to do.")
                 return
         if options["background"]:
             self._queue(recipe, options)
