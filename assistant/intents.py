@@ -135,3 +135,30 @@ DIALOGUE_INTENTS: frozenset[str] = frozenset({"dialogue_inform", "dialogue_affir
 # (a confident reading of the user's own words, not a rewrite, a guess or a filled-in answer):
 # opening the garage lets anyone in.
 CONFIRMED_INTENTS: frozenset[str] = frozenset({"iot_garage_open"})
+
+# What an intent does, whatever it is done to: "turn it up" is "up" said of the thing in question. The
+# context re-ranker (assistant/nlu/context.py) adds the same action on what the situation is about (the
+# heating just mentioned) to the NLU's readings, and a skill told "up" of the heating raises it a step.
+ACTIONS: dict[str, frozenset[str]] = {
+    "audio_volume_up": frozenset({"up"}),
+    "iot_hue_lightup": frozenset({"up"}),
+    "audio_volume_down": frozenset({"down"}),
+    "iot_hue_lightdim": frozenset({"down", "set"}),
+    "iot_thermostat_set": frozenset({"up", "down", "set"}),
+    "iot_oven_set": frozenset({"up", "down", "set"}),
+    "audio_volume_set": frozenset({"set"}),
+    "iot_tv_on": frozenset({"on"}),
+    "iot_oven_on": frozenset({"on"}),
+    "iot_hue_lighton": frozenset({"on"}),
+    "iot_wemo_on": frozenset({"on"}),
+    "music_resume": frozenset({"on"}),
+    "audio_volume_unmute": frozenset({"on"}),
+    "iot_tv_off": frozenset({"off"}),
+    "iot_oven_off": frozenset({"off"}),
+    "iot_hue_lightoff": frozenset({"off"}),
+    "iot_wemo_off": frozenset({"off"}),
+    "music_pause": frozenset({"off"}),
+    "audio_volume_mute": frozenset({"off"}),
+    "iot_temperature_query": frozenset({"temperature"}),
+    "weather_query": frozenset({"temperature"}),
+}

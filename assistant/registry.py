@@ -136,6 +136,7 @@ class _Loaded:
     failed: dict[tuple[str, str], float] = field(default_factory=dict)
     checked_at: float = float("-inf")  # when the registry was last asked which version is active
     checked_changes: int = -1  # _changes_here at that moment
+    absent: bool = False  # nothing was active when last asked (a kind that may have no model costs no query)
 
 
 class ModelKind:
@@ -246,10 +247,17 @@ class ModelKind:
         state = self._loaded
         if (
             state.model is not None
+            and not state.absent
             and state.checked_changes == _changes_here
             and time.monotonic() - state.checked_at < settings.MODEL_RECHECK_SECONDS
         ):
             return state.model
+        if (
+            state.absent
+            and state.checked_changes == _changes_here
+            and time.monotonic() - state.checked_at < settings.MODEL_RECHECK_SECONDS
+        ):
+            raise ModelUnavailable(f"no {self.label} model is registered" + (f"; {self.hint}" if self.hint else ""))
         changes, checked_at = _changes_here, time.monotonic()
         found = (
             ModelVersion.objects.filter(kind=self.name, status=ModelVersion.Status.ACTIVE)
@@ -261,7 +269,9 @@ class ModelKind:
         if found is None:
             # The registry is the truth: nothing active means no model, even if one is still
             # in memory (it stays cached, so re-activating the same version costs nothing).
+            state.absent, state.checked_at, state.checked_changes = True, checked_at, changes
             raise ModelUnavailable(f"no {self.label} model is registered" + (f"; {self.hint}" if self.hint else ""))
+        state.absent = False
         key = (found[0], found[1])
         if key == state.key and current is not None:
             state.checked_at, state.checked_changes = checked_at, changes

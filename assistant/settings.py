@@ -164,6 +164,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ROUTES = {
     "learning.reap_stale_jobs": {"queue": "celery"},
     "learning.start_learning_cycle": {"queue": "celery"},  # quick: it only queues the cycle's job
+    "learning.start_full_nlu_retrain": {"queue": "celery"},  # quick: it only queues the training job
     "learning.*": {"queue": "learning"},
 }
 # What beat runs. Learning jobs are added here by the issues that bring them.
@@ -178,6 +179,14 @@ if LEARNING_CYCLE_MINUTES > 0:
         "task": "learning.start_learning_cycle",
         "schedule": LEARNING_CYCLE_MINUTES * 60.0,
         "options": {"expires": LEARNING_CYCLE_MINUTES * 60.0},
+    }
+# A full NLU retrain every NLU_FULL_RETRAIN_DAYS (the cycle's retrains continue the serving version); 0: never.
+NLU_FULL_RETRAIN_DAYS = envfloat("NLU_FULL_RETRAIN_DAYS", 7.0)
+if NLU_FULL_RETRAIN_DAYS > 0:
+    CELERY_BEAT_SCHEDULE["nlu-full-retrain"] = {
+        "task": "learning.start_full_nlu_retrain",
+        "schedule": NLU_FULL_RETRAIN_DAYS * 86400.0,
+        "options": {"expires": 3600.0},
     }
 # The worker also imports the learning cycle's own task (beside every app's tasks.py).
 CELERY_IMPORTS = ("learning.cycle",)

@@ -21,10 +21,21 @@ class TurnContext:
     room: str | None  # its room
     has_screen: bool
     now: datetime
+    # What is going on, for choosing between readings (assistant/nlu/context.py): the media player's
+    # status ("playing", "paused" or "") and what it plays ("song", "film", "audiobook"), what in the
+    # home is on ("oven", "tv", "light", "light_here" for the device's room, "vacuum", "garage_door",
+    # "plug"), the intents of the session's last turns (newest first), and the minutes since an alarm
+    # went off (None: none in the last hour).
+    media: str = ""
+    media_kind: str = ""
+    on: tuple[str, ...] = ()
+    recent_intents: tuple[str, ...] = ()
+    alarm_minutes_ago: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["now"] = self.now.isoformat()
+        data["on"], data["recent_intents"] = list(self.on), list(self.recent_intents)
         return data
 
 
@@ -60,9 +71,12 @@ class NluResult:
     out_of_scope: bool = False
     model_version: str = ""
     alternatives: tuple[tuple[str, float], ...] = ()  # (intent, probability), best first
+    # With a context re-ranker: the NLU's own alternatives, before the situation re-ordered them.
+    before_context: tuple[tuple[str, float], ...] = ()
+    context_version: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "intent": self.intent,
             "slots": self.slots,
             "confidence": round(self.confidence, 4),
@@ -70,6 +84,10 @@ class NluResult:
             "spans": [asdict(s) for s in self.spans],
             "alternatives": [[i, round(p, 4)] for i, p in self.alternatives],
         }
+        if self.context_version:
+            data["before_context"] = [[i, round(p, 4)] for i, p in self.before_context]
+            data["context_version"] = self.context_version
+        return data
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from learning.tasks import (
     label_defects_task,
     learn_preferences_task,
     mine_rewrites_task,
+    train_context_task,
     train_nlu_task,
 )
 
@@ -74,8 +75,12 @@ LEARNING_STEPS: list[LearningStep] = [
     # The online rewrite index (global and personal layers of what works) and its ranker
     # (learning/online.py), for risky turns no rule covers.
     LearningStep(name="online_index", task=build_rewrite_index_task, serves=frozenset({REWRITES})),
-    # Retrains the NLU when its data changed; skips (cheaply) when it did not.
-    LearningStep(name="nlu", task=train_nlu_task, serves=frozenset({NLU})),
+    # Retrains the NLU when enough labels are new: continues the serving version on them plus a replay
+    # sample (a full retrain runs weekly, NLU_FULL_RETRAIN_DAYS, or on demand); skips cheaply otherwise.
+    LearningStep(name="nlu", task=train_nlu_task, serves=frozenset({NLU}), params={"mode": "incremental"}),
+    # The context re-ranker over the serving NLU's readings, on the context-labelled seed and the labelled
+    # turns in their contexts (learning/nlu/context.py); skips when neither they nor the NLU changed.
+    LearningStep(name="context", task=train_context_task, serves=frozenset({NLU})),
 ]
 
 

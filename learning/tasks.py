@@ -15,6 +15,7 @@ from learning.generated_labels import generate_labels
 from learning.jobs import JobOutcome, Progress, learning_task, previous_result
 from learning.mining import layer_outcomes, mine_and_store
 from learning.models import Job
+from learning.nlu.context import train_and_register as train_context
 from learning.nlu.service import train_from_params
 from learning.online import build_and_register
 from learning.preferences import train_and_register as train_preferences
@@ -25,11 +26,23 @@ from learning.rephrases import detect_rephrases
 def train_nlu_task(job: Job, progress: Progress) -> JobOutcome:
     """Train the NLU, register it and let the gate promote it.
 
-    params: force, force_promote, architecture ("heads"/"joint"), and for training on
+    params: recipe, mode ("full"/"incremental"), force, force_promote, architecture ("heads"/"joint"), and for training on
     labelled files: data (paths), format, split, seed (false: the files only)."""
     outcome = train_from_params(job.params, progress)
     message = outcome.reason if outcome.skipped else f"registered {outcome.version.version}: {outcome.gate_note}"
     return JobOutcome(message, outcome.as_dict())
+
+
+@learning_task("train_context", exclusive=True)
+def train_context_task(job: Job, progress: Progress) -> JobOutcome:
+    """Train the context re-ranker for the serving NLU version (learning/nlu/context.py) when its
+    examples or the NLU changed; params.force retrains anyway."""
+    try:
+        result = train_context(force=bool(job.params.get("force")), progress=progress)
+    except ModelUnavailable as exc:  # no NLU yet: nothing to re-rank
+        result = {"skipped": str(exc)}
+    message = result.get("skipped") or f"re-ranker {result['version']} ({result['status']}): {result['note']}"
+    return JobOutcome(message, result)
 
 
 @learning_task("detect_rephrases")
@@ -140,6 +153,13 @@ def build_rewrite_index_task(job: Job, progress: Progress) -> JobOutcome:
 def start_learning_cycle_task(learners: str = "all") -> int:
     """Beat's entry: queue a learning cycle job (learning/cycle.py runs it)."""
     return Job.enqueue("learning_cycle", {"learners": learners}).pk
+
+
+@shared_task(name="learning.start_full_nlu_retrain", time_limit=60, soft_time_limit=50, ignore_result=True)
+def start_full_nlu_retrain_task() -> int:
+    """Beat's weekly entry: queue a full NLU retrain (the learning cycle's retrains continue the serving
+    version on new labels; this one trains from scratch on everything, with the serving recipe)."""
+    return Job.enqueue("train_nlu", {"mode": "full"}).pk
 
 
 @shared_task(name="learning.reap_stale_jobs", time_limit=60, soft_time_limit=50, ignore_result=True)

@@ -27,7 +27,8 @@ from django.db import connection, transaction
 
 from assistant.models import Device, ModelVersion
 from assistant.nlu import NLU_MODELS
-from assistant.registry import activate_version
+from assistant.nlu.context import CONTEXT_MODELS
+from assistant.registry import ModelKind, activate_version
 from assistant.world import ensure_home
 from feedback.experiments import arm_for, ensure_experiment, rewrite_arms
 from learning.cycle import LEARNERS, run_learning_cycle, steps_for
@@ -167,16 +168,18 @@ def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
     return found
 
 
-def _restore_nlu(serving: ModelVersion | None) -> None:
-    """Serve again the NLU version that served when the run began. What simulated users taught the NLU is
-    a measurement, not a lesson for real users, and the next run of the same seed must start where this
-    one did (the versions it trained stay registered, retired, for a look)."""
-    if serving is None:
-        return
-    active = NLU_MODELS.active_version()
-    if active is None or active.pk != serving.pk:
-        serving.refresh_from_db()
-        activate_version(serving)
+def _restore_nlu(serving: dict[ModelKind, ModelVersion | None]) -> None:
+    """Serve again the NLU version (and its context re-ranker) that served when the run began. What
+    simulated users taught the NLU is a measurement, not a lesson for real users, and the next run of
+    the same seed must start where this one did (the versions it trained stay registered, retired, for
+    a look)."""
+    for kind, row in serving.items():
+        if row is None:
+            continue
+        active = kind.active_version()
+        if active is None or active.pk != row.pk:
+            row.refresh_from_db()
+            activate_version(row)
 
 
 def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -209,7 +212,7 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
     learning: list[dict] = []
     day_seconds: list[float] = []
     reader = ReferenceReader()
-    serving_nlu = NLU_MODELS.active_version()
+    serving_nlu = {kind: kind.active_version() for kind in (NLU_MODELS, CONTEXT_MODELS)}
     try:
         for day in range(1, config.days + 1):
             t0 = time.monotonic()

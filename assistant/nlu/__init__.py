@@ -9,6 +9,7 @@ The model is the active version of NLU_MODELS in the model registry
     formats.py    the artifact formats and what a loaded model answers
     heads.py      the heads model: frozen encoder + intent head + BIO slot head
     joint.py      the joint model: fine-tuned encoder, heads after every layer, early exit
+    context.py    the context re-ranker over the model's best readings (CONTEXT_MODELS)
     loading.py    an artifact of either format -> a model
     tagging.py    words, word pieces, BIO labels and spans
     metrics.py    intent/slot/out-of-scope metrics and calibration error
@@ -24,6 +25,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
+from assistant.nlu.context import candidates, served_confidence, serving_ranker, situation_of
 from assistant.nlu.loading import load_model
 from assistant.nlu.tagging import join_spans
 from assistant.registry import ModelKind
@@ -70,9 +72,11 @@ def sentence_vector(text: str):
 def understand(text: str, ctx: TurnContext | None = None) -> NluResult:
     """Intent + slots for one normalised utterance, with the active model.
 
-    Span offsets index `text` as given. The result is out of scope when the model
-    predicts that class or its calibrated confidence is below NLU_OOS_THRESHOLD;
-    slots are kept only if the chosen intent takes them.
+    Span offsets index `text` as given. With the turn's context `ctx` and a context re-ranker
+    serving for this model (context.py), the situation chooses among the model's best readings
+    and the confidence is the re-ranker's. The result is out of scope when the reading is that
+    class or its confidence is below NLU_OOS_THRESHOLD; slots are kept only if the chosen intent
+    takes them.
     """
     if not isinstance(text, str):
         raise TypeError("text must be a string")
@@ -83,7 +87,16 @@ def understand(text: str, ctx: TurnContext | None = None) -> NluResult:
         )
     prediction = model.predict(text)
     order = prediction.probs.argsort()[::-1]
-    alternatives = tuple((model.intents[int(i)], float(prediction.probs[int(i)])) for i in order[:3])
+    readings = [(model.intents[int(i)], float(prediction.probs[int(i)])) for i in order[:3]]
+    before_context: tuple[tuple[str, float], ...] = ()
+    ranker = serving_ranker(model.version) if ctx is not None else None
+    if ranker is not None:
+        # The situation chooses among the NLU's best readings; the trace keeps their order before.
+        situation = situation_of(ctx)
+        before_context = tuple(readings)
+        readings = ranker.rank(text, candidates(prediction.probs, model.intents, situation), situation)
+        readings[0] = (readings[0][0], served_confidence(before_context[0], readings[0]))
+    alternatives = tuple(readings[:3])
     intent, confidence = alternatives[0]
     out_of_scope = intent == OUT_OF_SCOPE or confidence < settings.NLU_OOS_THRESHOLD
     if out_of_scope:
@@ -105,4 +118,6 @@ def understand(text: str, ctx: TurnContext | None = None) -> NluResult:
         out_of_scope=out_of_scope,
         model_version=model.version,
         alternatives=alternatives,
+        before_context=before_context,
+        context_version=ranker.version if ranker is not None else "",
     )

@@ -177,6 +177,40 @@ def score(
     return out
 
 
+def in_situations(model, ranker, items: list[tuple[str, str, Counter]], *, threshold: float | None = None) -> dict:
+    """Intent accuracy (the pipeline's policy) of the NLU alone and with the context re-ranker, each item
+    read in a situation drawn from the context scenarios (assistant/nlu/context_seed.py, a fixed seed):
+    on requests whose words say what they mean, the situation should change nothing."""
+    import random
+
+    from assistant.nlu.context import candidates, served_confidence, situation_of
+    from assistant.nlu.context_seed import random_context
+
+    threshold = settings.NLU_OOS_THRESHOLD if threshold is None else threshold
+    rng = random.Random(3)
+    alone = with_context = changed = 0
+    for text, gold, _ in items:
+        probs = model.predict(text).probs
+        situation = situation_of(random_context(rng))
+        best = int(probs.argmax())
+        nlu_best = (model.intents[best], float(probs[best]))
+        ranked = ranker.rank(text, candidates(probs, model.intents, situation), situation)[0]
+        confidence = served_confidence(nlu_best, ranked)
+        before = OUT_OF_SCOPE if nlu_best[1] < threshold else nlu_best[0]
+        after = OUT_OF_SCOPE if confidence < threshold else ranked[0]
+        alone += before == gold
+        with_context += after == gold
+        changed += before != after
+    n = len(items)
+    return {
+        "n": n,
+        "context_version": ranker.version,
+        "intent_accuracy_alone": ratio(alone, n),
+        "intent_accuracy": ratio(with_context, n),
+        "changed": ratio(changed, n),
+    }
+
+
 def file_items(
     path: Path, fmt: str, split: str | None, limit: int | None, report=None, typos: int = 0
 ) -> list[tuple[str, str, Counter]]:

@@ -42,6 +42,7 @@ from assistant.skills import dialogue as dialogue_skill
 from assistant.text import TextError, check_utterance, normalise
 from assistant.turns import Action, Hypothesis, NluResult, SkillResult, TurnContext
 from assistant.world import broadcast_device_changes, ensure_home
+from assistant.world.situation import home_situation
 from feedback.experiments import RewriteLayers, rewrite_layers_for
 from feedback.models import Feedback, Session, Turn
 from teaching import concepts, dialogue, preferences
@@ -54,6 +55,8 @@ SURVEY_QUESTION = "Did I answer your question?"
 ASR_VERSION = "normalise-1"
 SKILLS_VERSION = "skills-1"
 REPEAT_WINDOW_S = 90  # the same words again within this: the user is repeating themselves
+RECENT_WINDOW_S = 300  # turns this recent are what "it" and "that" may refer to
+RECENT_TURNS = 2
 
 
 class TurnInputError(ValueError):
@@ -128,18 +131,38 @@ def _replayed(user: AbstractBaseUser, key: str, request: TurnRequest) -> Turn | 
     return turn
 
 
-def build_context(user: AbstractBaseUser, device: Device | None, now: datetime) -> TurnContext:
-    # One cheap query on the hot path; ensure_home() only for a user without a home yet.
+def _recent_intents(session: Session | None, now: datetime) -> tuple[str, ...]:
+    """The intents of the session's last turns within RECENT_WINDOW_S, newest first: what "it" may be."""
+    if session is None or session.pk is None:
+        return ()
+    since = now - timedelta(seconds=RECENT_WINDOW_S)
+    intents = (
+        Turn.objects.filter(session=session, created_at__gte=since, created_at__lte=now)
+        .exclude(intent="")
+        .order_by("-created_at", "-id")
+        .values_list("intent", flat=True)[:RECENT_TURNS]
+    )
+    return tuple(intents)
+
+
+def build_context(
+    user: AbstractBaseUser, device: Device | None, now: datetime, session: Session | None = None
+) -> TurnContext:
+    """Who asks, on which device, and what is going on in the home and the conversation."""
+    # ensure_home() only for a user without a home yet.
     home_id = Home.objects.filter(owner=user).values_list("pk", flat=True).first() or ensure_home(user).pk
     if device is not None and device.home_id != home_id:
         raise TurnInputError("That device is not in your home.", "wrong_device")
+    room = device.room if device else None
     return TurnContext(
         user_id=user.pk,
         home_id=home_id,
         device_id=device.pk if device else None,
-        room=device.room if device else None,
+        room=room,
         has_screen=bool(device and device.has_screen),
         now=now,
+        recent_intents=_recent_intents(session, now),
+        **home_situation(home_id, room, now),
     )
 
 
@@ -473,7 +496,7 @@ def handle_turn(
         raise TurnInputError("That session belongs to someone else.", "wrong_session")
     if device is None and session is not None:
         device = session.device
-    ctx = build_context(user, device, now)
+    ctx = build_context(user, device, now, session)
 
     trace = Trace()
     try:

@@ -96,6 +96,7 @@ def resolve(nlu: NluResult, ctx: TurnContext, home: Home | None = None) -> Actio
         ctx=ctx,
         home=home,
         alternatives=tuple(nlu.alternatives),
+        words_read_as=nlu.before_context[0][0] if nlu.before_context else nlu.intent,
     )
     action = REGISTRY[skill].resolve(request)
     if unhandled:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
+from assistant.intents import ACTIONS
 from assistant.models import Home
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.places import find_place
@@ -33,6 +34,14 @@ class Request:
     ctx: TurnContext
     home: Home
     alternatives: tuple[tuple[str, float], ...] = ()  # the NLU's (intent, probability), best first
+    # What the words alone read as, when the situation chose another reading ("turn it up" read as the
+    # volume, meant of the heating just mentioned): what they say to do ("up") carries over.
+    words_read_as: str = ""
+
+    def direction(self) -> str | None:
+        """ "up" or "down" when the words alone said so and the situation chose what of."""
+        said = ACTIONS.get(self.words_read_as, frozenset()) & {"up", "down"}
+        return next(iter(said)) if len(said) == 1 and self.words_read_as != self.intent else None
 
     def slot(self, name: str) -> str | None:
         value = self.slots.get(name)

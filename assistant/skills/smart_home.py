@@ -23,7 +23,7 @@ from typing import Any
 from assistant.models import Device, Home
 from assistant.skills.base import Request, failed, join
 from assistant.skills.liking import liked
-from assistant.skills.values import parse_level, parse_temperature, to_celsius
+from assistant.skills.values import Temperature, parse_level, parse_temperature, to_celsius
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.catalogue import clean, score
 from assistant.world.devices import COLOURS, KIND_WORDS, default_state, describe_state, update_state
@@ -54,6 +54,8 @@ _WHOLE_HOME_CLEAN = re.compile(r"\b(floors?|carpets?|rugs?|house|home|flat|apart
 THERMOSTAT_RANGE = (5.0, 30.0)
 OVEN_RANGE = (50, 260)
 DEFAULT_OVEN_C = 180
+THERMOSTAT_STEP = 1.0  # "turn it up" of the heating: degrees
+OVEN_STEP = 10
 LIGHT_STEP = 30  # brightness change for "dim"/"brighten" without a level
 
 # --- finding rooms and devices ---------------------------------------------------
@@ -272,6 +274,10 @@ def _resolve_thermostat(req: Request) -> Action:
     room = find_room(req.slot("room"), req.home, req.ctx) if req.slot("room") else None
     thermostat = next((t for t in thermostats if t.room == room), thermostats[0])
     temp = parse_temperature(req.slot("temperature"))
+    if temp is None and (direction := req.direction()):
+        # "Turn it up" of the heating: a step from where it is set.
+        current = float({**default_state(thermostat.kind), **(thermostat.state or {})}["target_c"])
+        temp = Temperature(current + (THERMOSTAT_STEP if direction == "up" else -THERMOSTAT_STEP), "c")
     if temp is None:
         return req.fail("What temperature would you like the heating at?", needs="temperature")
     target = to_celsius(temp, fahrenheit_above=35)
@@ -288,6 +294,9 @@ def _resolve_oven(req: Request) -> Action:
     if req.intent == "iot_oven_off":
         return req.action(device_ids=[oven.pk], state={"on": False})
     temp = parse_temperature(req.slot("temperature"))
+    if temp is None and req.intent == "iot_oven_set" and (direction := req.direction()):
+        current = int({**default_state(oven.kind), **(oven.state or {})}["target_c"])
+        temp = Temperature(current + (OVEN_STEP if direction == "up" else -OVEN_STEP), "c")
     if temp is None:
         if req.intent == "iot_oven_set":
             return req.fail("What temperature should the oven be?", needs="temperature")

@@ -1,17 +1,20 @@
 """The NLU's promotion gate: a newly trained NLU version replaces the active one only if it
 does not regress, beyond settings.NLU_PROMOTION_TOLERANCE, on the metrics of its manifest.
 
-Both manifests carry metrics measured on a fixed validation split and the hash of
-that split's examples (`validation_hash`). The figures are compared only when the
-hashes match: on different validation examples a drop or a rise says nothing about
-the models.
+Both manifests carry metrics measured on the validation split and the hash of that
+split's examples (`validation_hash`), and on its fixed part, the held-out seed and public
+templates (`fixed_validation_hash`, unchanged by new feedback labels). The figures are
+compared on the whole split when its hashes match, else on the fixed part when those
+match: on different examples a drop or a rise says nothing about the models. A version
+continued from the active one on new labels (the learning cycle's retrain) carries both
+versions' figures on the validation split, measured in its run.
 
 A candidate trained on no example of an intent the active version was trained on is
 rejected whatever its metrics: it would stop understanding that intent. So is one that reads
 requests that recently went well (the generated "success" labels) worse than the active version
 does: what works must keep working, whatever new labels taught it.
 
-When the splits differ (new training data moved the split, or the active version
+When both differ (new seed or public data moved the split, or the active version
 predates validation hashes) the gate cannot compare, and it PROMOTES, saying so in
 the version's note. Why promote: new data is how the assistant is taught, and the
 only other choice, refusing every model trained on changed data, would stop the
@@ -36,8 +39,8 @@ GATED_METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _metric(manifest: dict, path: tuple[str, ...]) -> float | None:
-    value: object = (manifest.get("metrics") or {}).get("validation") or {}
+def _metric(metrics: dict, path: tuple[str, ...]) -> float | None:
+    value: object = metrics
     for key in path:
         if not isinstance(value, dict):
             return None
@@ -75,14 +78,19 @@ def decide(candidate: dict, active: dict | None, *, tolerance: float | None = No
         if works.get("n")
         else ""
     )
-    ours, theirs = candidate.get("validation_hash"), active.get("validation_hash")
-    if not ours or not theirs or ours != theirs:
-        why = "the active version records no validation hash" if not theirs else "the validation splits differ"
+    comparison = _comparison(candidate, active)
+    if comparison is None:
+        why = (
+            "the active version records no validation hash"
+            if not active.get("validation_hash")
+            else "the validation splits differ, and so do the fixed validation sets"
+        )
         return Decision(True, False, f"promoted without comparison with {name}: {why} (metrics not comparable){kept}")
+    ours, theirs, on = comparison
     regressions: list[str] = []
     compared: list[str] = []
     for label, path in GATED_METRICS:
-        new, old = _metric(candidate, path), _metric(active, path)
+        new, old = _metric(ours, path), _metric(theirs, path)
         if new is None or old is None:
             continue  # a metric one of them lacks (e.g. no OOS examples) cannot regress
         compared.append(f"{label} {new:.4f} vs {old:.4f}")
@@ -90,8 +98,26 @@ def decide(candidate: dict, active: dict | None, *, tolerance: float | None = No
             regressions.append(f"{label} {new:.4f} < {old:.4f} - {tol:g}")
     if regressions:
         return Decision(
-            False, True, f"rejected: regressed against {name} on " + "; ".join(regressions), tuple(regressions)
+            False, True, f"rejected: regressed against {name}{on} on " + "; ".join(regressions), tuple(regressions)
         )
     return Decision(
-        True, True, f"promoted: no regression beyond {tol:g} against {name} (" + ", ".join(compared) + ")" + kept
+        True, True, f"promoted: no regression beyond {tol:g} against {name}{on} (" + ", ".join(compared) + ")" + kept
     )
+
+
+def _comparison(candidate: dict, active: dict) -> tuple[dict, dict, str] | None:
+    """(the candidate's metrics, the active version's, on what) measured on the same examples: both
+    measured in the candidate's run (a version continued from the active one, learning/nlu/heads.py
+    continue_training), else the whole validation split, else its fixed part (the held-out seed and public
+    templates, the same across retrains on new labels, learning/nlu/run.split_examples), else None."""
+    metrics, theirs = candidate.get("metrics") or {}, active.get("metrics") or {}
+    if metrics.get("seen_validation") and metrics.get("active_on_seen_validation"):
+        both = metrics["seen_validation"], metrics["active_on_seen_validation"]
+        return *both, " on the validation split (both measured in this run)"
+    for split, key, on in (
+        ("validation", "validation_hash", ""),
+        ("fixed_validation", "fixed_validation_hash", " on the fixed validation set"),
+    ):
+        if candidate.get(key) and candidate.get(key) == active.get(key) and metrics.get(split) and theirs.get(split):
+            return metrics[split], theirs[split], on
+    return None

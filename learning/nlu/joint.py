@@ -192,11 +192,20 @@ def train_joint(
             y = np.array([rows[i].intent for i in val_idx])
             temperatures = [fit_temperature(outputs.logits[layer], y) for layer in range(n_layers)]
             metrics = measure(examples, rows, val_idx, intents, labels, outputs, temperatures, hyper)
+            fixed = run.fixed_idx
+            fixed_metrics = (
+                metrics
+                if fixed == val_idx
+                else measure(
+                    examples, rows, fixed, intents, labels, layer_outputs(net, rows, fixed), temperatures, hyper
+                )
+            )
             threshold, slot_threshold, why = choose_thresholds(
                 metrics["early_exit"], metrics["intent_accuracy"], metrics["slots"]["f1"], hyper
             )
         else:
             temperatures, metrics, threshold, slot_threshold = [1.0] * n_layers, {}, 0.0, 1.0
+            fixed_metrics = {}
             why = "no validation split: early exit off"
         if refit:
             net = fresh_net()
@@ -211,6 +220,7 @@ def train_joint(
         FORMAT,
         version or out_dir.name,
         metrics,
+        fixed_metrics,
         recipe=recipe,
         encoder={**encoder_info(), "fine_tuned": True},
         layers=n_layers,

@@ -38,11 +38,23 @@ def _stable(value: str) -> str:
     return hashlib.md5(value.encode("utf-8"), usedforsecurity=False).hexdigest()  # a split, not security
 
 
+# The groups of examples made from labelled turns (learning/nlu/service.py: reviewers' and generated labels).
+FEEDBACK_GROUPS = ("review:", "generated:")
+
+
+def is_feedback(example: Example) -> bool:
+    return example.group.startswith(FEEDBACK_GROUPS)
+
+
 def split_examples(examples: list[Example], fraction: float) -> tuple[list[int], list[int]]:
-    """Indices (train, validation). Per intent, the groups with the smallest hashes are held out."""
+    """Indices (train, validation). Per intent, the seed's and public data's groups with the smallest hashes
+    are held out, chosen among those groups only: the held-out templates (the fixed validation set the
+    promotion gate compares versions on) stay the same whatever labels feedback adds. An example from a
+    labelled turn is held out by its own hash, with probability `fraction`."""
     by_intent: dict[str, set[str]] = {}
     for e in examples:
-        by_intent.setdefault(e.intent, set()).add(e.group or e.text)
+        if not is_feedback(e):
+            by_intent.setdefault(e.intent, set()).add(e.group or e.text)
     held: set[tuple[str, str]] = set()
     for intent, groups in by_intent.items():
         if len(groups) < 3:
@@ -52,7 +64,11 @@ def split_examples(examples: list[Example], fraction: float) -> tuple[list[int],
             held.add((intent, g))
     train, val = [], []
     for i, e in enumerate(examples):
-        (val if (e.intent, e.group or e.text) in held else train).append(i)
+        if is_feedback(e):
+            out = int(_stable(f"{e.intent}|{e.group}")[:8], 16) / 16**8 < fraction
+        else:
+            out = (e.intent, e.group or e.text) in held
+        (val if out else train).append(i)
     return train, val
 
 
@@ -100,6 +116,11 @@ class TrainingRun:
     val_idx: list[int]
     started: float
 
+    @property
+    def fixed_idx(self) -> list[int]:
+        """The validation examples of the seed and public data: the same set whatever feedback labelled."""
+        return [i for i in self.val_idx if not is_feedback(self.examples[i])]
+
     @classmethod
     def start(cls, examples: list[Example], out_dir: Path, validation_fraction: float) -> TrainingRun:
         if out_dir.exists() and any(out_dir.iterdir()):
@@ -118,8 +139,9 @@ class TrainingRun:
             started=started,
         )
 
-    def manifest(self, fmt: str, version: str, metrics: dict, **specific) -> dict:
-        """The artifact's manifest: the run's common fields, then the architecture's own."""
+    def manifest(self, fmt: str, version: str, metrics: dict, fixed_metrics: dict, **specific) -> dict:
+        """The artifact's manifest: the run's common fields, then the architecture's own. `metrics` are
+        measured on the validation split, `fixed_metrics` on its fixed part (fixed_idx)."""
         examples = self.examples
         return {
             "format": fmt,
@@ -128,13 +150,15 @@ class TrainingRun:
             "data_hash": data_hash(examples),
             # The promotion gate compares metrics only between versions with the same validation examples.
             "validation_hash": data_hash([examples[i] for i in self.val_idx]),
+            # ...and, across retrains on new feedback labels, on the held-out seed and public templates.
+            "fixed_validation_hash": data_hash([examples[i] for i in self.fixed_idx]),
             "examples": len(examples),
             "intent_counts": intent_counts(examples),
             "split": {"train": len(self.train_idx), "validation": len(self.val_idx), "by": "template group"},
             "intents": self.intents,
             "slot_labels": self.labels,
             **specific,
-            "metrics": {"validation": metrics},
+            "metrics": {"validation": metrics, "fixed_validation": fixed_metrics},
             "created_at": datetime.now(UTC).isoformat(),
             "train_seconds": round(time.perf_counter() - self.started, 2),
             "files": {},

@@ -21,10 +21,11 @@ from assistant.turns import SlotSpan
 from feedback.labels import placed, reviewed, turn_words
 from feedback.models import GeneratedLabel, Label
 from learning.generated_labels import training_labels
+from learning.nlu.context import train_and_register as train_context
 from learning.nlu.gate import decide
-from learning.nlu.heads import train
+from learning.nlu.heads import CannotContinue, continue_training, train
 from learning.nlu.joint import train_joint
-from learning.nlu.run import Progress
+from learning.nlu.run import FEEDBACK_GROUPS, Progress, is_feedback
 from learning.registry import register_candidate
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class TrainOutcome:
     counts: dict[str, int] = field(default_factory=dict)
     promoted: bool = False
     gate_note: str = ""  # what the promotion gate decided and why (learning/nlu/gate.py)
+    context: dict = field(default_factory=dict)  # the context re-ranker trained for a promoted version
 
     def as_dict(self) -> dict:
         return {
@@ -49,6 +51,7 @@ class TrainOutcome:
             "gate": self.gate_note,
             "metrics": self.manifest.get("metrics", {}),
             "examples": sum(self.counts.values()),
+            "context": self.context,
         }
 
 
@@ -173,11 +176,8 @@ def still_works(candidate_dir: Path) -> dict | None:
     }
 
 
-FEEDBACK_GROUPS = ("review:", "generated:")  # the groups of reviewed_examples() and generated_examples()
-
-
 def _without_feedback(examples: list[Example]) -> list[Example]:
-    return [e for e in examples if not e.group.startswith(FEEDBACK_GROUPS)]
+    return [e for e in examples if not is_feedback(e)]
 
 
 def _label_digest(example: Example) -> str:
@@ -210,6 +210,17 @@ def _nothing_new(active, examples: list[Example], digest: str, base: str, feedba
     )
 
 
+def _continuable(active, base_hash: str) -> bool:
+    """Whether the active version can be continued on new labels: a heads model trained on the same seed
+    and public data (base_hash), recording which labels it saw."""
+    manifest = active.manifest if active is not None else {}
+    return (
+        manifest.get("format") == HEADS_FORMAT
+        and manifest.get("base_hash") == base_hash
+        and "feedback_digests" in manifest
+    )
+
+
 def new_version_name(examples_hash: str) -> str:
     return f"nlu-{datetime.now(UTC):%Y%m%d-%H%M%S}-{examples_hash[:8]}"
 
@@ -224,6 +235,8 @@ def train_and_register(
     architecture: str = "heads",
     recipe: str = "",
     progress: Progress | None = None,
+    context: bool = True,
+    incremental: bool = False,
 ) -> TrainOutcome:
     """Train on `examples` (the seed set and reviewers' labels by default) unless the active version already
     has the same data and architecture, write to <out_base>/<version>/ and register it.
@@ -232,7 +245,13 @@ def train_and_register(
     that regresses is registered as "rejected" with a note saying which metric fell,
     and the active version keeps serving; `force_promote` skips the gate.
     `architecture` is "heads" (frozen MiniLM + heads, learning/nlu/heads.py) or "joint" (fine-tuned
-    MiniLM with early exit, learning/nlu/joint.py)."""
+    MiniLM with early exit, learning/nlu/joint.py). With `context`, a promoted version gets its context
+    re-ranker here (learning/nlu/context.py); without, the caller sees to it (train_nlu queues it).
+
+    With `incremental` (the learning cycle's retrain), a heads version serving on the same seed and public
+    data is continued on the labels new since it was trained plus a replay sample of the rest
+    (learning/nlu/heads.py continue_training); anything else trains from scratch, as does a full retrain
+    (`train_nlu`, the weekly job), which also replaces a continued version trained on the same data."""
     formats = {"heads": HEADS_FORMAT, "joint": JOINT_FORMAT}
     if architecture not in formats:
         raise ValueError(f"unknown architecture {architecture!r} (heads or joint)")
@@ -246,15 +265,26 @@ def train_and_register(
     base_hash = data_hash(_without_feedback(examples))
     if not force and active is not None and active.manifest.get("format", HEADS_FORMAT) == formats[architecture]:
         why = _nothing_new(active, examples, digest, base_hash, feedback)
-        if why:
+        continued = (active.manifest.get("training") or {}).get("mode") == "incremental"
+        if why and (incremental or not continued):
             return TrainOutcome(version=active, manifest=active.manifest, skipped=True, reason=why, counts=counts)
     base = Path(out_base) if out_base else Path(settings.MODEL_DIR) / NLU_MODELS.name
     base.mkdir(parents=True, exist_ok=True)  # fail before a minute of training, not after
     version = new_version_name(digest)
     out_dir = base / version
-    if architecture == "joint":
+    manifest = None
+    if incremental and architecture == "heads" and _continuable(active, base_hash):
+        known = set(active.manifest["feedback_digests"])
+        new = {i for i, e in enumerate(examples) if is_feedback(e) and _label_digest(e) not in known}
+        try:
+            manifest = continue_training(
+                examples, new, Path(active.path), out_dir, progress=progress, version=version, recipe=recipe
+            )
+        except CannotContinue as exc:
+            log.info("NLU %s is retrained from scratch: %s", version, exc)
+    if manifest is None and architecture == "joint":
         manifest = train_joint(examples, out_dir, progress=progress, version=version, recipe=recipe)
-    else:
+    elif manifest is None:
         manifest = train(examples, out_dir, progress=progress, version=version, recipe=recipe)
     # What the next retrain compares with: the data besides the feedback labels, and those labels.
     manifest = {**manifest, "base_hash": base_hash, "feedback_digests": feedback}
@@ -268,8 +298,15 @@ def train_and_register(
     log.info("trained and registered NLU %s (%s)", version, row.status)
     if decision is None:
         return TrainOutcome(version=row, manifest=manifest, counts=counts, gate_note=row.note)
+    # A re-ranker learns what this version's probabilities are worth in context; the old one's do not serve it.
+    context = train_context(progress=progress) if decision.promote and context else {}
     return TrainOutcome(
-        version=row, manifest=manifest, counts=counts, promoted=decision.promote, gate_note=decision.note
+        version=row,
+        manifest=manifest,
+        counts=counts,
+        promoted=decision.promote,
+        gate_note=decision.note,
+        context=context,
     )
 
 
@@ -277,7 +314,8 @@ def train_from_params(params: dict, progress: Progress | None = None) -> TrainOu
     """train_and_register() from a learning job's parameters (the learning task's whole work).
 
     params: recipe ("first"/"best"; by default the serving version's, so that the learning cycle's
-    retrain on new labels keeps what the model knows), force, force_promote, architecture
+    retrain on new labels keeps what the model knows), mode ("full", or "incremental": continue the
+    serving version on the new labels, the learning cycle's), force, force_promote, architecture
     ("heads"/"joint", overriding the recipe's), and for training on labelled files on the
     worker's disk instead, as `train_nlu --data` takes them: data (paths), format, split, seed
     (false: the files only). Raises ValueError/DatasetError on bad ones.
@@ -297,8 +335,12 @@ def train_from_params(params: dict, progress: Progress | None = None) -> TrainOu
     else:
         recipe = str(params.get("recipe") or active_recipe())
         examples, architecture = recipe_examples(recipe)
+    mode = str(params.get("mode") or "full")
+    if mode not in ("full", "incremental"):
+        raise ValueError(f"params.mode is full or incremental, not {mode!r}")
     return train_and_register(
         examples,
+        incremental=mode == "incremental",
         force=bool(params.get("force")),
         force_promote=bool(params.get("force_promote")),
         # "heads" or "joint" (fine-tuned, early exit); anything else fails the job with a message.

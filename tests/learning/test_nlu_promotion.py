@@ -32,6 +32,38 @@ def test_decide_compares_only_on_the_same_validation_split(settings):
     assert decide(_manifest(0.5, 0.1), {**active, "validation_hash": None}).promote
 
 
+def _with_fixed(manifest: dict, acc: float, fhash: str = "f1") -> dict:
+    fixed = {"intent_accuracy": acc, "oos_recall": 0.9, "slots": {"f1": 0.8}}
+    return {**manifest, "fixed_validation_hash": fhash, "metrics": {**manifest["metrics"], "fixed_validation": fixed}}
+
+
+def test_decide_compares_on_the_fixed_validation_set_when_feedback_moved_the_split(settings):
+    settings.NLU_PROMOTION_TOLERANCE = 0.01
+    active = _with_fixed(_manifest(0.90, 0.80, version="old"), 0.90)
+    worse = decide(_with_fixed(_manifest(0.99, 0.99, vhash="v2"), 0.85), active)
+    assert not worse.promote and worse.compared and "fixed validation set" in worse.note
+    better = decide(_with_fixed(_manifest(0.50, 0.10, vhash="v2"), 0.91), active)
+    assert better.promote and better.compared and "fixed validation set" in better.note
+    moved = decide(_with_fixed(_manifest(0.50, 0.10, vhash="v2"), 0.5, fhash="f2"), active)
+    assert moved.promote and not moved.compared and "fixed validation sets" in moved.note
+
+
+def test_labels_from_feedback_never_move_the_fixed_validation_set():
+    from assistant.nlu.seed import Example
+    from learning.nlu.run import split_examples
+
+    seed = [Example(f"set a timer {i}", "timer_set", (), f"timer:{i % 7}") for i in range(40)] + [
+        Example(f"play song {i}", "play_music", (), f"music:{i % 5}") for i in range(30)
+    ]
+    labelled = [Example(f"timer please {i}", "timer_set", (), f"generated:{i}") for i in range(200)]
+    _, before = split_examples(seed, 0.2)
+    _, after = split_examples([*labelled, *seed], 0.2)
+    held_seed = sorted(i - len(labelled) for i in after if i >= len(labelled))
+    assert held_seed == before and before
+    held_labels = sum(1 for i in after if i < len(labelled))
+    assert 20 <= held_labels <= 60  # a fifth of them, each by its own hash
+
+
 def test_decide_rejects_a_candidate_that_forgets_intents():
     active = {**_manifest(0.90, 0.80, version="old"), "intent_counts": {"timer_set": 5, "play_music": 9}}
     candidate = {**_manifest(0.99, 0.99, vhash="v2"), "intent_counts": {"play_music": 400, "qa_factoid": 80}}

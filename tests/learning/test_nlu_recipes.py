@@ -140,3 +140,12 @@ def test_a_recipe_does_not_combine_with_data_files(tmp_path):
         call_command("train_nlu", "--recipe", "best", "--data", str(tmp_path / "x.jsonl"), stdout=StringIO())
     with pytest.raises(CommandError, match="no --recipe"):
         call_command("train_nlu", "--background", "--no-seed", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_an_unreadable_public_file_is_a_clear_error_not_a_traceback(settings, tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b"\x00\xff not json {")
+    settings.NLU_PUBLIC_DATA = [broken]
+    with pytest.raises(CommandError, match=r"broken\.jsonl"):
+        call_command("train_nlu", "--recipe", "best", stdout=StringIO())

@@ -10,6 +10,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from assistant import skills
 from assistant.models import ModelVersion
@@ -109,7 +110,7 @@ def test_non_staff_cannot_run_the_actions(client, alice, nlu_model):
 
 # -- intents without a skill -----------------------------------------------------------
 def test_an_intent_without_a_skill_resolves_to_out_of_scope_and_says_which(alice):
-    ctx = build_context(alice, None, None)
+    ctx = build_context(alice, None, timezone.now())
     understood = NluResult(text="read my emails", intent="email_query", confidence=0.93, slots={"person": "bob"})
     action = skills.resolve(understood, ctx)
     assert (action.skill, action.intent) == ("out_of_scope", "out_of_scope")

@@ -49,6 +49,12 @@ class Command(BaseCommand):
             help="Also score --data with N mistyped words per sentence (keyboard noise, a fixed seed), and the "
             "noisy accuracy as a fraction of the clean one.",
         )
+        parser.add_argument(
+            "--context",
+            action="store_true",
+            help="Also read --data with the serving context re-ranker, each request in a situation drawn from the "
+            "context scenarios: accuracy with and without it (words that say all should mean the same anywhere).",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object (the only output).")
 
     def handle(self, *args, **options) -> None:
@@ -58,10 +64,12 @@ class Command(BaseCommand):
             raise CommandError("--limit must be at least 1")
         if options["typos"] < 0 or (options["typos"] and options["data"] is None):
             raise CommandError("--typos N needs N >= 0 and a --data file to make noisy")
+        if options["context"] and (options["data"] is None or options["model"] is not None):
+            raise CommandError("--context reads a --data file with the serving NLU and its re-ranker (no --model)")
         from assistant.artifacts import ArtifactError
         from assistant.nlu import NLU_MODELS
         from assistant.nlu.datasets import DatasetError, ImportReport, detect_format
-        from assistant.nlu.evaluate import asr_pair_items, early_exit_table, file_items, score
+        from assistant.nlu.evaluate import asr_pair_items, early_exit_table, file_items, in_situations, score
         from assistant.nlu.loading import load_model
         from assistant.registry import ModelUnavailable
 
@@ -96,6 +104,8 @@ class Command(BaseCommand):
                         round(typos["intent_accuracy_argmax"] / clean, 4) if clean else None
                     )
                     result["typos"] = {"per_sentence": options["typos"], **typos}
+                if options["context"]:
+                    result["context"] = in_situations(model, self._ranker(model), items, threshold=options["threshold"])
                 if thresholds and hasattr(model, "n_layers"):
                     pairs = [(t, s) for t in thresholds for s in slot_thresholds or [model.slot_threshold]]
                     result["early_exit"] = early_exit_table(model, items, pairs)
@@ -122,6 +132,19 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result, sort_keys=True))
             return
         self._print(result)
+
+    @staticmethod
+    def _ranker(model):
+        from assistant.nlu.context import CONTEXT_MODELS, serving_ranker
+
+        ranker = serving_ranker(model.version)
+        if ranker is None:
+            active = CONTEXT_MODELS.active_artifact()
+            why = f"it serves {active.manifest.get('nlu_version')}" if active is not None else "none is registered"
+            raise CommandError(
+                f"No context re-ranker serves NLU {model.version} ({why}); run `manage.py train_nlu --context`."
+            )
+        return ranker
 
     @staticmethod
     def _floats(options: dict, name: str) -> list[float]:
@@ -159,3 +182,9 @@ class Command(BaseCommand):
                     f"in-scope accuracy {part['in_scope_accuracy']:.4f}, OOS precision {part['oos_precision']:.4f} "
                     f"recall {part['oos_recall']:.4f}"
                 )
+        if context := result.get("context"):
+            self.stdout.write(
+                f"In drawn situations, with re-ranker {context['context_version']}: intent accuracy "
+                f"{context['intent_accuracy']:.4f} (NLU alone {context['intent_accuracy_alone']:.4f}); "
+                f"the situation changed {context['changed']:.2%} of the readings"
+            )

@@ -68,6 +68,12 @@ class Command(BaseCommand):
             help="Only rows of this split where a file has a `split` field (e.g. devel); CLINC defaults to train.",
         )
         parser.add_argument("--no-seed", action="store_true", help="Train on the --data files only.")
+        parser.add_argument(
+            "--context",
+            action="store_true",
+            help="Train only the context re-ranker for the serving NLU version (a few seconds; with --if-missing "
+            "only when none serves it).",
+        )
 
     def handle(self, *args, **options) -> None:
         # Only the registry here: --if-missing must answer without importing torch.
@@ -78,11 +84,16 @@ class Command(BaseCommand):
         files = options["data"] or options["no_seed"]
         if files and (recipe != FIRST or options["background"]):
             raise CommandError("--data and --no-seed train here on those files: no --recipe, no --background")
+        if options["context"]:
+            self._context(options)
+            return
         if options["if_missing"]:
             active = NLU_MODELS.active_artifact()
             served = recipe_of(active.manifest) if active is not None else None
             if served is not None and RECIPES.index(served) >= RECIPES.index(recipe):
                 self.stdout.write(f"NLU {active.version} ({served}) is active ({active.path}); nothing to do.")
+                if not options["background"]:
+                    self._queue_context(active.version, if_missing=True)
                 return
         if options["background"]:
             self._queue(recipe, options)
@@ -103,7 +114,12 @@ class Command(BaseCommand):
         elif options["no_seed"]:
             raise CommandError("--no-seed needs at least one --data file")
         else:
-            examples, architecture = recipe_examples(recipe)
+            from assistant.nlu.datasets import DatasetError
+
+            try:
+                examples, architecture = recipe_examples(recipe)
+            except DatasetError as exc:  # an unreadable NLU_PUBLIC_DATA file: say which, no traceback
+                raise CommandError(f"{exc} (a file of NLU_PUBLIC_DATA)") from exc
         try:
             outcome = train_and_register(
                 examples,
@@ -114,9 +130,12 @@ class Command(BaseCommand):
                 force_promote=options["force_promote"],
                 architecture=options["architecture"] or architecture,
                 progress=progress,
+                context=False,  # the worker trains the re-ranker: the new version serves now
             )
         except (TrainingError, RegistryError, FileExistsError) as exc:
             raise CommandError(str(exc)) from exc
+        if outcome.promoted:
+            self._queue_context(outcome.version.version)
 
         self.stdout.write("Examples per intent:")
         for intent, count in outcome.counts.items():
@@ -156,6 +175,50 @@ class Command(BaseCommand):
                     f"in {outcome.manifest.get('train_seconds', 0):.1f}s"
                 )
             )
+
+    def _context(self, options: dict) -> None:
+        """--context: the re-ranker for the serving NLU version, here (or queued with --background)."""
+        from assistant.nlu import NLU_MODELS
+        from assistant.nlu.context import CONTEXT_MODELS
+
+        active = NLU_MODELS.active_artifact()
+        if active is None:
+            raise CommandError("No NLU version serves: train one first (`manage.py train_nlu`).")
+        ranker = CONTEXT_MODELS.active_artifact()
+        if options["if_missing"] and ranker is not None and ranker.manifest.get("nlu_version") == active.version:
+            self.stdout.write(f"Context re-ranker {ranker.version} serves NLU {active.version}; nothing to do.")
+            return
+        if options["background"]:
+            self._queue_context(active.version)
+            return
+        from learning.nlu.context import train_and_register
+
+        result = train_and_register(force=options["force"])
+        if "skipped" in result:
+            self.stdout.write(self.style.WARNING(f"Skipped: {result['skipped']}."))
+            return
+        m = result["metrics"]
+        self.stdout.write(
+            f"Held-out context examples: {m['context'].get('accuracy')} (NLU alone {m['context'].get('nlu_accuracy')}); "
+            f"held-out ordinary requests: {m['ordinary'].get('accuracy')} (NLU alone "
+            f"{m['ordinary'].get('nlu_accuracy')}); right reading among the candidates: {m['reachable']}"
+        )
+        style = self.style.SUCCESS if result["status"] == "active" else self.style.WARNING
+        self.stdout.write(style(f"Context re-ranker {result['version']} ({result['status']}): {result['note']}"))
+
+    def _queue_context(self, nlu_version: str, if_missing: bool = False) -> None:
+        """A learning job for the worker: the context re-ranker for `nlu_version` (unless one serves it)."""
+        from django.db import transaction
+
+        from assistant.nlu.context import CONTEXT_MODELS
+        from learning.models import Job
+
+        ranker = CONTEXT_MODELS.active_artifact()
+        if if_missing and ranker is not None and ranker.manifest.get("nlu_version") == nlu_version:
+            return
+        with transaction.atomic():
+            job = Job.enqueue("train_context", {})
+        self.stdout.write(f"Queued learning job {job.pk}: the worker trains the context re-ranker for {nlu_version}.")
 
     def _queue(self, recipe: str, options: dict) -> None:
         """A learning job for the worker (learning.train_nlu), unless one for this recipe is on its way."""
