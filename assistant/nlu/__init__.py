@@ -25,7 +25,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
-from assistant.nlu.context import candidates, served_confidence, serving_ranker, situation_of
+from assistant.nlu.context import serving_ranker, situation_of
 from assistant.nlu.loading import load_model
 from assistant.nlu.tagging import join_spans
 from assistant.registry import ModelKind
@@ -94,8 +94,7 @@ def understand(text: str, ctx: TurnContext | None = None) -> NluResult:
         # The situation chooses among the NLU's best readings; the trace keeps their order before.
         situation = situation_of(ctx)
         before_context = tuple(readings)
-        readings = ranker.rank(text, candidates(prediction.probs, model.intents, situation), situation)
-        readings[0] = (readings[0][0], served_confidence(before_context[0], readings[0]))
+        readings = ranker.rank(text, prediction.probs, model.intents, situation)
     alternatives = tuple(readings[:3])
     intent, confidence = alternatives[0]
     out_of_scope = intent == OUT_OF_SCOPE or confidence < settings.NLU_OOS_THRESHOLD

@@ -150,6 +150,8 @@ def _families_in_question(situation: dict[str, Any]) -> set[str]:
     about |= {family(i) for i in situation["recent_intents"]}
     if "temperature" in about:
         about.add("heating")  # "what's the temperature?" "21 degrees." "turn it up": the heating
+    if situation["alarm_minutes_ago"] is not None:
+        about.add("plug")  # the morning's things on plugs: "start brewing" after the alarm is the coffee machine
     return about
 
 
@@ -223,13 +225,25 @@ def feature_rows(
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
 
 
-def served_confidence(nlu_best: tuple[str, float], ranked_best: tuple[str, float]) -> float:
-    """The confidence of the re-ranked reading: the re-ranker's, or the NLU's own when the re-ranker kept
-    the NLU's best reading and is less sure of it (context may change a reading or confirm it; on words
-    that say all, the NLU's calibrated probability is the better judge)."""
-    if ranked_best[0] == nlu_best[0]:
-        return max(ranked_best[1], nlu_best[1])
-    return ranked_best[1]
+def choose(readings: list[tuple[str, float]], scores: np.ndarray, situation: dict[str, Any]) -> list[tuple[str, float]]:
+    """The readings (candidates(), the NLU's best first) ordered by the re-ranker's `scores`, the first
+    with the confidence the turn is served with.
+
+    The NLU's own reading is worth the larger of its probability and the re-ranker's score (on words
+    that say all, the NLU's calibrated probability is the better judge). Another reading wins only with a
+    higher score, and only if it is about what the situation is about (on, playing, just talked about):
+    "turn it up" may become the heating after the heating was mentioned, but "add eggs to my list" never
+    becomes anything else because music plays."""
+    nlu_intent, nlu_probability = readings[0]
+    about = _families_in_question(situation)
+    valued = [
+        (intent, max(float(score), nlu_probability) if intent == nlu_intent else float(score))
+        for (intent, _), score in zip(readings, scores, strict=True)
+    ]
+    ranked = sorted(valued, key=lambda pair: -pair[1])
+    if ranked[0][0] != nlu_intent and family(ranked[0][0]) not in about:
+        ranked.sort(key=lambda pair: pair[0] != nlu_intent)  # stable: the NLU's reading first, the rest in order
+    return ranked
 
 
 class ContextRanker:
@@ -242,11 +256,14 @@ class ContextRanker:
         self.intents: list[str] = list(manifest["intents"])
         self.booster = booster
 
-    def rank(self, text: str, readings: list[tuple[str, float]], situation: dict[str, Any]) -> list[tuple[str, float]]:
-        """The readings (candidates()) with the probability each is the right one here, likeliest first."""
-        scores = self.booster.predict(feature_rows(text, readings, situation, self.intents), num_threads=1)
-        ranked = [(intent, float(score)) for (intent, _), score in zip(readings, scores, strict=True)]
-        return sorted(ranked, key=lambda pair: -pair[1])
+    def scores(self, text: str, readings: list[tuple[str, float]], situation: dict[str, Any]) -> np.ndarray:
+        """The probability that each reading (candidates()) is the right one in this situation."""
+        return self.booster.predict(feature_rows(text, readings, situation, self.intents), num_threads=1)
+
+    def rank(self, text: str, probs: np.ndarray, intents: list[str], situation: dict[str, Any]):
+        """The NLU's readings of `text` (its intent probabilities `probs`) as choose() orders them here."""
+        readings = candidates(probs, intents, situation)
+        return choose(readings, self.scores(text, readings, situation), situation)
 
 
 def load_ranker(path: Path) -> ContextRanker:

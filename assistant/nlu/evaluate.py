@@ -183,7 +183,7 @@ def in_situations(model, ranker, items: list[tuple[str, str, Counter]], *, thres
     on requests whose words say what they mean, the situation should change nothing."""
     import random
 
-    from assistant.nlu.context import candidates, served_confidence, situation_of
+    from assistant.nlu.context import situation_of
     from assistant.nlu.context_seed import random_context
 
     threshold = settings.NLU_OOS_THRESHOLD if threshold is None else threshold
@@ -194,10 +194,9 @@ def in_situations(model, ranker, items: list[tuple[str, str, Counter]], *, thres
         situation = situation_of(random_context(rng))
         best = int(probs.argmax())
         nlu_best = (model.intents[best], float(probs[best]))
-        ranked = ranker.rank(text, candidates(probs, model.intents, situation), situation)[0]
-        confidence = served_confidence(nlu_best, ranked)
+        chosen, confidence = ranker.rank(text, probs, model.intents, situation)[0]
         before = OUT_OF_SCOPE if nlu_best[1] < threshold else nlu_best[0]
-        after = OUT_OF_SCOPE if confidence < threshold else ranked[0]
+        after = OUT_OF_SCOPE if confidence < threshold else chosen
         alone += before == gold
         with_context += after == gold
         changed += before != after

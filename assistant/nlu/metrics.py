@@ -64,6 +64,7 @@ def oos_metrics(y: np.ndarray, pred: np.ndarray, oos: int) -> dict:
     return {
         "oos_precision": round(both / max(1, int(pred_oos.sum())), 4),
         "oos_recall": round(both / int(gold_oos.sum()), 4),
+        "oos_examples": int(gold_oos.sum()),
     }
 
 

@@ -39,8 +39,8 @@ from assistant.nlu.context import (
     MODEL_FILE,
     MONOTONE,
     candidates,
+    choose,
     feature_rows,
-    served_confidence,
     situation_of,
 )
 from assistant.nlu.context_seed import ContextExample, context_examples, held_out, is_context_phrasing, random_context
@@ -169,9 +169,8 @@ def _accuracy(examples, readings, scores, spans) -> dict[str, Any]:
             after += _served(*choices[0]) == example.intent
             continue
         start, count = span
-        best = int(np.argmax(scores[start : start + count]))
-        confidence = served_confidence(choices[0], (choices[best][0], float(scores[start + best])))
-        after += _served(choices[best][0], confidence) == example.intent
+        chosen, confidence = choose(choices, scores[start : start + count], situation_of(example.context))[0]
+        after += _served(chosen, confidence) == example.intent
     return {
         "n": len(examples),
         "nlu_accuracy": round(before / len(examples), 4),

@@ -48,6 +48,25 @@ def test_decide_compares_on_the_fixed_validation_set_when_feedback_moved_the_spl
     assert moved.promote and not moved.compared and "fixed validation sets" in moved.note
 
 
+def test_a_drop_within_the_sampling_error_of_the_held_out_examples_is_no_regression(settings):
+    settings.NLU_PROMOTION_TOLERANCE = 0.01
+
+    def measured(acc: float, f1: float, n: int) -> dict:
+        manifest = _manifest(acc, f1)
+        manifest["metrics"]["validation"].update(examples=n)
+        manifest["metrics"]["validation"]["slots"]["gold_spans"] = n
+        return manifest
+
+    active = measured(0.83, 0.862, 1500)
+    # 1.4 points of slot F1 on 1,500 spans: two trainings differ by that much by chance.
+    assert decide(measured(0.83, 0.848, 1500), active).promote
+    # 5 points is a regression, and the note says the allowed drop.
+    refused = decide(measured(0.83, 0.81, 1500), active)
+    assert not refused.promote and "slot_f1 0.8100 < 0.8620 - 0.0" in refused.note
+    # On a handful of examples only the tolerance applies when the counts are unknown.
+    assert not decide(_manifest(0.83, 0.848), _manifest(0.83, 0.862)).promote
+
+
 def test_labels_from_feedback_never_move_the_fixed_validation_set():
     from assistant.nlu.seed import Example
     from learning.nlu.run import split_examples
@@ -192,7 +211,11 @@ def test_oos_metrics_exist_only_where_something_is_out_of_scope():
     from assistant.nlu.metrics import oos_metrics
 
     assert oos_metrics(np.array([1, 2, 2]), np.array([0, 2, 1]), oos=0) == {}  # SLURP: no OOS class
-    assert oos_metrics(np.array([0, 0, 2]), np.array([0, 2, 0]), oos=0) == {"oos_precision": 0.5, "oos_recall": 0.5}
+    assert oos_metrics(np.array([0, 0, 2]), np.array([0, 2, 0]), oos=0) == {
+        "oos_precision": 0.5,
+        "oos_recall": 0.5,
+        "oos_examples": 2,
+    }
     active = _manifest(0.90, 0.80, version="old")
     candidate = _manifest(0.90, 0.80)
     del candidate["metrics"]["validation"]["oos_recall"]

@@ -20,8 +20,8 @@ from assistant.nlu.context import (
     CONTEXT_MODELS,
     FEATURES,
     candidates,
+    choose,
     feature_rows,
-    served_confidence,
     serving_ranker,
     situation_of,
 )
@@ -101,10 +101,21 @@ def test_the_same_action_on_what_the_situation_is_about_joins_the_candidates():
     assert feature_rows("x", [("email_query", 0.9)], nothing, INTENTS).shape == (1, len(FEATURES))
 
 
-def test_the_confidence_is_the_nlus_own_when_context_only_confirms_its_reading():
-    assert served_confidence(("audio_volume_up", 0.8), ("audio_volume_up", 0.6)) == 0.8
-    assert served_confidence(("audio_volume_up", 0.8), ("audio_volume_up", 0.95)) == 0.95
-    assert served_confidence(("audio_volume_up", 0.8), ("iot_thermostat_set", 0.3)) == 0.3
+def test_context_chooses_only_readings_about_what_it_is_about_and_keeps_the_nlus_confidence():
+    readings = [("audio_volume_up", 0.8), ("iot_hue_lightup", 0.1), ("iot_thermostat_set", 0.01)]
+    heating = situation_of(_ctx(recent_intents=("iot_thermostat_set",)))
+    assert choose(readings, np.array([0.3, 0.1, 0.9]), heating)[0] == ("iot_thermostat_set", 0.9)
+    # ...but not with less confidence than the NLU has in its own reading.
+    assert choose(readings, np.array([0.3, 0.1, 0.7]), heating)[0] == ("audio_volume_up", 0.8)
+    # Nothing is about the heating: the words decide, with the NLU's confidence when it is the surer.
+    nothing = situation_of(_ctx())
+    assert choose(readings, np.array([0.3, 0.1, 0.9]), nothing)[0] == ("audio_volume_up", 0.8)
+    assert choose(readings, np.array([0.95, 0.1, 0.2]), nothing)[0] == ("audio_volume_up", 0.95)
+    assert [i for i, _ in choose(readings, np.array([0.3, 0.1, 0.9]), nothing)] == [
+        "audio_volume_up",
+        "iot_thermostat_set",
+        "iot_hue_lightup",
+    ]
 
 
 def test_context_examples_hold_out_whole_phrasings():
