@@ -47,9 +47,9 @@ HYPER = {
 }
 
 
-# Continuing the serving heads on new labels (continue_training): a replay sample of the older training
-# examples keeps what they taught; fewer epochs at a lower rate move the heads, not rebuild them.
-INCREMENTAL = {"replay": 2000, "intent_epochs": 15, "intent_lr": 5e-4, "slot_epochs": 2, "slot_lr": 1e-3}
+# Continuing the serving intent head on new labels (continue_training): a replay sample of the older
+# training examples keeps what they taught; fewer epochs at a lower rate move the head, not rebuild it.
+INCREMENTAL = {"replay": 2000, "intent_epochs": 15, "intent_lr": 5e-4}
 
 
 class CannotContinue(ValueError):
@@ -144,24 +144,20 @@ def _predict_spans(head: Head, labels: list[str], example: Example, enc: Encoded
     return set(spans_from_piece_tags(example.text, enc.offsets, tag_ids, labels))
 
 
-def _fit_heads(
+def _fit_intent_head(
     examples: list[Example],
     encs: list[Encoded] | dict[int, Encoded],
     idx: list[int],
     intents: list[str],
-    labels: list[str],
-    token_y: list[np.ndarray] | dict[int, np.ndarray],
-    continued: tuple[Head, Head] | None = None,
-) -> tuple[Head, Head]:
-    """Both heads on the examples `idx`; with `continued` (the serving heads), continued from them with
+    continued: Head | None = None,
+) -> Head:
+    """The intent head on the examples `idx`; with `continued` (the serving one), continued from it with
     the INCREMENTAL settings."""
     hyper = {**HYPER, **INCREMENTAL} if continued is not None else HYPER
     intent_index = {name: i for i, name in enumerate(intents)}
-    xs = np.stack([encs[i].sentence for i in idx])
-    ys = np.array([intent_index[examples[i].intent] for i in idx])
-    intent_head = fit_head(
-        xs,
-        ys,
+    return fit_head(
+        np.stack([encs[i].sentence for i in idx]),
+        np.array([intent_index[examples[i].intent] for i in idx]),
         len(intents),
         hidden=hyper["intent_hidden"],
         epochs=hyper["intent_epochs"],
@@ -170,22 +166,32 @@ def _fit_heads(
         dropout=hyper["intent_dropout"],
         batch_size=hyper["batch_size"],
         seed=hyper["seed"],
-        init=continued[0] if continued else None,
+        init=continued,
     )
-    tx = np.concatenate([slot_features(encs[i], hyper["slot_neighbours"]) for i in idx if len(encs[i].offsets)])
+
+
+def _fit_heads(
+    examples: list[Example],
+    encs: list[Encoded],
+    idx: list[int],
+    intents: list[str],
+    labels: list[str],
+    token_y: list[np.ndarray],
+) -> tuple[Head, Head]:
+    intent_head = _fit_intent_head(examples, encs, idx, intents)
+    tx = np.concatenate([slot_features(encs[i], HYPER["slot_neighbours"]) for i in idx if len(encs[i].offsets)])
     ty = np.concatenate([token_y[i] for i in idx if len(encs[i].offsets)])
     slot_head = fit_head(
         tx,
         ty,
         len(labels),
-        hidden=hyper["slot_hidden"],
-        epochs=hyper["slot_epochs"],
-        lr=hyper["slot_lr"],
-        weight_decay=hyper["slot_weight_decay"],
-        dropout=hyper["slot_dropout"],
-        batch_size=hyper["batch_size"] * 4,
-        seed=hyper["seed"] + 1,
-        init=continued[1] if continued else None,
+        hidden=HYPER["slot_hidden"],
+        epochs=HYPER["slot_epochs"],
+        lr=HYPER["slot_lr"],
+        weight_decay=HYPER["slot_weight_decay"],
+        dropout=HYPER["slot_dropout"],
+        batch_size=HYPER["batch_size"] * 4,
+        seed=HYPER["seed"] + 1,
     )
     return intent_head, slot_head
 
@@ -303,9 +309,10 @@ def continue_training(
     version: str | None = None,
     recipe: str = "",
 ) -> dict:
-    """Continue the serving heads model (the artifact in `base_dir`) on the examples `new` (indices into
-    `examples`: the labels since it was trained) of the training split plus a replay sample of the others,
-    and write a complete artifact to `out_dir`: the learning cycle's retrain, in seconds rather than minutes.
+    """Continue the serving heads model's intent head (the artifact in `base_dir`) on the examples `new`
+    (indices into `examples`: the labels since it was trained) of the training split plus a replay sample of
+    the others, keep its slot tagger, and write a complete artifact to `out_dir`: the learning cycle's
+    retrain, in seconds rather than minutes.
 
     Both models are measured on the whole validation split: the base model has seen its seed and older
     examples (it was refit on everything), the new labels' held-out examples neither has. The manifest
@@ -326,7 +333,6 @@ def continue_training(
     replay = random.Random(HYPER["seed"]).sample(older, min(INCREMENTAL["replay"], len(older)))
     idx = sorted({*fresh, *replay})
     needed = sorted({*idx, *val_idx})
-    label_index = {name: i for i, name in enumerate(labels)}
 
     report(0.05, f"encoding {len(needed)} examples ({len(fresh)} new, {len(replay)} replayed, {len(val_idx)} held out)")
     encoder = shared_encoder()
@@ -336,11 +342,12 @@ def continue_training(
             chunk = needed[start : start + 512]
             encs.update(zip(chunk, encoder.encode_batch([examples[i].text for i in chunk], batch_size=32), strict=True))
             report(0.05 + 0.6 * min(1.0, (start + 512) / len(needed)), "encoding")
-        token_y = {i: piece_labels(examples[i].text, examples[i].spans, encs[i].offsets, label_index) for i in idx}
-        report(0.7, f"continuing {base.version} on {len(idx)} examples")
-        intent_head, slot_head = _fit_heads(
-            examples, encs, idx, intents, labels, token_y, continued=(base.intent_head, base.slot_head)
-        )
+        report(0.7, f"continuing {base.version}'s intent head on {len(idx)} examples")
+        intent_head = _fit_intent_head(examples, encs, idx, intents, continued=base.intent_head)
+        # The slot tagger stays the serving one's: continued on a sample it forgot more of the seed's slots
+        # than the new labels taught (slot F1 -1.2 points on the validation split); the full retrain
+        # (weekly, or train_nlu) learns the new labels' slots.
+        slot_head = base.slot_head
         report(0.85, "measuring both versions on the validation split")
         temperature = base.temperature  # the held-out examples calibrated it; this run holds none out of both
         metrics = evaluate(examples, encs, val_idx, intents, labels, intent_head, slot_head, temperature)

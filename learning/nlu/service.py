@@ -76,9 +76,10 @@ def generated_examples() -> list[Example]:
 
 def with_feedback(seed: list[Example]) -> list[Example]:
     """Reviewers' labels first, then labels generated from feedback, then `seed`: on the same words a
-    reviewer's label wins over a generated one, and what people showed they meant over the seed's."""
+    reviewer's label wins over a generated one, and what people showed they meant over the seed's (the
+    seed's example stays in the list, so that the seed still hashes the same; train_and_register drops it)."""
     extra = [*reviewed_examples(), *generated_examples()]
-    return dedupe([*extra, *seed]) if extra else seed
+    return [*dedupe(extra), *seed] if extra else seed
 
 
 def training_examples(
@@ -257,12 +258,14 @@ def train_and_register(
         raise ValueError(f"unknown architecture {architecture!r} (heads or joint)")
     if examples is None:
         examples, recipe = with_feedback(seed_examples()), recipe or FIRST
-    examples = list(examples)
+    # What the next retrain compares with: the seed and public data as given (the same whatever labels
+    # came), then the data trained on, where the first example of a text wins (a label over the seed's).
+    base_hash = data_hash(_without_feedback(examples))
+    examples = dedupe(examples)
     counts = intent_counts(examples)
     digest = data_hash(examples)
     active = NLU_MODELS.active_artifact()
     feedback = feedback_digests(examples)
-    base_hash = data_hash(_without_feedback(examples))
     if not force and active is not None and active.manifest.get("format", HEADS_FORMAT) == formats[architecture]:
         why = _nothing_new(active, examples, digest, base_hash, feedback)
         continued = (active.manifest.get("training") or {}).get("mode") == "incremental"
