@@ -49,7 +49,7 @@ HYPER = {
 
 # Continuing the serving intent head on new labels (continue_training): a replay sample of the older
 # training examples keeps what they taught; fewer epochs at a lower rate move the head, not rebuild it.
-INCREMENTAL = {"replay": 2000, "intent_epochs": 15, "intent_lr": 5e-4}
+INCREMENTAL = {"replay": 2000, "intent_epochs": 30, "intent_lr": 1e-3}
 
 
 class CannotContinue(ValueError):
