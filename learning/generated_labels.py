@@ -188,3 +188,11 @@ def training_labels(min_confidence: float | None = None) -> Iterable[GeneratedLa
             if per_intent[row.intent] > settings.GENERATED_SUCCESS_PER_INTENT:
                 continue
         yield row
+
+
+def recent_successes() -> list[GeneratedLabel]:
+    """Requests that recently went well: the success labels the NLU trains on, newest first, at most
+    NLU_WORKS_SET_SIZE. The NLU's gate and the context re-ranker's read them as "what works must keep working"."""
+    return [label for label in training_labels() if label.source == GeneratedLabel.Source.SUCCESS][
+        : settings.NLU_WORKS_SET_SIZE
+    ]

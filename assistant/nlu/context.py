@@ -118,7 +118,7 @@ def family(intent: str) -> str:
 
 def situation_of(ctx: TurnContext | dict[str, Any]) -> dict[str, Any]:
     """The fields the re-ranker reads, from a TurnContext or a stored turn's `context` (older turns
-    lack some: they read as nothing going on)."""
+    lack some: they read as nothing going on), and `about`: what the situation is about, derived once."""
     data = ctx.as_dict() if isinstance(ctx, TurnContext) else dict(ctx or {})
     now = data.get("now")
     if isinstance(now, str):
@@ -131,7 +131,7 @@ def situation_of(ctx: TurnContext | dict[str, Any]) -> dict[str, Any]:
         local = timezone.localtime(now) if timezone.is_aware(now) else now
         hour = local.hour + local.minute / 60
     alarm = data.get("alarm_minutes_ago")
-    return {
+    situation = {
         "has_screen": bool(data.get("has_screen")),
         "hour": hour,
         "media": str(data.get("media") or ""),
@@ -140,9 +140,11 @@ def situation_of(ctx: TurnContext | dict[str, Any]) -> dict[str, Any]:
         "recent_intents": tuple(str(x) for x in data.get("recent_intents") or ()),
         "alarm_minutes_ago": float(alarm) if isinstance(alarm, int | float) and not isinstance(alarm, bool) else None,
     }
+    situation["about"] = _families_in_question(situation)
+    return situation
 
 
-def _families_in_question(situation: dict[str, Any]) -> set[str]:
+def _families_in_question(situation: dict[str, Any]) -> frozenset[str]:
     """What the situation is about: the things on or playing, and what the last turns were about."""
     about = {fam for fam, thing in _ACTIVE.items() if thing in situation["on"]}
     if situation["media"]:
@@ -152,7 +154,7 @@ def _families_in_question(situation: dict[str, Any]) -> set[str]:
         about.add("heating")  # "what's the temperature?" "21 degrees." "turn it up": the heating
     if situation["alarm_minutes_ago"] is not None:
         about.add("plug")  # the morning's things on plugs: "start brewing" after the alarm is the coffee machine
-    return about
+    return frozenset(about)
 
 
 def candidates(probs: np.ndarray, intents: list[str], situation: dict[str, Any]) -> list[tuple[str, float]]:
@@ -160,7 +162,7 @@ def candidates(probs: np.ndarray, intents: list[str], situation: dict[str, Any])
     action as the best two on what the situation is about (with the NLU's own probability)."""
     order = probs.argsort()[::-1]
     chosen = [(intents[int(i)], float(probs[int(i)])) for i in order[:CONTEXT_CANDIDATES]]
-    about = _families_in_question(situation)
+    about = situation["about"]
     actions = set().union(*(ACTIONS.get(intent, frozenset()) for intent, _ in chosen[:2]))
     if actions and about:
         have = {intent for intent, _ in chosen}
@@ -180,7 +182,7 @@ def feature_rows(
     recent = [family(i) for i in situation["recent_intents"]]
     pronoun = float(bool(_PRONOUN.search(text.lower())))
     words = float(len(text.split()))
-    about = _families_in_question(situation)
+    about = situation["about"]
     in_question = [family(intent) in about for intent, _ in alternatives]
     best_does = ACTIONS.get(alternatives[0][0], frozenset()) if alternatives else frozenset()
     last = recent[0] if recent else ""
@@ -235,7 +237,7 @@ def choose(readings: list[tuple[str, float]], scores: np.ndarray, situation: dic
     "turn it up" may become the heating after the heating was mentioned, but "add eggs to my list" never
     becomes anything else because music plays."""
     nlu_intent, nlu_probability = readings[0]
-    about = _families_in_question(situation)
+    about = situation["about"]
     valued = [
         (intent, max(float(score), nlu_probability) if intent == nlu_intent else float(score))
         for (intent, _), score in zip(readings, scores, strict=True)

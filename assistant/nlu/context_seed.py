@@ -305,5 +305,6 @@ def random_context(rng: random.Random) -> dict[str, Any]:
 
 
 def held_out(group: str, fraction: float = 0.25) -> bool:
-    """Whether a phrasing is held out of the re-ranker's training split (a stable quarter)."""
+    """Whether a group (a scenario's phrasing, an ordinary request, a labelled turn) is held out of the
+    re-ranker's training split (a stable quarter)."""
     return _stable(group) % 1000 < fraction * 1000

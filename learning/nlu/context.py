@@ -47,8 +47,7 @@ from assistant.nlu.context_seed import ContextExample, context_examples, held_ou
 from assistant.nlu.seed import seed_examples
 from assistant.nlu.typos import noisy_example
 from feedback.labels import reviewed, turn_words
-from feedback.models import GeneratedLabel
-from learning.generated_labels import training_labels
+from learning.generated_labels import recent_successes, training_labels
 from learning.nlu.run import FEEDBACK_GROUPS
 from learning.registry import Decision, register_candidate
 
@@ -71,10 +70,6 @@ PARAMS = {
 }
 ROUNDS = 200
 ORDINARY_EXAMPLES = 800  # seed requests whose words say all, each in a drawn situation
-
-
-def _stable_fraction(value: str) -> float:
-    return int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big") / 2**32
 
 
 def feedback_examples() -> list[ContextExample]:
@@ -109,13 +104,6 @@ def _part(example: ContextExample) -> str:
     if example.group.startswith("ordinary:"):
         return "ordinary"
     return "feedback" if example.group.startswith(FEEDBACK_GROUPS) else "context"
-
-
-def _held_out(example: ContextExample) -> bool:
-    """A quarter of the scenarios' phrasings (whole), of the ordinary requests and of the labelled turns."""
-    if _part(example) == "context":
-        return held_out(example.group)
-    return _stable_fraction(example.group) < 0.25
 
 
 class _Readings:
@@ -199,9 +187,8 @@ def _works(readings: _Readings, booster, intents: list[str]) -> dict[str, Any]:
     in the context they were said in: what works must keep working."""
     works = [
         ContextExample(turn_words(label.turn), label.turn.context or {}, label.intent, f"works:{label.turn_id}")
-        for label in training_labels()
-        if label.source == GeneratedLabel.Source.SUCCESS
-    ][: settings.NLU_WORKS_SET_SIZE]
+        for label in recent_successes()
+    ]
     if not works:
         return {"n": 0}
     x, _, spans = _matrix(works, readings, intents)
@@ -251,8 +238,9 @@ def train_and_register(*, force: bool = False, progress=None) -> dict[str, Any]:
     report(0.1, f"reading {len(examples)} examples with {model.version}")
     readings = _Readings(model)
     intents = list(model.intents)
-    train = [e for e in examples if not _held_out(e)]
-    test = [e for e in examples if _held_out(e)]
+    # A quarter held out by group: the scenarios' phrasings whole, the ordinary requests, the labelled turns.
+    train = [e for e in examples if not held_out(e.group)]
+    test = [e for e in examples if held_out(e.group)]
     x, y, _ = _matrix(train, readings, intents)
     if not len(y) or y.min() == y.max():
         return {"skipped": "no example whose right reading is among the NLU's candidates"}

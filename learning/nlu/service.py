@@ -20,7 +20,7 @@ from assistant.nlu.typos import noisy_example
 from assistant.turns import SlotSpan
 from feedback.labels import placed, reviewed, turn_words
 from feedback.models import GeneratedLabel, Label
-from learning.generated_labels import training_labels
+from learning.generated_labels import recent_successes, training_labels
 from learning.nlu.context import train_and_register as train_context
 from learning.nlu.gate import decide
 from learning.nlu.heads import CannotContinue, continue_training, train
@@ -156,11 +156,7 @@ def still_works(candidate_dir: Path) -> dict | None:
     active = NLU_MODELS.active_artifact()
     if active is None:
         return None
-    works = [
-        (turn_words(label.turn), label.intent)
-        for label in training_labels()
-        if label.source == GeneratedLabel.Source.SUCCESS
-    ][: settings.NLU_WORKS_SET_SIZE]
+    works = [(turn_words(label.turn), label.intent) for label in recent_successes()]
     if not works:
         return None
 
