@@ -289,6 +289,12 @@ CONTEXT_MODELS = ModelKind(
 )
 
 
+def active_for(nlu_version: str):
+    """The active re-ranker's registry row if it was trained for `nlu_version`, else None (no weights read)."""
+    row = CONTEXT_MODELS.active_artifact()
+    return row if row is not None and row.manifest.get("nlu_version") == nlu_version else None
+
+
 def serving_ranker(nlu_version: str) -> ContextRanker | None:
     """The active re-ranker, if it was trained for this NLU version."""
     try:

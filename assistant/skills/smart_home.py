@@ -26,7 +26,7 @@ from assistant.skills.liking import liked
 from assistant.skills.values import Temperature, parse_level, parse_temperature, to_celsius
 from assistant.turns import Action, SkillResult, TurnContext
 from assistant.world.catalogue import clean, score
-from assistant.world.devices import COLOURS, KIND_WORDS, default_state, describe_state, update_state
+from assistant.world.devices import COLOURS, KIND_WORDS, current_state, describe_state, update_state
 from assistant.world.home import room_aliases
 from teaching.models import Preference
 
@@ -276,7 +276,7 @@ def _resolve_thermostat(req: Request) -> Action:
     temp = parse_temperature(req.slot("temperature"))
     if temp is None and (direction := req.direction()):
         # "Turn it up" of the heating: a step from where it is set.
-        current = float({**default_state(thermostat.kind), **(thermostat.state or {})}["target_c"])
+        current = float(current_state(thermostat.kind, thermostat.state)["target_c"])
         temp = Temperature(current + (THERMOSTAT_STEP if direction == "up" else -THERMOSTAT_STEP), "c")
     if temp is None:
         return req.fail("What temperature would you like the heating at?", needs="temperature")
@@ -295,7 +295,7 @@ def _resolve_oven(req: Request) -> Action:
         return req.action(device_ids=[oven.pk], state={"on": False})
     temp = parse_temperature(req.slot("temperature"))
     if temp is None and req.intent == "iot_oven_set" and (direction := req.direction()):
-        current = int({**default_state(oven.kind), **(oven.state or {})}["target_c"])
+        current = int(current_state(oven.kind, oven.state)["target_c"])
         temp = Temperature(current + (OVEN_STEP if direction == "up" else -OVEN_STEP), "c")
     if temp is None:
         if req.intent == "iot_oven_set":
@@ -445,7 +445,7 @@ def _apply_lights(devices: list[Device], params: dict[str, Any]) -> SkillResult:
     label = _label(devices, room, params.get("rooms"))
     changed = []
     for device in devices:
-        state = {**default_state(device.kind), **(device.state or {})}
+        state = current_state(device.kind, device.state)
         if op in ("on", "off"):
             new = {"on": op == "on"}
         elif op == "colour":
@@ -497,7 +497,7 @@ def _confirm(device: Device, state: dict[str, Any], changed: bool) -> str:
 
 
 def _say_temperature(device: Device) -> SkillResult:
-    state = {**default_state(device.kind), **(device.state or {})}
+    state = current_state(device.kind, device.state)
     if device.kind == Device.Kind.OVEN:
         text = f"The oven is set to {state['target_c']} degrees."
     else:

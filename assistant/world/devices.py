@@ -68,9 +68,14 @@ def default_state(kind: str) -> dict[str, Any]:
     return dict(DEFAULT_STATE.get(kind, {}))
 
 
+def current_state(kind: str, state: dict[str, Any] | None) -> dict[str, Any]:
+    """A device's stored state over its kind's defaults: every key a kind has, whatever was stored."""
+    return {**default_state(kind), **(state or {})}
+
+
 def update_state(device: Device, **changes: Any) -> bool:
     """Apply `changes` to the device's state and save; True when something changed."""
-    state = {**default_state(device.kind), **(device.state or {})}
+    state = current_state(device.kind, device.state)
     new_state = {**state, **changes}
     if new_state == device.state:
         return False
@@ -85,7 +90,7 @@ def _degrees(value: float) -> str:
 
 def describe_state(device: Device) -> str:
     """A short human-readable state, e.g. "on, 40%, blue" or "closed"."""
-    state = {**default_state(device.kind), **(device.state or {})}
+    state = current_state(device.kind, device.state)
     kind = device.kind
     if kind == Device.Kind.LIGHT:
         if not state["on"]:
@@ -121,7 +126,7 @@ def device_summary(home: Home) -> list[dict[str, Any]]:
                 "kind_label": device.get_kind_display(),
                 "has_screen": device.has_screen,
                 "state": describe_state(device),
-                "raw_state": {**default_state(device.kind), **(device.state or {})},
+                "raw_state": current_state(device.kind, device.state),
             }
         )
     return rows

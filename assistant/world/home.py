@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from assistant.models import Device, Home, MediaPlayer
-from assistant.world.devices import default_state
+from assistant.world.devices import current_state
 
 DEMO_HOME_PATH = Path(__file__).resolve().parent.parent / "data" / "demo_home.json"
 
@@ -42,7 +42,7 @@ def _device_rows(home: Home) -> list[Device]:
             name=spec["name"],
             room=spec["room"],
             has_screen=bool(spec.get("has_screen", False)),
-            state={**default_state(spec["kind"]), **spec.get("state", {})},
+            state=current_state(spec["kind"], spec.get("state")),
         )
         for spec in demo_spec()["devices"]
     ]

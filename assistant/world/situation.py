@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from assistant.models import Device, MediaPlayer, Timer
-from assistant.world.devices import default_state
+from assistant.world.devices import current_state
 
 ALARM_WINDOW = timedelta(hours=1)  # "start brewing" reads as coffee for an hour after the alarm
 
@@ -17,7 +17,7 @@ def home_situation(home_id: int, room: str | None, now: datetime) -> dict[str, A
     """The TurnContext fields media, media_kind, on and alarm_minutes_ago for this home."""
     on: set[str] = set()
     for kind, device_room, state in Device.objects.filter(home_id=home_id).values_list("kind", "room", "state"):
-        state = {**default_state(kind), **(state or {})}
+        state = current_state(kind, state)
         if kind == Device.Kind.LIGHT and state.get("on"):
             on.add("light")
             if room and device_room == room:

@@ -38,6 +38,7 @@ from assistant.nlu.context import (
     FORMAT,
     MODEL_FILE,
     MONOTONE,
+    active_for,
     candidates,
     choose,
     feature_rows,
@@ -226,11 +227,10 @@ def train_and_register(*, force: bool = False, progress=None) -> dict[str, Any]:
     model = NLU_MODELS.model()
     examples = [*context_examples(), *feedback_examples(), *ordinary_examples()]
     digest = _data_hash(examples)
-    active = CONTEXT_MODELS.active_artifact()
+    active = active_for(model.version)
     if (
         not force
         and active is not None
-        and active.manifest.get("nlu_version") == model.version
         and active.manifest.get("data_hash") == digest
         and active.manifest.get("features") == list(FEATURES)
     ):

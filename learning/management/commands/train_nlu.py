@@ -179,13 +179,12 @@ class Command(BaseCommand):
     def _context(self, options: dict) -> None:
         """--context: the re-ranker for the serving NLU version, here (or queued with --background)."""
         from assistant.nlu import NLU_MODELS
-        from assistant.nlu.context import CONTEXT_MODELS
+        from assistant.nlu.context import active_for
 
         active = NLU_MODELS.active_artifact()
         if active is None:
             raise CommandError("No NLU version serves: train one first (`manage.py train_nlu`).")
-        ranker = CONTEXT_MODELS.active_artifact()
-        if options["if_missing"] and ranker is not None and ranker.manifest.get("nlu_version") == active.version:
+        if options["if_missing"] and (ranker := active_for(active.version)) is not None:
             self.stdout.write(f"Context re-ranker {ranker.version} serves NLU {active.version}; nothing to do.")
             return
         if options["background"]:
@@ -210,11 +209,10 @@ class Command(BaseCommand):
         """A learning job for the worker: the context re-ranker for `nlu_version` (unless one serves it)."""
         from django.db import transaction
 
-        from assistant.nlu.context import CONTEXT_MODELS
+        from assistant.nlu.context import active_for
         from learning.models import Job
 
-        ranker = CONTEXT_MODELS.active_artifact()
-        if if_missing and ranker is not None and ranker.manifest.get("nlu_version") == nlu_version:
+        if if_missing and active_for(nlu_version) is not None:
             return
         with transaction.atomic():
             job = Job.enqueue("train_context", {})
