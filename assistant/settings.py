@@ -294,6 +294,12 @@ REVIEW_CLUSTER_DAYS = envint("REVIEW_CLUSTER_DAYS", 30)
 REVIEW_CLUSTER_SIMILARITY = envfloat("REVIEW_CLUSTER_SIMILARITY", 0.8)
 REVIEW_CLUSTER_SPELLING = envfloat("REVIEW_CLUSTER_SPELLING", 90.0)  # rapidfuzz ratio, 0-100: typos of one wording
 REVIEW_TREND_DAYS = envint("REVIEW_TREND_DAYS", 7)
+# Failure points (learning/failure_points.py): the model learns from, and stores its point on, the turns the
+# defect model scores FAILURE_POINT_MIN_DEFECT or more in the last FAILURE_POINT_DAYS; a new version is refused
+# when it is less accurate than the active one on the same held-out labels by more than the tolerance.
+FAILURE_POINT_MIN_DEFECT = envfloat("FAILURE_POINT_MIN_DEFECT", 0.5)
+FAILURE_POINT_DAYS = envint("FAILURE_POINT_DAYS", 30)
+FAILURE_POINT_PROMOTION_TOLERANCE = envfloat("FAILURE_POINT_PROMOTION_TOLERANCE", 0.02)
 # Threads per web process that run chat turns (assistant/pipeline/threads.py); each holds at
 # most one database connection.
 TURN_THREADS = envint("TURN_THREADS", 4)

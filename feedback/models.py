@@ -90,6 +90,11 @@ class Turn(models.Model):
     # What the defect model (learning/defects.py) concluded: P(the turn failed its user).
     defect_probability = models.FloatField(null=True, blank=True)
     defect_model_version = models.CharField(max_length=80, blank=True, default="")
+    # Where it failed, as the failure-point model (learning/failure_points.py) concluded, on likely defects:
+    # one of Label.FailurePoint's values, blank when not concluded (a reviewer's label wins where there is one).
+    failure_point = models.CharField(max_length=10, blank=True, default="")
+    failure_point_confidence = models.FloatField(null=True, blank=True)
+    failure_point_model_version = models.CharField(max_length=80, blank=True, default="")
     # The group of turns that failed the same way (learning/clusters.py), for the review inbox.
     defect_cluster = models.ForeignKey(
         "feedback.DefectCluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
@@ -383,6 +388,10 @@ class DefectCluster(models.Model):
     top_intent = models.CharField(max_length=80, blank=True, help_text="What the NLU mostly read them as.")
     mean_defect = models.FloatField(default=0.0)
     rewrites_fired = models.PositiveIntegerField(default=0, help_text="Its turns a rewrite acted on.")
+    failure_point = models.CharField(
+        max_length=10, blank=True, default="", help_text="Where most of its turns failed (the failure-point model)."
+    )
+    failure_point_share = models.FloatField(default=0.0, help_text="The share of its turns that failed there.")
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     built_at = models.DateTimeField()

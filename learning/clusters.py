@@ -6,7 +6,8 @@ cluster whose centroid is closest if the cosine is at least REVIEW_CLUSTER_SIMIL
 first wording it spells almost alike (REVIEW_CLUSTER_SPELLING: typos move MiniLM a long way), else
 starts one (leader clustering: one pass, no number of clusters to guess, and a frequent wording
 anchors its cluster). Each cluster counts its turns, distinct people, the turns of the last REVIEW_TREND_DAYS
-against the days before (the trend), what the NLU mostly read, and the rewrites that fired; the inbox
+against the days before (the trend), what the NLU mostly read, the rewrites that fired, and where most of its turns failed (the point the
+failure-point model stored on them, learning/failure_points.py); the inbox
 ranks them by people, then turns, then trend. A run replaces the previous grouping in one transaction.
 """
 
@@ -74,9 +75,17 @@ def build_clusters(progress: Callable[[float, str], None] | None = None, now: da
     rows = list(
         Turn.objects.filter(defect_probability__gte=settings.REVIEW_DEFECT_AT, created_at__gte=since)
         .order_by("-id")
-        .values_list("id", "user_id", "created_at", "raw_text", "asr_text", "intent", "defect_probability", "rewrite")[
-            :MAX_TURNS
-        ]
+        .values_list(
+            "id",
+            "user_id",
+            "created_at",
+            "raw_text",
+            "asr_text",
+            "intent",
+            "defect_probability",
+            "rewrite",
+            "failure_point",
+        )[:MAX_TURNS]
     )
     by_words: dict[str, list[tuple]] = defaultdict(list)
     for row in rows:
@@ -104,6 +113,8 @@ def build_clusters(progress: Callable[[float, str], None] | None = None, now: da
         turns = [row for wording in members for row in by_words[wording]]
         times = [row[2] for row in turns]
         intents = Counter(row[5] for row in turns if row[5])
+        points = Counter(row[8] for row in turns if row[8])
+        point, point_turns = points.most_common(1)[0] if points else ("", 0)
         clusters.append(
             DefectCluster(
                 representative=members[0],
@@ -115,6 +126,8 @@ def build_clusters(progress: Callable[[float, str], None] | None = None, now: da
                 top_intent=intents.most_common(1)[0][0] if intents else "",
                 mean_defect=round(sum(row[6] for row in turns) / len(turns), 4),
                 rewrites_fired=sum(1 for row in turns if row[7]),
+                failure_point=point,
+                failure_point_share=round(point_turns / len(turns), 4),
                 first_seen=min(times),
                 last_seen=max(times),
                 built_at=now,

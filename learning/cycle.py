@@ -27,6 +27,7 @@ from learning.tasks import (
     build_rewrite_index_task,
     cluster_defects_task,
     detect_rephrases_task,
+    failure_points_task,
     generate_labels_task,
     label_defects_task,
     learn_preferences_task,
@@ -57,16 +58,22 @@ class LearningStep:
 LEARNING_STEPS: list[LearningStep] = [
     # Finds rephrases among the turns since its last run (learning/rephrases.py): the implicit
     # failure signal and the pairs later steps learn from, so it runs first.
-    LearningStep(name="rephrases", task=detect_rephrases_task, serves=frozenset({REWRITES, NLU}), labels_turns=True),
+    LearningStep(
+        name="rephrases", task=detect_rephrases_task, serves=frozenset({REWRITES, NLU, REVIEW}), labels_turns=True
+    ),
     # P(defect) on every turn, from its trace, what followed it and the reply (learning/defects.py):
-    # the weights the rewrite miner and the NLU's generated labels read.
-    LearningStep(name="defects", task=label_defects_task, serves=frozenset({REWRITES, NLU}), labels_turns=True),
+    # the weights the rewrite miner and the NLU's generated labels read, and what the review inbox lists.
+    LearningStep(name="defects", task=label_defects_task, serves=frozenset({REWRITES, NLU, REVIEW}), labels_turns=True),
     # What the NLU should have read, from failed turns rephrased successfully and turns that went well
     # (learning/generated_labels.py): after the rephrases and the defect scores it reads.
     LearningStep(name="generated_labels", task=generate_labels_task, serves=frozenset({NLU}), labels_turns=True),
     # What each user likes, from what they taught, asked for and let play (learning/preferences.py):
     # after the defect model, whose scores say which served values were not liked.
     LearningStep(name="preferences", task=learn_preferences_task, serves=frozenset({PREFERENCES})),
+    # Where each likely defect failed (asr, nlu, rewrite, resolve, execute, none), from its trace, its
+    # words and how the user retried (learning/failure_points.py): after the defect scores and before the
+    # clusters, which show where most of their turns failed.
+    LearningStep(name="failure_points", task=failure_points_task, serves=frozenset({REVIEW}), labels_turns=True),
     # The likely defects grouped by what was asked, for the review inbox (learning/clusters.py).
     LearningStep(name="defect_clusters", task=cluster_defects_task, serves=frozenset({REVIEW}), labels_turns=True),
     # Rewrite rules from rephrase chains by an absorbing Markov chain, after the fired rules'

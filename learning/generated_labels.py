@@ -119,7 +119,10 @@ def generate_labels(now=None) -> dict[str, Any]:
     newest turn, or `now`); returns counts."""
     now = now or Turn.objects.aggregate(newest=Max("created_at"))["newest"] or timezone.now()
     since = now - timedelta(days=settings.GENERATED_LABEL_DAYS)
-    reviewed = set(Label.objects.filter(turn__created_at__gte=since).values_list("turn_id", flat=True))
+    # A reviewer's reading wins; a label naming only where a turn failed says nothing of its reading.
+    reviewed = set(
+        Label.objects.filter(turn__created_at__gte=since).exclude(intent="").values_list("turn_id", flat=True)
+    )
     rephrases = list(
         Rephrase.objects.filter(first__created_at__gte=since).select_related("first", "second").order_by("id")
     )
@@ -177,7 +180,7 @@ def training_labels(min_confidence: float | None = None) -> Iterable[GeneratedLa
     floor = settings.GENERATED_LABEL_MIN_CONFIDENCE if min_confidence is None else min_confidence
     rows = (
         GeneratedLabel.objects.filter(confidence__gte=floor)
-        .exclude(turn__in=Label.objects.filter(undone_at__isnull=True).values("turn"))
+        .exclude(turn__in=Label.objects.filter(undone_at__isnull=True).exclude(intent="").values("turn"))
         .select_related("turn")
         .order_by("-turn__created_at", "-id")
     )

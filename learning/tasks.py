@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from assistant.registry import ModelUnavailable
+from learning import failure_points
 from learning.clusters import build_clusters
 from learning.defects import NotEnoughEvidence, score_turns, train_and_register
 from learning.generated_labels import generate_labels
@@ -112,6 +113,25 @@ def learn_preferences_task(job: Job, progress: Progress) -> JobOutcome:
         f"preference model {result['version']} ({result['status']}): {result['rows']} inferred preferences; "
         f"held-out accuracy {holdout['accuracy']} on {holdout['n']} requests",
         result,
+    )
+
+
+@learning_task("failure_points", exclusive=True)
+def failure_points_task(job: Job, progress: Progress) -> JobOutcome:
+    """Train the failure-point model, let its gate decide, and store the active version's point on the
+    likely defects (learning/failure_points.py)."""
+    try:
+        trained = failure_points.train_and_register(progress)
+    except failure_points.NotEnoughEvidence as exc:
+        trained = {"skipped": str(exc)}
+    try:
+        stored = failure_points.store_points(progress)
+    except ModelUnavailable as exc:  # no version yet: nothing to conclude with, say so
+        stored = {"stored": 0, "skipped": str(exc)}
+    return JobOutcome(
+        f"model {trained.get('version', '-')} ({trained.get('status') or trained.get('skipped')}); "
+        f"points stored on {stored['stored']} likely defects",
+        {"training": trained, "storing": stored},
     )
 
 

@@ -98,6 +98,8 @@ def reply(turn: Turn) -> Reply:
 def readable(turn: Turn) -> ReadableTurn:
     before = Rephrase.objects.filter(second=turn).select_related("first").order_by("first__created_at")
     after = Rephrase.objects.filter(first=turn).select_related("second").order_by("second__created_at")
+    label = turn.labels.filter(undone_at__isnull=True).exclude(failure_point="").order_by("-created_at", "-id").first()
+    reviewed_point = label.failure_point if label else ""
     return ReadableTurn(
         turn=turn,
         stages=stages(turn.trace),
@@ -108,6 +110,10 @@ def readable(turn: Turn) -> ReadableTurn:
         conclusions={
             "defect_probability": turn.defect_probability,
             "defect_model_version": turn.defect_model_version,
+            "failure_point": turn.failure_point,
+            "failure_point_confidence": turn.failure_point_confidence,
+            "failure_point_model_version": turn.failure_point_model_version,
+            "reviewed_failure_point": reviewed_point,
             "rewrite": turn.rewrite,
             "prompt_reason": turn.prompt_reason,
             "preference_used": ((turn.action or {}).get("params") or {}).get("preference"),
@@ -115,11 +121,16 @@ def readable(turn: Turn) -> ReadableTurn:
     )
 
 
-def likely_defects(*, intent: str = "", since: datetime | None = None, search: str = "") -> QuerySet[Turn]:
-    """Turns the defect model thinks failed (REVIEW_DEFECT_AT or more), most likely first."""
+def likely_defects(
+    *, intent: str = "", since: datetime | None = None, search: str = "", failed_at: str = ""
+) -> QuerySet[Turn]:
+    """Turns the defect model thinks failed (REVIEW_DEFECT_AT or more), most likely first; `failed_at`: only
+    those the failure-point model says failed at that stage."""
     rows = Turn.objects.filter(defect_probability__gte=settings.REVIEW_DEFECT_AT).select_related("user")
     if intent:
         rows = rows.filter(intent=intent)
+    if failed_at:
+        rows = rows.filter(failure_point=failed_at)
     if search:
         rows = rows.filter(raw_text__icontains=search)
     if since is not None:
@@ -127,11 +138,16 @@ def likely_defects(*, intent: str = "", since: datetime | None = None, search: s
     return rows.order_by("-defect_probability", "-created_at", "-id")
 
 
-def ranked_clusters(*, intent: str = "", since: datetime | None = None, search: str = "") -> QuerySet[DefectCluster]:
-    """The last grouping's clusters, most people affected first, then most turns, then growing fastest."""
+def ranked_clusters(
+    *, intent: str = "", since: datetime | None = None, search: str = "", failed_at: str = ""
+) -> QuerySet[DefectCluster]:
+    """The last grouping's clusters, most people affected first, then most turns, then growing fastest;
+    `failed_at`: only those most of whose turns failed at that stage."""
     rows = DefectCluster.objects.all()
     if intent:
         rows = rows.filter(top_intent=intent)
+    if failed_at:
+        rows = rows.filter(failure_point=failed_at)
     if since is not None:
         rows = rows.filter(last_seen__gte=since)
     if search:

@@ -55,17 +55,21 @@ def inbox(request: HttpRequest) -> HttpResponse:
     intent = request.GET.get("intent", "")[:80]
     since_text = request.GET.get("since", "")[:10]
     search = " ".join(request.GET.get("q", "").split())[:100]
+    failed_at = request.GET.get("failed_at", "")
+    failed_at = failed_at if failed_at in Label.FailurePoint.values else ""
     by_turn = request.GET.get("view") == "turns"
     if by_turn:
-        rows = turns.likely_defects(intent=intent, since=_since(since_text), search=search)
+        rows = turns.likely_defects(intent=intent, since=_since(since_text), search=search, failed_at=failed_at)
     else:
-        rows = turns.ranked_clusters(intent=intent, since=_since(since_text), search=search)
+        rows = turns.ranked_clusters(intent=intent, since=_since(since_text), search=search, failed_at=failed_at)
     context = {
         "page": page_of(rows, request.GET.get("page"), PAGE_SIZE),
         "by_turn": by_turn,
         "intent": intent,
         "since": since_text,
         "q": search,
+        "failed_at": failed_at,
+        "failure_points": Label.FailurePoint.choices,
         "bad_since": bool(since_text) and not _since(since_text),
     }
     return render(request, "review/inbox.html", context)

@@ -18,7 +18,10 @@ n_true} of the product's rephrase detector (feedback.Rephrase rows,
 learning/rephrases.py) against the true links, null when the detector did not run (also
 per day, under days[].all); defect_model {auc, ece, n} of the defect probabilities the
 product stored on its turns against the true outcome (null while none are stored);
-failure_point accuracy, null while the product has no such model; generated_labels {rephrase,
+failure_point {accuracy, accuracy_ci (95% Wilson), recall {point: share}, n, coverage} of the
+failure points the product stored (learning/failure_points.py) against the true ones, on the truly failed
+turns no reviewer labelled (the truth's "unsupported" is the product's "none"; coverage: the share of truly
+failed turns that got a point at all), null when the step did not run; generated_labels {rephrase,
 success: {labels, precision, precision_ci}, labels}: the labels the product generated from feedback
 for the NLU, scored against the goals' intents (null when the step did not run); teaching (simulator/teaching.py):
 the success of underspecified requests before and after users taught their preferences (and for
@@ -106,6 +109,34 @@ def inbox_coverage(turns: list[dict], inbox: dict | None) -> dict[str, Any] | No
     }
 
 
+# The simulator's true failure points in the product's terms (feedback.Label.FailurePoint).
+AS_PRODUCT_POINT = {"unsupported": "none"}
+
+
+def failure_point_accuracy(turns: list[dict], predicted: dict[int, str] | None) -> dict[str, Any] | None:
+    """How often the product's stored failure point is the true one, on the truly failed turns it scored."""
+    if predicted is None:
+        return None
+    failed = [t for t in turns if not t["met"] and t["failure_point"] not in ("correct", "error")]
+    scored = [t for t in failed if t["turn_id"] in predicted]
+    truth = [AS_PRODUCT_POINT.get(t["failure_point"], t["failure_point"]) for t in scored]
+    hits = [predicted[t["turn_id"]] == p for t, p in zip(scored, truth, strict=True)]
+    recall = {}
+    for point in sorted(set(truth)):
+        mine = [h for h, p in zip(hits, truth, strict=True) if p == point]
+        recall[point] = {"recall": round(sum(mine) / len(mine), 4), "n": len(mine)}
+    from scipy.stats import binomtest
+
+    interval = binomtest(sum(hits), len(hits)).proportion_ci(method="wilson") if hits else None
+    return {
+        "accuracy": _rate(sum(hits), len(hits)),
+        "accuracy_ci": [round(interval.low, 4), round(interval.high, 4)] if interval else None,
+        "recall": recall,
+        "n": len(hits),
+        "coverage": _rate(len(scored), len(failed)),
+    }
+
+
 def score_links(
     true_links: set[tuple[int, int]], predicted: set[tuple[int, int]] | None
 ) -> dict[str, float | int | None]:
@@ -176,6 +207,7 @@ def build_report(
     defect_probabilities: dict[int, float] | None = None,
     inbox: dict | None = None,
     generated: dict[int, tuple[str, str]] | None = None,
+    failure_points: dict[int, str] | None = None,
 ) -> dict:
     """`predicted_links`: the product's Rephrase rows (first, second turn ids); None if the detector did not run.
     `defect_probabilities`: {turn id: P(defect)} the product stored; None or empty without a defect model.
@@ -252,7 +284,7 @@ def build_report(
             "generated_labels": generated_label_precision(supported, goals, generated),
             "rephrase_links": len(true_links),
             "defect_model": defect_model,
-            "failure_point": None,  # no failure-point model exists yet
+            "failure_point": failure_point_accuracy(records, failure_points),
             "teaching": summarise_teaching(teaching, records),
             "turns": len(supported),
             "defect_rate": _rate(sum(1 for r in supported if not r["met"]), len(supported)),

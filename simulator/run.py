@@ -37,6 +37,7 @@ from simulator.day import Participant, ReferenceReader, user_day
 from simulator.drivers import make_driver
 from simulator.noise import NoiseModel
 from simulator.report import build_report
+from simulator.reviewer import review
 from simulator.teaching import inferred_records
 from simulator.users import Behaviour, make_user
 from simulator.workers import ParticipantRow, UserPool
@@ -67,6 +68,8 @@ class SimConfig:
     processes: int = 1  # in-process driver only: users are split across this many processes
     learning_timeout: float = 3600.0
     truth_path: Path | None = None  # optional JSONL of every turn's ground truth
+    # Failure points a simulated staff reviewer labels before each learning cycle (simulator/reviewer.py).
+    reviewer_labels: int = 0
 
     def validate(self) -> None:
         if self.users < 1 or self.days < 1 or self.turns_per_user_day < 1:
@@ -79,6 +82,8 @@ class SimConfig:
             raise ValueError("--tag: 1-20 letters, digits or _")
         if self.learning not in LEARNERS:
             raise ValueError(f"--learning is one of {', '.join(LEARNERS)}")
+        if self.reviewer_labels < 0:
+            raise ValueError("--reviewer-labels must be 0 or more")
         if self.processes < 1:
             raise ValueError("--processes must be at least 1")
         if self.processes > 1 and self.via != "inprocess":
@@ -103,6 +108,7 @@ class SimConfig:
             "tag": self.run_tag,
             "start": self.start.isoformat(),
             "learning": self.learning,
+            "reviewer_labels": self.reviewer_labels,
             "behaviour": self.behaviour.as_dict(),
         }
 
@@ -129,16 +135,22 @@ def _prepare_users(config: SimConfig, goals: list[Goal], experiment_name: str) -
     return participants
 
 
+def _failures(records: list[dict]) -> dict[int, str]:
+    """{turn id: true failure point} of the failed requests so far, for the simulated reviewer."""
+    return {r["turn_id"]: r["failure_point"] for r in records if not r.get("teaching") and not r["met"]}
+
+
 def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
     """After the last day, run the steps that label stored turns once more (rephrase detection,
     the defect model, the review inbox's clusters…), so the last day's turns are scored too; return
     what they stored about the simulated users' turns: {"links": {(first, second)} or None,
     "defects": {turn id: p} or None, "inbox": {"top": [turn ids of each of the 10 first-ranked
-    clusters], "clusters": n} or None, "generated": {turn id: (intent, source)} or None}."""
+    clusters], "clusters": n} or None, "generated": {turn id: (intent, source)} or None, "failure_points":
+    {turn id: the failure point the product stored, on turns no reviewer labelled} or None}."""
     from feedback.models import CLUSTER_RANKING, DefectCluster, GeneratedLabel, Rephrase, Turn
     from learning.models import Job
 
-    found: dict[str, Any] = {"links": None, "defects": None, "inbox": None, "generated": None}
+    found: dict[str, Any] = {"links": None, "defects": None, "inbox": None, "generated": None, "failure_points": None}
     steps = [s for s in steps_for(config.learning) if s.labels_turns] if config.learning != "none" else []
     if not steps:
         return found
@@ -157,6 +169,11 @@ def _final_labelling(config: SimConfig, learning: list[dict]) -> dict[str, Any]:
         found["generated"] = {
             turn: (intent, source) for turn, intent, source in rows.values_list("turn_id", "intent", "source")
         }
+    if cycle.get("failure_points", {}).get("status") == Job.Status.DONE:
+        # What the model concluded, on the turns no reviewer labelled (those it learned from).
+        rows = Turn.objects.filter(user__username__startswith=prefix).exclude(failure_point="")
+        rows = rows.exclude(labels__failure_point__gt="")
+        found["failure_points"] = dict(rows.values_list("id", "failure_point"))
     if cycle.get("defect_clusters", {}).get("status") == Job.Status.DONE:
         # The inbox as a reviewer sees it (review/turns.py ranks the same way), this run's users only.
         ranked = DefectCluster.objects.filter(members__user__username__startswith=prefix).distinct()
@@ -211,6 +228,7 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
     episodes: list[dict] = []
     learning: list[dict] = []
     day_seconds: list[float] = []
+    reviewed = 0  # failure points the simulated reviewer labelled
     reader = ReferenceReader()
     serving_nlu = {kind: kind.active_version() for kind in (NLU_MODELS, CONTEXT_MODELS)}
     try:
@@ -228,11 +246,14 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
             say(f"day {day}: {turns_today} turns in {day_seconds[-1]:.1f}s")
             if config.learning != "none" and day < config.days:
                 # Day d+1 must see what was learned from days 1..d.
+                reviewed += review(config.run_tag, _failures(records), config.reviewer_labels)
                 t1 = time.monotonic()
                 cycle = run_learning_cycle(sync=config.sync, timeout=config.learning_timeout, learners=config.learning)
                 reader.clear()
                 learning.append({"after_day": day, "seconds": round(time.monotonic() - t1, 2), "steps": cycle})
                 say(f"learning after day {day}: " + ", ".join(f"{k}={v['status']}" for k, v in cycle.items()))
+        if config.learning != "none":
+            reviewed += review(config.run_tag, _failures(records), config.reviewer_labels)
         labelled = _final_labelling(config, learning)
         # What the product inferred about those who never taught (served on the last day).
         records += inferred_records(participants, config, driver)
@@ -251,7 +272,9 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
         labelled.get("defects"),
         labelled.get("inbox"),
         labelled.get("generated"),
+        labelled.get("failure_points"),
     )
+    report["summary"]["reviewer_labels"] = reviewed
     report["run"] = {
         # Everything here varies between runs: compare reports without it.
         "seconds_total": round(time.monotonic() - started, 2),

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from feedback.labels import reviewed
+from feedback.labels import label_turn, reviewed
 from feedback.models import BargeIn, DefectCluster, Feedback, Label, Rephrase, Session, Turn
 
 pytestmark = pytest.mark.django_db
@@ -411,3 +411,47 @@ def test_pages_are_cut_without_counting_the_list(alice):
     assert [t.raw_text for t in last.object_list] == ["turn 4"] and not last.has_next and last.previous_page_number == 2
     assert page_of(rows, "<b>", 2).number == 1 and page_of(rows, "-4", 2).number == 1
     assert page_of(rows, "99999999999", 2).object_list == []  # far past the end: an empty page, no error
+
+
+def test_every_likely_defect_shows_where_it_failed_and_the_inbox_filters_by_it(alice, bob, staff):
+    misheard = _turn(alice, "turn of the kitchn lights", defect=0.8, intent="music_play")
+    Turn.objects.filter(pk=misheard.pk).update(
+        failure_point="asr", failure_point_confidence=0.71, failure_point_model_version="failure-point-test"
+    )
+    unresolved = _turn(bob, "lights off in the attic", defect=0.9, intent="iot_hue_lightoff")
+    Turn.objects.filter(pk=unresolved.pk).update(failure_point="resolve", failure_point_confidence=0.9)
+    client = _client(staff)
+    only_asr = client.get("/review/", {"view": "turns", "failed_at": "asr"}).content.decode()
+    assert "kitchn" in only_asr and "attic" not in only_asr
+    anything = client.get("/review/", {"view": "turns", "failed_at": "<b>nonsense</b>"})
+    assert (
+        anything.status_code == 200 and "attic" in anything.content.decode() and "kitchn" in anything.content.decode()
+    )
+    page = client.get(f"/review/turns/{misheard.pk}/").content.decode()
+    assert "asr, confidence 0.71 (failure-point-test)" in page
+    label_turn(misheard, staff, failure_point="nlu")
+    page = client.get(f"/review/turns/{misheard.pk}/").content.decode()
+    assert (
+        "nlu (a reviewer&#x27;s label); the model said asr" in page
+        or "nlu (a reviewer's label); the model said asr" in page
+    )
+
+    cluster = DefectCluster.objects.create(
+        representative="lights off in the attic", turns=1, users=1, failure_point="resolve", failure_point_share=1.0,
+        first_seen=NOON, last_seen=NOON, built_at=NOON,
+    )  # fmt: skip
+    unresolved.defect_cluster = cluster
+    unresolved.save(update_fields=["defect_cluster"])
+    inbox = client.get("/review/", {"failed_at": "resolve"}).content.decode()
+    assert "lights off in the attic" in inbox
+    assert "lights off in the attic" not in client.get("/review/", {"failed_at": "asr"}).content.decode()
+    assert "1.00 of them failed at resolve" in client.get(f"/review/clusters/{cluster.pk}/").content.decode()
+
+
+def test_word_search_reads_a_trigram_index():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'turn_text_trgm'")
+        (definition,) = cursor.fetchone()
+    assert "gin_trgm_ops" in definition and "upper" in definition.lower()

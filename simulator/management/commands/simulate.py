@@ -63,6 +63,13 @@ class Command(BaseCommand):
             help="In-process driver: split the users across this many processes (default: one per core).",
         )
         parser.add_argument("--learning-timeout", type=float, default=3600.0)
+        parser.add_argument(
+            "--reviewer-labels",
+            type=int,
+            default=0,
+            help="A simulated staff reviewer labels where this many of the likeliest failures failed before each "
+            "learning cycle, as a person hearing the recording would (default 0: nobody reviews).",
+        )
         parser.add_argument("--truth", type=Path, default=None, help="Also write every turn's ground truth (JSONL).")
         parser.add_argument("--json", type=Path, required=True, dest="json_out")
         parser.add_argument("--plot", type=Path, default=None)
@@ -107,6 +114,7 @@ class Command(BaseCommand):
                 processes=options["processes"] if via[0] == "inprocess" else 1,
                 learning_timeout=options["learning_timeout"],
                 truth_path=options["truth"],
+                reviewer_labels=options["reviewer_labels"],
             )
             report = run_simulation(config, progress=lambda m: self.stdout.write(m))
         except (DataError, DriverError, ValueError) as exc:

@@ -1,0 +1,644 @@
+"""Failure-point isolation: for a turn that probably failed its user, the first stage that failed
+irrecoverably: asr, nlu, rewrite, resolve, execute, or none (the request was beyond the product).
+
+Nobody annotates most turns. The model (kind "failure_point" in the registry, LightGBM multiclass)
+learns from what the product stores, never from the simulator's truth:
+
+  reviewer labels  a reviewer's failure point for a turn (feedback.Label), the surest evidence:
+                   weighted REVIEWED_WEIGHT, and the held-out share of them is what versions are
+                   compared on once there are enough
+  self-labels      a failed turn whose retries (the rephrase chain, learning/generated_labels.py)
+                   reached a try that went well: what changed between the two says where the first
+                   one failed (self_label() below); a turn with no such try stays unlabelled
+
+Features (FEATURES) come from the turn's trace (ASR and NLU confidences, the NLU's margin, n-best
+disagreement, a rewrite and its source, resolve and execute errors, a stage that raised), from how
+plausible its words are as a request (a word-bigram language model over what people say to the product,
+`RequestLanguageModel`), from the turns around it (how the user retried: with the same words re-heard or
+other words, what the retry was read as) and from the user's channel (how often their repeats came back
+as different words). A reviewer's or the model's point is shown on every turn in review/, and each
+learning cycle stores the active model's point on the likely defects of the last FAILURE_POINT_DAYS.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import logging
+import math
+import pickle
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Max
+from rapidfuzz import fuzz
+
+from assistant.artifacts import checked_file, read_manifest, write_artifact
+from assistant.intents import OUT_OF_SCOPE
+from assistant.registry import ModelKind
+from feedback.labels import turn_words
+from feedback.models import BargeIn, Feedback, Label, Rephrase, Turn
+from learning.registry import Decision, register_candidate
+
+log = logging.getLogger(__name__)
+
+FORMAT = "failure-point-model-1"
+POINTS = tuple(Label.FailurePoint.values)  # asr, nlu, rewrite, resolve, execute, none
+REVIEWED_WEIGHT = 5.0  # a reviewer's label counts as this many self-labels
+HOLDOUT_SHARE = 0.25  # of the labelled turns (by a stable hash of the id): versions are compared there
+MIN_LABELS = 30  # labelled turns needed to train at all
+MAX_CHAIN = 3  # retries followed from a failed turn to the one that went well
+SPELT_ALIKE = 75.0  # rapidfuzz ratio of two words at or above which one may be the other misheard
+RESAID_SHARE = 0.9  # of a try's words that must be, or sound like, the other's for it to re-say them
+
+FEATURES = (
+    "nlu_confidence",
+    "nlu_margin",  # the best intent's probability minus the runner-up's
+    "context_changed",  # the context re-ranker chose another reading than the NLU's words alone
+    "out_of_scope",
+    "asr_confidence",
+    "asr_unscored",  # typed, or a recogniser that gave no confidence
+    "nbest_size",
+    "nbest_disagree",  # the n-best hypotheses were read as different intents
+    "rewrite_kept",
+    "rewrite_personal",
+    "rewrite_online",
+    "rewrite_confidence",
+    "resolve_error",
+    "execute_failed",
+    "stage_error_asr",
+    "stage_error_nlu",
+    "stage_error_resolve",
+    "stage_error_execute",
+    "slot_count",
+    "words",
+    "lm_mean_surprisal",  # the words' mean surprisal under the request language model, in nats
+    "lm_max_surprisal",
+    "lm_unknown_share",  # words the language model never saw
+    "barged",
+    "thumbs_down",
+    "retried",
+    "retry_similarity",  # rapidfuzz ratio of this turn's words and the retry's
+    "retry_same_sound",  # share of the retry's words that sound like one of this turn's (metaphone)
+    "retry_same_intent",
+    "retry_same_slots",
+    "retry_pre_rewrite_intent",  # the retry was read as what the NLU read before a rewrite replaced it
+    "retry_went_well",
+    "chain_failed_tries",  # tries after this one that failed before one went well (or the user gave up)
+    "user_misheard_rate",  # of the user's retries re-saying a turn, the share whose words came back different
+    "user_retries",
+)
+
+
+# --- a language model of requests -------------------------------------------------------
+
+
+@dataclass
+class RequestLanguageModel:
+    """Interpolated word-bigram model (absolute discounting) over what people say to the product: how
+    surprising a turn's words are as a request. Misrecognised speech ("start seven am alarms") tends to be
+    more surprising than a clearly heard request the NLU misread."""
+
+    unigrams: Counter = field(default_factory=Counter)
+    bigrams: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    total: int = 0
+    discount: float = 0.75
+
+    @classmethod
+    def fit(cls, texts: Iterable[str]) -> RequestLanguageModel:
+        model = cls()
+        for text in texts:
+            words = ["<s>", *text.lower().split(), "</s>"]
+            model.unigrams.update(words[1:])
+            for a, b in itertools.pairwise(words):
+                model.bigrams[a][b] += 1
+        model.total = sum(model.unigrams.values())
+        model.bigrams = dict(model.bigrams)
+        return model
+
+    def surprisals(self, text: str) -> list[float]:
+        """-log P(word | previous word) for each word and the end of the request."""
+        vocabulary = len(self.unigrams) + 1
+        words = ["<s>", *text.lower().split(), "</s>"]
+        out = []
+        for a, b in itertools.pairwise(words):
+            p_uni = (self.unigrams.get(b, 0) + 0.1) / (self.total + 0.1 * vocabulary)
+            following = self.bigrams.get(a)
+            if following:
+                n = sum(following.values())
+                seen = len(following)
+                p = max(following.get(b, 0) - self.discount, 0) / n + (self.discount * seen / n) * p_uni
+            else:
+                p = p_uni
+            out.append(-math.log(max(p, 1e-12)))
+        return out
+
+    def features(self, text: str) -> tuple[float, float, float]:
+        words = text.lower().split()
+        if not words:
+            return 0.0, 0.0, 0.0
+        s = self.surprisals(text)
+        unknown = sum(1 for w in words if w not in self.unigrams) / len(words)
+        return float(np.mean(s)), float(max(s)), unknown
+
+
+# --- what the store says about a turn ----------------------------------------------------
+
+
+def _sound(word: str) -> str:
+    import jellyfish
+
+    return jellyfish.metaphone(word) or word
+
+
+def same_sound_share(first: str, second: str) -> float:
+    """Share of `second`'s words that are, or sound like, a word of `first`: the same metaphone code, or
+    spelt almost alike (rapidfuzz ratio >= SPELT_ALIKE: "light" and "lights")."""
+    b = second.split()
+    if not b:
+        return 0.0
+    a_words = set(first.split())
+    a_sounds = {_sound(w) for w in a_words}
+
+    def alike(word: str) -> bool:
+        return word in a_words or _sound(word) in a_sounds or any(fuzz.ratio(word, w) >= SPELT_ALIKE for w in a_words)
+
+    return sum(1 for w in b if alike(w)) / len(b)
+
+
+def _stages(trace: list | None) -> dict[str, dict]:
+    return {r.get("stage"): r for r in trace or [] if isinstance(r, dict)}
+
+
+def pre_rewrite_intent(turn: Turn) -> str:
+    """What the NLU read before a rewrite replaced it (the turn's intent when none did)."""
+    return str(_output(_stages(turn.trace), "nlu").get("intent") or turn.intent)
+
+
+def _output(stages: dict[str, dict], stage: str) -> dict:
+    output = (stages.get(stage) or {}).get("output")
+    return output if isinstance(output, dict) else {}
+
+
+def trace_facts(turn: Turn) -> dict[str, float]:
+    stages = _stages(turn.trace)
+    nlu_out = _output(stages, "nlu")
+    alternatives = [a for a in (nlu_out.get("alternatives") or []) if isinstance(a, (list, tuple)) and len(a) == 2]
+    before = [a for a in (nlu_out.get("before_context") or []) if isinstance(a, (list, tuple)) and len(a) == 2]
+    probabilities = sorted((float(p) for _, p in alternatives), reverse=True)
+    margin = (
+        probabilities[0] - probabilities[1] if len(probabilities) > 1 else (probabilities[0] if probabilities else 0.0)
+    )
+    nlu_in = (stages.get("nlu") or {}).get("input")
+    hypotheses = nlu_in.get("hypotheses") if isinstance(nlu_in, dict) else None
+    read_as = {h.get("intent") for h in hypotheses or [] if isinstance(h, dict)}
+    rewrite = turn.rewrite if isinstance(turn.rewrite, dict) else {}
+    kept = bool(rewrite.get("kept"))
+    action, executed = _output(stages, "resolve"), _output(stages, "execute")
+    errors = {r.get("stage") for r in turn.trace or [] if isinstance(r, dict) and r.get("error")}
+    return {
+        "nlu_confidence": float(turn.nlu_confidence or 0.0),
+        "nlu_margin": float(margin),
+        "context_changed": float(bool(before) and before[0][0] != (alternatives[0][0] if alternatives else None)),
+        "out_of_scope": float(turn.status == Turn.Status.OUT_OF_SCOPE or turn.intent == OUT_OF_SCOPE),
+        "asr_confidence": float(turn.asr_confidence) if turn.asr_confidence is not None else 1.0,
+        "asr_unscored": float(turn.asr_confidence is None),
+        "nbest_size": float(len(turn.nbest or []) or 1),
+        "nbest_disagree": float(len(read_as) > 1),
+        "rewrite_kept": float(kept),
+        "rewrite_personal": float(kept and rewrite.get("scope") == "personal"),
+        "rewrite_online": float(kept and "online" in str(rewrite.get("layer") or "")),
+        "rewrite_confidence": float((rewrite.get("rewritten") or {}).get("confidence") or 0.0) if kept else 0.0,
+        "resolve_error": float(bool((action.get("params") or {}).get("error"))),
+        "execute_failed": float("ok" in executed and not executed.get("ok")),
+        "stage_error_asr": float("asr" in errors),
+        "stage_error_nlu": float("nlu" in errors),
+        "stage_error_resolve": float("resolve" in errors),
+        "stage_error_execute": float("execute" in errors),
+        "slot_count": float(len(turn.slots or {})),
+    }
+
+
+@dataclass
+class Retry:
+    """How the user went on after a turn: the next try (a rephrase link), and the first that went well."""
+
+    next_turn: Turn | None = None
+    success: Turn | None = None
+    failed_tries: int = 0
+
+
+def went_well(turn: Turn) -> bool:
+    return (
+        turn.defect_probability is not None and turn.defect_probability <= settings.GENERATED_LABEL_MAX_SUCCESS_DEFECT
+    )
+
+
+def follow_retries(turn: Turn, by_first: dict[int, list[Rephrase]]) -> Retry:
+    links = by_first.get(turn.pk)
+    if not links:
+        return Retry()
+    link = max(links, key=lambda r: r.score)
+    retry = Retry(next_turn=link.second)
+    for _ in range(MAX_CHAIN):
+        second = link.second
+        if went_well(second):
+            retry.success = second
+            return retry
+        retry.failed_tries += 1
+        nexts = by_first.get(second.pk)
+        if not nexts:
+            return retry
+        link = max(nexts, key=lambda r: r.score)
+    return retry
+
+
+def self_label(turn: Turn, retry: Retry) -> str | None:
+    """Where the turn failed, concluded from the try that went well after it; None when nothing is sure.
+
+    rewrite  a rewrite replaced the NLU's reading and the success has the NLU's own intent
+    asr      the success was read otherwise, and its words re-say the failed words (each the same or
+             sounding alike, resaid()): the user said the same thing again and it was heard differently
+    nlu      the success was read otherwise, in other words: it was said in words the NLU reads (the
+             failed words may still have been misheard; the features weigh that)
+    resolve  the same reading, and resolving it had failed
+    execute  the same reading, resolved, and carrying it out failed
+    none     out of scope, and every retry was out of scope too until the user gave up
+    """
+    success = retry.success
+    facts = trace_facts(turn)
+    if success is None:
+        if facts["out_of_scope"] and retry.next_turn is not None and retry.failed_tries >= 2:
+            return Label.FailurePoint.NONE
+        return None
+    failed_words, success_words = turn_words(turn), turn_words(success)
+    same_reading = turn.intent == success.intent and (turn.slots or {}) == (success.slots or {})
+    if facts["rewrite_kept"] and pre_rewrite_intent(turn) == success.intent != turn.intent:
+        return Label.FailurePoint.REWRITE
+    if same_reading:
+        if facts["resolve_error"]:
+            return Label.FailurePoint.RESOLVE
+        if facts["execute_failed"]:
+            return Label.FailurePoint.EXECUTE
+        return None
+    if not failed_words or failed_words == success_words:
+        return None
+    if resaid(failed_words, success_words):
+        return Label.FailurePoint.ASR
+    return Label.FailurePoint.NLU
+
+
+def resaid(first: str, second: str) -> bool:
+    """`second` says `first` again, heard otherwise: every word of each is, or sounds like, a word of the other."""
+    return same_sound_share(first, second) >= RESAID_SHARE and same_sound_share(second, first) >= RESAID_SHARE
+
+
+# --- rows --------------------------------------------------------------------------------
+
+
+@dataclass
+class FailureRows:
+    ids: np.ndarray
+    x: np.ndarray  # (n, len(FEATURES))
+    label: list[str | None]  # the reviewer's point, else the self-label, else None
+    reviewed: np.ndarray  # bool: the label is a reviewer's
+
+
+def _user_channels(turns: list[Turn], by_first: dict[int, list[Rephrase]]) -> dict[int, tuple[float, int]]:
+    """Per user: (share of their re-said retries whose words came back different, how many re-said retries)."""
+    repeats: Counter = Counter()
+    changed: Counter = Counter()
+    for turn in turns:
+        for link in by_first.get(turn.pk, ()):
+            a, b = turn_words(turn), turn_words(link.second)
+            if a and b and resaid(a, b):
+                repeats[turn.user_id] += 1
+                changed[turn.user_id] += int(a != b)
+    return {u: ((changed[u] + 0.5) / (repeats[u] + 2.0), repeats[u]) for u in repeats}
+
+
+def load_rows(turns: list[Turn], lm: RequestLanguageModel) -> FailureRows:
+    """Features and labels of `turns` (their retries are read from the store)."""
+    ids = [t.pk for t in turns]
+    by_first: dict[int, list[Rephrase]] = defaultdict(list)
+    for start in range(0, len(ids), 5000):
+        for r in Rephrase.objects.filter(first_id__in=ids[start : start + 5000]).select_related("second"):
+            by_first[r.first_id].append(r)
+    # Follow chains beyond the set: the retries' own retries.
+    frontier = [r.second_id for links in by_first.values() for r in links if r.second_id not in by_first]
+    for _ in range(MAX_CHAIN):
+        if not frontier:
+            break
+        found = list(Rephrase.objects.filter(first_id__in=frontier).select_related("second"))
+        frontier = []
+        for r in found:
+            if r not in by_first[r.first_id]:
+                by_first[r.first_id].append(r)
+                frontier.append(r.second_id)
+    barged = set(BargeIn.objects.filter(turn_id__in=ids).values_list("turn_id", flat=True))
+    down = set(Feedback.objects.filter(turn_id__in=ids, kind="thumbs_down").values_list("turn_id", flat=True))
+    reviewed = {
+        label.turn_id: label.failure_point
+        for label in Label.objects.filter(turn_id__in=ids, undone_at__isnull=True)
+        .exclude(failure_point="")
+        .order_by("created_at", "id")
+    }
+    users = {u.user_id for u in turns}
+    channel_turns = [t for t in turns if t.user_id in users]
+    channels = _user_channels(channel_turns, by_first)
+
+    x = np.zeros((len(turns), len(FEATURES)), dtype=np.float32)
+    labels: list[str | None] = []
+    is_reviewed = np.zeros(len(turns), dtype=bool)
+    for i, turn in enumerate(turns):
+        words = turn_words(turn)
+        facts = trace_facts(turn)
+        retry = follow_retries(turn, by_first)
+        nxt = retry.next_turn
+        next_words = turn_words(nxt) if nxt is not None else ""
+        misheard, repeats = channels.get(turn.user_id, (0.5 / 2.0, 0))
+        mean_s, max_s, unknown = lm.features(words)
+        facts.update(
+            words=float(len(words.split())),
+            lm_mean_surprisal=mean_s,
+            lm_max_surprisal=max_s,
+            lm_unknown_share=unknown,
+            barged=float(turn.pk in barged),
+            thumbs_down=float(turn.pk in down),
+            retried=float(nxt is not None),
+            retry_similarity=float(fuzz.ratio(words, next_words)) / 100.0 if nxt is not None else 0.0,
+            retry_same_sound=same_sound_share(words, next_words) if nxt is not None else 0.0,
+            retry_same_intent=float(nxt is not None and nxt.intent == turn.intent),
+            retry_same_slots=float(nxt is not None and (nxt.slots or {}) == (turn.slots or {})),
+            retry_pre_rewrite_intent=float(
+                nxt is not None and bool(turn.rewrite) and nxt.intent == pre_rewrite_intent(turn) != turn.intent
+            ),
+            retry_went_well=float(retry.success is not None),
+            chain_failed_tries=float(retry.failed_tries),
+            user_misheard_rate=misheard,
+            user_retries=float(repeats),
+        )
+        x[i] = [facts[name] for name in FEATURES]
+        if turn.pk in reviewed:
+            labels.append(reviewed[turn.pk])
+            is_reviewed[i] = True
+        else:
+            labels.append(self_label(turn, retry))
+    return FailureRows(ids=np.array(ids, dtype=np.int64), x=x, label=labels, reviewed=is_reviewed)
+
+
+def likely_defects(since: datetime | None = None, until: datetime | None = None) -> list[Turn]:
+    """The turns the defect model thinks failed (FAILURE_POINT_MIN_DEFECT or more), oldest first."""
+    rows = Turn.objects.filter(defect_probability__gte=settings.FAILURE_POINT_MIN_DEFECT)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lte=until)
+    return list(rows.order_by("created_at", "id"))
+
+
+def reviewed_turns() -> list[Turn]:
+    """Every turn a reviewer gave a failure point (whatever the defect model thinks of it)."""
+    turn_ids = Label.objects.filter(undone_at__isnull=True).exclude(failure_point="").values("turn_id")
+    return list(Turn.objects.filter(pk__in=turn_ids).order_by("created_at", "id"))
+
+
+@functools.lru_cache(maxsize=2)
+def _training_sentences(files: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
+    """The seed's and the public data's sentences (read once per process while the files stay the same)."""
+    from assistant.nlu.datasets import merge_sources
+    from assistant.nlu.seed import seed_examples
+
+    examples, _ = merge_sources([Path(path) for path, _ in files], split="devel", seed=seed_examples())
+    return tuple(e.text for e in examples)
+
+
+def request_texts() -> list[str]:
+    """What people say to the product: the NLU's training sentences (the seed and the public data its best
+    recipe trains on) and the stored turns that went well."""
+    from learning.nlu.service import public_data_files
+
+    files = tuple((str(p), p.stat().st_mtime) for p in public_data_files())
+    texts = list(_training_sentences(files))
+    good = Turn.objects.filter(
+        defect_probability__lte=settings.GENERATED_LABEL_MAX_SUCCESS_DEFECT, status=Turn.Status.OK
+    ).order_by("-id")[:50_000]
+    texts += [turn_words(t) for t in good.only("id", "asr_text", "raw_text")]
+    return [t for t in texts if t]
+
+
+# --- the model ---------------------------------------------------------------------------
+
+
+@dataclass
+class FailurePointModel:
+    version: str
+    classifier: Any  # lightgbm.LGBMClassifier over FEATURES
+    classes: list[str]
+    lm: RequestLanguageModel
+
+    def predict(self, x: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(point, confidence) per row."""
+        if not len(x):
+            return [], np.zeros(0)
+        p = self.classifier.predict_proba(x)
+        best = p.argmax(axis=1)
+        return [self.classes[i] for i in best], p[np.arange(len(x)), best]
+
+
+def _load(path: Path) -> FailurePointModel:
+    manifest = read_manifest(path)
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} artifact")
+    with checked_file(path, manifest, "model.pkl").open("rb") as handle:
+        parts = pickle.load(handle)  # our own artifact, checksummed against its manifest
+    return FailurePointModel(
+        version=manifest["version"], classifier=parts["classifier"], classes=parts["classes"], lm=parts["lm"]
+    )
+
+
+FAILURE_POINT_MODELS = ModelKind(
+    "failure_point", _load, label="failure-point model", hint="run `python manage.py learn`"
+)
+
+
+class NotEnoughEvidence(ValueError):
+    """Too few labelled failed turns (or of one point only) to train on."""
+
+
+def held_out(ids: np.ndarray) -> np.ndarray:
+    return np.array(
+        [int.from_bytes(hashlib.sha256(f"failure-point-holdout|{i}".encode()).digest()[:4], "big") / 2**32 < HOLDOUT_SHARE
+         for i in ids.tolist()],
+        dtype=bool,
+    )  # fmt: skip
+
+
+def fit(rows: FailureRows, lm: RequestLanguageModel, seed: int = 0) -> tuple[FailurePointModel, dict[str, Any]]:
+    import lightgbm
+
+    labelled = np.array([label is not None for label in rows.label], dtype=bool)
+    train = np.flatnonzero(labelled & ~held_out(rows.ids))
+    y_all = np.array([label or "" for label in rows.label])
+    if len(train) < MIN_LABELS or len(set(y_all[train].tolist())) < 2:
+        raise NotEnoughEvidence(
+            f"{len(train)} labelled failed turns of {len(set(y_all[train].tolist()))} points (need {MIN_LABELS}, 2)"
+        )
+    classes = sorted(set(y_all[train].tolist()))
+    weight = np.where(rows.reviewed[train], REVIEWED_WEIGHT, 1.0)
+    classifier = lightgbm.LGBMClassifier(
+        n_estimators=200,
+        learning_rate=0.05,
+        num_leaves=15,
+        min_child_samples=5,
+        class_weight="balanced",
+        random_state=seed,
+        n_jobs=1,
+        verbose=-1,
+    )
+    classifier.fit(rows.x[train], y_all[train], sample_weight=weight)
+    model = FailurePointModel(version="", classifier=classifier, classes=list(classifier.classes_), lm=lm)
+    counts = Counter(y_all[labelled].tolist())
+    metrics: dict[str, Any] = {
+        "labels": {p: counts[p] for p in POINTS if counts[p]},
+        "reviewed": int(rows.reviewed.sum()),
+        "turns": len(rows.ids),
+        "classes": classes,
+    }
+    holdout = np.flatnonzero(labelled & held_out(rows.ids))
+    if len(holdout):
+        metrics["holdout"] = score(model, rows, holdout)
+    return model, metrics
+
+
+def score(model: FailurePointModel, rows: FailureRows, idx: np.ndarray) -> dict[str, Any]:
+    """Accuracy and per-point recall on the labelled rows at `idx`."""
+    predicted, _ = model.predict(rows.x[idx])
+    truth = [rows.label[i] for i in idx.tolist()]
+    recall = {}
+    for point in POINTS:
+        mine = [p == t for p, t in zip(predicted, truth, strict=True) if t == point]
+        if mine:
+            recall[point] = round(sum(mine) / len(mine), 4)
+    correct = sum(p == t for p, t in zip(predicted, truth, strict=True))
+    return {"n": len(idx), "accuracy": round(correct / max(1, len(idx)), 4), "recall": recall}
+
+
+def gate(candidate: dict, active: dict | None) -> Decision:
+    """Promote unless the active version is more accurate on the same held-out labelled turns."""
+    if active is None:
+        return Decision(True, False, "promoted: no active failure-point model")
+    metrics = candidate.get("metrics") or {}
+    mine, theirs = metrics.get("holdout"), metrics.get("active_on_holdout")
+    if not mine or not theirs:
+        return Decision(True, False, "promoted: no held-out labels to compare the versions on")
+    # One binomial standard error of slack: a difference smaller than that is sampling noise.
+    tolerance = max(float(settings.FAILURE_POINT_PROMOTION_TOLERANCE), math.sqrt(0.25 / max(1, mine["n"])))
+    if mine["accuracy"] < theirs["accuracy"] - tolerance:
+        return Decision(
+            False,
+            True,
+            f"rejected: held-out accuracy {mine['accuracy']} against the active version's {theirs['accuracy']} "
+            f"on the same {mine['n']} labelled turns",
+            ("accuracy",),
+        )
+    return Decision(
+        True, True, f"promoted: held-out accuracy {mine['accuracy']} (active version: {theirs['accuracy']})"
+    )
+
+
+# --- the learning step -------------------------------------------------------------------
+
+
+def _window() -> tuple[datetime | None, datetime | None]:
+    newest = Turn.objects.aggregate(m=Max("created_at"))["m"]
+    if newest is None:
+        return None, None
+    return newest - timedelta(days=settings.FAILURE_POINT_DAYS), newest
+
+
+def train_and_register(progress: Callable[[float, str], None], seed: int = 0) -> dict[str, Any]:
+    """Train on the likely defects of the last FAILURE_POINT_DAYS and every reviewed turn; the gate decides."""
+    started = time.monotonic()
+    since, until = _window()
+    if until is None:
+        raise NotEnoughEvidence("no turns are stored yet")
+    progress(0.05, "reading what people say")
+    lm = RequestLanguageModel.fit(request_texts())
+    progress(0.3, "reading the failed turns")
+    turns = {t.pk: t for t in likely_defects(since, until)}
+    turns.update({t.pk: t for t in reviewed_turns()})
+    rows = load_rows(sorted(turns.values(), key=lambda t: (t.created_at, t.pk)), lm)
+    progress(0.6, f"training on {sum(label is not None for label in rows.label)} labelled of {len(rows.ids)} turns")
+    model, metrics = fit(rows, lm, seed=seed)
+    holdout = np.flatnonzero(np.array([label is not None for label in rows.label], dtype=bool) & held_out(rows.ids))
+    try:
+        active = FAILURE_POINT_MODELS.model()
+    except Exception:
+        active = None
+    if active is not None and len(holdout):
+        active_rows = load_rows([turns[i] for i in rows.ids[holdout].tolist()], active.lm)
+        metrics["active_on_holdout"] = score(active, active_rows, np.arange(len(holdout)))
+    newest = int(rows.ids.max()) if len(rows.ids) else 0
+    version = f"failure-point-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{newest}"
+    out = Path(settings.MODEL_DIR) / "failure_point" / version
+    manifest = {
+        "format": FORMAT,
+        "kind": "failure_point",
+        "version": version,
+        "features": list(FEATURES),
+        "trained_through_turn": newest,
+        "metrics": metrics,
+    }
+    model.version = version
+
+    def write(path: Path) -> None:
+        with path.open("wb") as handle:
+            pickle.dump({"classifier": model.classifier, "classes": model.classes, "lm": model.lm}, handle)
+
+    progress(0.85, "writing the artifact")
+    write_artifact(out, manifest, {"model.pkl": write})
+    row, decision = register_candidate(FAILURE_POINT_MODELS, out, manifest, gate=gate)
+    return {
+        "version": version,
+        "status": row.status,
+        "decision": decision.note if decision else None,
+        "metrics": metrics,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def store_points(progress: Callable[[float, str], None]) -> dict[str, Any]:
+    """Store the active model's failure point on the likely defects of the last FAILURE_POINT_DAYS (a turn
+    no longer a likely defect loses its point)."""
+    model = FAILURE_POINT_MODELS.model()
+    since, until = _window()
+    if until is None:
+        return {"stored": 0, "model": model.version}
+    turns = likely_defects(since, until)
+    Turn.objects.filter(created_at__gte=since, failure_point__gt="").exclude(pk__in=[t.pk for t in turns]).update(
+        failure_point="", failure_point_confidence=None, failure_point_model_version=""
+    )
+    stored = 0
+    step = 5000
+    for start in range(0, len(turns), step):
+        chunk = turns[start : start + step]
+        rows = load_rows(chunk, model.lm)
+        points, confidence = model.predict(rows.x)
+        for turn, point, p in zip(chunk, points, confidence.tolist(), strict=True):
+            turn.failure_point, turn.failure_point_confidence = point, round(float(p), 4)
+            turn.failure_point_model_version = model.version
+        Turn.objects.bulk_update(
+            chunk, ["failure_point", "failure_point_confidence", "failure_point_model_version"], batch_size=2000
+        )
+        stored += len(chunk)
+        progress(0.9 + 0.1 * min(1.0, (start + step) / max(1, len(turns))), "storing failure points")
+    return {"stored": stored, "model": model.version, "points": dict(Counter(t.failure_point for t in turns))}

@@ -1,0 +1,52 @@
+"""A simulated staff reviewer: before each learning cycle, says where the likeliest failures failed.
+
+A reviewer who hears the recording knows what was said and where a turn went wrong. The simulator plays
+that reviewer with its ground truth, through the product's own labelling (feedback.labels.label_turn, what
+/review/ calls), on the first `per_cycle` not yet labelled turns of the one-by-one inbox
+(review.turns.likely_defects) among this run's users. The product learns from those labels as from any
+reviewer's (learning/failure_points.py); no learner reads the truth. A turn the truth says went well gets
+no label, as a reviewer who finds nothing wrong labels nothing; the report scores the failure-point model on
+the turns nobody labelled.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+
+from feedback.labels import label_turn
+from feedback.models import Label
+from review.turns import likely_defects
+
+# The simulator's truth (simulator/truth.py) in the product's failure points.
+AS_LABEL = {
+    "asr": Label.FailurePoint.ASR,
+    "nlu": Label.FailurePoint.NLU,
+    "rewrite": Label.FailurePoint.REWRITE,
+    "resolve": Label.FailurePoint.RESOLVE,
+    "execute": Label.FailurePoint.EXECUTE,
+    "unsupported": Label.FailurePoint.NONE,
+}
+
+
+def reviewer_for(run_tag: str):
+    """The run's reviewer: a staff account outside the simulated users' name prefix."""
+    user, _ = get_user_model().objects.get_or_create(username=f"simreviewer-{run_tag}", defaults={"is_staff": True})
+    return user
+
+
+def review(run_tag: str, truth_by_turn: dict[int, str], per_cycle: int) -> int:
+    """Label up to `per_cycle` of the inbox's likeliest failures of this run's users; returns how many."""
+    if per_cycle <= 0:
+        return 0
+    reviewer = reviewer_for(run_tag)
+    inbox = likely_defects().filter(user__username__startswith=f"sim-{run_tag}-", labels__isnull=True)
+    done = 0
+    for turn in inbox[: per_cycle * 3]:
+        point = AS_LABEL.get(truth_by_turn.get(turn.pk, ""))
+        if point is None:
+            continue
+        label_turn(turn, reviewer, failure_point=point)
+        done += 1
+        if done >= per_cycle:
+            break
+    return done
