@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import logging
 import math
 import pickle
 import time
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, Q
 from rapidfuzz import fuzz
 
 from assistant.artifacts import checked_file, read_manifest, write_artifact
@@ -47,8 +46,6 @@ from assistant.registry import ModelKind
 from feedback.labels import turn_words
 from feedback.models import BargeIn, Feedback, Label, Rephrase, Turn
 from learning.registry import Decision, register_candidate
-
-log = logging.getLogger(__name__)
 
 FORMAT = "failure-point-model-1"
 POINTS = tuple(Label.FailurePoint.values)  # asr, nlu, rewrite, resolve, execute, none
@@ -351,9 +348,7 @@ def load_rows(turns: list[Turn], lm: RequestLanguageModel) -> FailureRows:
         .exclude(failure_point="")
         .order_by("created_at", "id")
     }
-    users = {u.user_id for u in turns}
-    channel_turns = [t for t in turns if t.user_id in users]
-    channels = _user_channels(channel_turns, by_first)
+    channels = _user_channels(turns, by_first)
 
     x = np.zeros((len(turns), len(FEATURES)), dtype=np.float32)
     labels: list[str | None] = []
@@ -574,9 +569,10 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
     progress(0.05, "reading what people say")
     lm = RequestLanguageModel.fit(request_texts())
     progress(0.3, "reading the failed turns")
-    turns = {t.pk: t for t in likely_defects(since, until)}
-    turns.update({t.pk: t for t in reviewed_turns()})
-    rows = load_rows(sorted(turns.values(), key=lambda t: (t.created_at, t.pk)), lm)
+    by_id = {t.pk: t for t in likely_defects(since, until)}
+    by_id.update({t.pk: t for t in reviewed_turns()})
+    turns = sorted(by_id.values(), key=lambda t: (t.created_at, t.pk))
+    rows = load_rows(turns, lm)
     progress(0.6, f"training on {sum(label is not None for label in rows.label)} labelled of {len(rows.ids)} turns")
     model, metrics = fit(rows, lm, seed=seed)
     holdout = np.flatnonzero(np.array([label is not None for label in rows.label], dtype=bool) & held_out(rows.ids))
@@ -585,8 +581,8 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
     except Exception:
         active = None
     if active is not None and len(holdout):
-        active_rows = load_rows([turns[i] for i in rows.ids[holdout].tolist()], active.lm)
-        metrics["active_on_holdout"] = score(active, active_rows, np.arange(len(holdout)))
+        # The same turns in the active version's features (its own language model), on the same held-out rows.
+        metrics["active_on_holdout"] = score(active, load_rows(turns, active.lm), holdout)
     newest = int(rows.ids.max()) if len(rows.ids) else 0
     version = f"failure-point-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{newest}"
     out = Path(settings.MODEL_DIR) / "failure_point" / version
@@ -624,7 +620,8 @@ def store_points(progress: Callable[[float, str], None]) -> dict[str, Any]:
     if until is None:
         return {"stored": 0, "model": model.version}
     turns = likely_defects(since, until)
-    Turn.objects.filter(created_at__gte=since, failure_point__gt="").exclude(pk__in=[t.pk for t in turns]).update(
+    no_longer = Q(defect_probability__lt=settings.FAILURE_POINT_MIN_DEFECT) | Q(defect_probability__isnull=True)
+    Turn.objects.filter(no_longer, created_at__gte=since, failure_point__gt="").update(
         failure_point="", failure_point_confidence=None, failure_point_model_version=""
     )
     stored = 0
