@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -24,6 +25,8 @@ from review import charts, models_page, turns
 from review import dashboard as dashboard_figures
 from review.access import can_promote, can_review
 from review.paging import page_of
+from teaching import concepts as taught_concepts
+from teaching.models import SharedConcept
 
 PAGE_SIZE = 50
 
@@ -223,6 +226,53 @@ def run_cycle(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Only staff start learning cycles.")
     Job.enqueue("learning_cycle", {"learners": "all"})
     return redirect("review-models")
+
+
+@require_GET
+@reviewers_only
+def concepts(request: HttpRequest) -> HttpResponse:
+    """Concepts several people taught the same way (candidates for everyone), and those staff shared."""
+    return _concepts_page(request)
+
+
+def _concepts_page(request: HttpRequest, *, problem: str = "", status: int = 200) -> HttpResponse:
+    shared = SharedConcept.objects.select_related("approved_by", "retired_by").order_by("retired_at", "name")
+    shared_keys = {c.key for c in shared if c.retired_at is None}
+    context = {
+        "candidates": [
+            c for c in taught_concepts.common(settings.CONCEPT_GLOBAL_MIN_USERS) if c["key"] not in shared_keys
+        ],
+        "shared": shared[:200],
+        "min_users": settings.CONCEPT_GLOBAL_MIN_USERS,
+        "can_decide": can_promote(request.user),
+        "problem": problem,
+    }
+    return render(request, "review/concepts.html", context, status=status)
+
+
+@require_POST
+@reviewers_only
+def share_concept(request: HttpRequest) -> HttpResponse:
+    """Serve a commonly taught concept to everyone: it changes what everyone gets, so staff only."""
+    if not can_promote(request.user):
+        raise PermissionDenied("Only staff share concepts with everyone.")
+    try:
+        taught_concepts.approve_shared(request.POST.get("signature", "")[:64], request.user, timezone.now())
+    except taught_concepts.SharingError as exc:
+        return _concepts_page(request, problem=str(exc), status=400)
+    return redirect("review-concepts")
+
+
+@require_POST
+@reviewers_only
+def retire_concept(request: HttpRequest, shared_id: int) -> HttpResponse:
+    if not can_promote(request.user):
+        raise PermissionDenied("Only staff share concepts with everyone.")
+    shared = SharedConcept.objects.filter(pk=shared_id).first()
+    if shared is None:
+        raise Http404("No shared concept by that id.")
+    taught_concepts.retire_shared(shared, request.user, timezone.now())
+    return redirect("review-concepts")
 
 
 @require_GET

@@ -10,7 +10,15 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from teaching.concepts import common
-from teaching.models import Concept, Erasure, ForgottenPreference, InferredPreference, PendingQuestion, Preference
+from teaching.models import (
+    Concept,
+    Erasure,
+    ForgottenPreference,
+    InferredPreference,
+    PendingQuestion,
+    Preference,
+    SharedConcept,
+)
 
 
 @admin.register(Preference)
@@ -41,6 +49,14 @@ class ConceptAdmin(admin.ModelAdmin):
     list_filter = (SharedConceptFilter,)
     search_fields = ("name", "definition", "user__username")
     readonly_fields = ("key", "steps", "created_at", "updated_at")
+
+
+@admin.register(SharedConcept)
+class SharedConceptAdmin(admin.ModelAdmin):
+    """Raw records; staff approve and retire shared concepts in review/ (/review/concepts/)."""
+
+    list_display = ("name", "teachers", "approved_by", "approved_at", "retired_at")
+    readonly_fields = [f.name for f in SharedConcept._meta.fields]
 
 
 @admin.register(PendingQuestion)

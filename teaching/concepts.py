@@ -7,6 +7,8 @@ applied whenever the user says it again, also in other words ("study mode on", "
     invoked(user_id, understood)            the user's concept an utterance asks for, if any
     read_definition(text, understand)       the requests a definition stands for, or why it is none
     teach(user_id, name, steps, definition) store (or change) a concept
+    common(min_users)                       concepts several people taught the same way
+    approve_shared / retire_shared          serve one of those to everyone (staff, in review/), or stop
 
 A definition is read by the NLU itself, clause by clause; every clause must be something the
 assistant can do (a skill's request, read with CONCEPT_STEP_CONFIDENCE), so a concept never
@@ -15,17 +17,19 @@ stands for another concept (no cycles) and never for words it does not understan
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from rapidfuzz import fuzz
 
 from assistant.intents import INTENTS
 from assistant.turns import NluResult
-from teaching.models import Concept
+from teaching.models import Concept, SharedConcept
 
 CONCEPT_INTENTS = frozenset({"concept_run", "concept_teach"})
 # Skills whose requests a concept can stand for: things the assistant does, not talk about it.
@@ -99,8 +103,8 @@ def shadows_builtin(name: str, understand: Callable[[str], NluResult]) -> bool:
     )
 
 
-def invoked(user_id: int, understood: NluResult) -> Concept | None:
-    """The user's concept this utterance asks for:
+def invoked(user_id: int, understood: NluResult) -> Concept | SharedConcept | None:
+    """The user's concept this utterance asks for (their own, else one staff shared with everyone):
     - its name is the whole utterance ("goodnight", whatever else that means);
     - the NLU reads a concept request ("turn on study mode", "study mode on") that names it, or
       tags a name close to it;
@@ -109,7 +113,10 @@ def invoked(user_id: int, understood: NluResult) -> Concept | None:
     runs = understood.intent == "concept_run"
     if not runs and not understood.out_of_scope and len(whole) > MAX_NAME_CHARS:
         return None
-    concepts = list(Concept.objects.filter(user_id=user_id).only("id", "key", "name", "steps"))
+    own = list(Concept.objects.filter(user_id=user_id).only("id", "key", "name", "steps"))
+    # Staff-approved defaults for the names this user has not taught a meaning of their own.
+    taught = {c.key for c in own}
+    concepts: list[Concept | SharedConcept] = [*own, *(c for c in shared_concepts() if c.key not in taught)]
     if not concepts:
         return None
     for concept in concepts:
@@ -120,7 +127,7 @@ def invoked(user_id: int, understood: NluResult) -> Concept | None:
 
     # The longest taught name among the words said ("spring cleaning mode on" is not "cleaning"); an
     # utterance the NLU could not place must say the whole name ("I'm reading a book" is not "reading mode").
-    def says(concept: Concept) -> bool:
+    def says(concept: Concept | SharedConcept) -> bool:
         name = _bare(concept.name) if runs else " ".join(concept.name.lower().split())
         return re.search(rf"\b{re.escape(name)}\b", understood.text) is not None
 
@@ -168,15 +175,62 @@ def split_teaching(understood: NluResult) -> tuple[str, str] | None:
     return name, _LEAD.sub("", rest)
 
 
+def _signature(concept: Concept) -> str:
+    """What a concept is, whoever taught it: its name and the requests it stands for (not their wording)."""
+    meaning = repr([(s.get("intent"), sorted((s.get("slots") or {}).items())) for s in concept.steps])
+    return hashlib.sha256(f"{concept.key}|{meaning}".encode()).hexdigest()[:16]
+
+
 def common(min_users: int) -> list[dict]:
     """Concepts at least `min_users` distinct people taught the same way (same name, same requests):
-    offered to reviewers as global defaults."""
-    groups: dict[tuple[str, str], set[int]] = {}
-    names: dict[tuple[str, str], str] = {}
-    for concept in Concept.objects.all().only("user_id", "key", "name", "steps"):
-        signature = repr([(s.get("intent"), sorted((s.get("slots") or {}).items())) for s in concept.steps])
-        groups.setdefault((concept.key, signature), set()).add(concept.user_id)
-        names[(concept.key, signature)] = concept.name
-    return [
-        {"name": names[k], "key": k[0], "users": len(users)} for k, users in groups.items() if len(users) >= min_users
+    offered to reviewers as global defaults, most taught first. Each: name, key, users, steps (the latest
+    teacher's wording), signature (which group it is, for approve_shared)."""
+    groups: dict[str, set[int]] = {}
+    latest: dict[str, Concept] = {}
+    for concept in Concept.objects.order_by("updated_at", "id").only("user_id", "key", "name", "steps", "updated_at"):
+        signature = _signature(concept)
+        groups.setdefault(signature, set()).add(concept.user_id)
+        latest[signature] = concept
+    found = [
+        {"name": latest[k].name, "key": latest[k].key, "users": len(users), "steps": latest[k].steps, "signature": k}
+        for k, users in groups.items()
+        if len(users) >= min_users
     ]
+    return sorted(found, key=lambda c: (-c["users"], c["key"]))
+
+
+class SharingError(ValueError):
+    """A shared concept cannot be approved or retired as asked (the message says why)."""
+
+
+def shared_concepts() -> list[SharedConcept]:
+    """The concepts staff approved for everyone, still served."""
+    return list(SharedConcept.objects.filter(retired_at__isnull=True))
+
+
+def approve_shared(signature: str, reviewer, now: datetime) -> SharedConcept:
+    """Serve a concept several people taught the same way to everyone who has not taught their own."""
+    group = next((c for c in common(settings.CONCEPT_GLOBAL_MIN_USERS) if c["signature"] == signature), None)
+    if group is None:
+        raise SharingError(
+            f"No concept is taught that way by {settings.CONCEPT_GLOBAL_MIN_USERS} or more people any more."
+        )
+    with transaction.atomic():
+        if SharedConcept.objects.select_for_update().filter(key=group["key"], retired_at__isnull=True).exists():
+            raise SharingError(f"“{group['name']}” is already shared; retire it first to share another meaning.")
+        return SharedConcept.objects.create(
+            name=group["name"],
+            key=group["key"],
+            steps=group["steps"],
+            teachers=group["users"],
+            approved_by=reviewer,
+            approved_at=now,
+        )
+
+
+def retire_shared(shared: SharedConcept, reviewer, now: datetime) -> bool:
+    """Stop serving a shared concept; False if it was retired already."""
+    return (
+        SharedConcept.objects.filter(pk=shared.pk, retired_at__isnull=True).update(retired_at=now, retired_by=reviewer)
+        == 1
+    )

@@ -122,6 +122,32 @@ class Concept(models.Model):
         return f"{self.user}: {self.name!r} = {self.definition!r}"
 
 
+class SharedConcept(models.Model):
+    """A concept staff approved as everyone's default (review/, from concepts CONCEPT_GLOBAL_MIN_USERS or
+    more people taught the same way): served to whoever has not taught one of that name themselves. Retiring
+    it (`retired_at`) stops serving it and keeps the record of who decided what, and when."""
+
+    name = models.CharField(max_length=100)
+    key = models.CharField(max_length=100, help_text="Normalised name the concept is found by.")
+    steps = models.JSONField(default=list, help_text="[{text, intent, slots}] as its teachers defined it.")
+    teachers = models.PositiveIntegerField(help_text="Distinct people who had taught it so when it was approved.")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    approved_at = models.DateTimeField()
+    retired_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "-approved_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(retired_at__isnull=True), name="one_shared_concept_per_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name!r} for everyone{' (retired)' if self.retired_at else ''}"
+
+
 class Erasure(models.Model):
     """The user had everything learned about them forgotten at `erased_at` (the "What you've
     taught me" page): the personal learners skip what they said before it, and a personal layer

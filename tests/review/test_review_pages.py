@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from feedback.labels import label_turn, reviewed
@@ -46,18 +44,6 @@ def _client(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def staff(db):
-    return get_user_model().objects.create_user("sam", password="sam-password-1", is_staff=True)
-
-
-@pytest.fixture
-def reviewer(db, settings):
-    user = get_user_model().objects.create_user("rita", password="rita-password-1")
-    user.groups.add(Group.objects.get_or_create(name=settings.REVIEWERS_GROUP)[0])
-    return user
 
 
 def test_only_staff_and_reviewers_get_in(client, alice, staff, reviewer):
