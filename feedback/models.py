@@ -111,6 +111,12 @@ class Turn(models.Model):
                 condition=models.Q(defect_probability__isnull=False),
             ),
             models.Index(fields=["defect_cluster", "-created_at", "-id"], name="turn_cluster_recent"),
+            # The review queue of likely failures whose failure point the model is least sure of.
+            models.Index(
+                fields=["failure_point_confidence", "-defect_probability", "-id"],
+                name="turn_failure_point_unsure",
+                condition=models.Q(failure_point_confidence__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

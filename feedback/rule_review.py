@@ -1,6 +1,7 @@
 """Reviewers' decisions on rewrite rules: approve (active), reject, retire; each kept with who, when and
 the status it replaced, and undone by putting that status back. The miner never revives a rule a person
-rejected or retired (learning/mining.py)."""
+rejected or retired, and never retires or supersedes one a person approved (learning/mining.py): a person's
+decision stands until a person changes it (the rule's outcomes can still retire it, learning/mining.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ def win_rate(rule: RewriteRule) -> dict[str, float]:
         "low": round(float(beta.ppf(0.05, a, b)), 3),
         "high": round(float(beta.ppf(0.95, a, b)), 3),
     }
+
+
+def approved_by_a_person(rule_ids) -> set[int]:
+    """Which of these active rules are active because a reviewer approved them (their latest decision)."""
+    latest: dict[int, str] = {}
+    for rule_id, to_status in (
+        RuleDecision.objects.filter(rule_id__in=rule_ids, undone_at__isnull=True)
+        .order_by("created_at", "id")
+        .values_list("rule_id", "to_status")
+    ):
+        latest[rule_id] = to_status
+    return {rule_id for rule_id, status in latest.items() if status == Status.ACTIVE}
 
 
 def decide(rule: RewriteRule, reviewer: AbstractBaseUser, action: str, now: datetime | None = None) -> RuleDecision:

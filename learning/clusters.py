@@ -5,10 +5,12 @@ their normalised words' MiniLM embeddings: wordings are taken most frequent firs
 cluster whose centroid is closest if the cosine is at least REVIEW_CLUSTER_SIMILARITY, or one whose
 first wording it spells almost alike (REVIEW_CLUSTER_SPELLING: typos move MiniLM a long way), else
 starts one (leader clustering: one pass, no number of clusters to guess, and a frequent wording
-anchors its cluster). Each cluster counts its turns, distinct people, the turns of the last REVIEW_TREND_DAYS
-against the days before (the trend), what the NLU mostly read, the rewrites that fired, and where most of its turns failed (the point the
-failure-point model stored on them, learning/failure_points.py); the inbox
-ranks them by people, then turns, then trend. A run replaces the previous grouping in one transaction.
+anchors its cluster). Clusters whose turns were meant as the same request (a reviewer's reading, else
+that of the retry that went well) are then merged: one failing request, however people worded it. Each
+cluster counts its turns, distinct people, the turns of the last REVIEW_TREND_DAYS against the days before
+(the trend), what the NLU mostly read, the rewrites that fired, and where most of its turns failed (the
+point the failure-point model stored on them, learning/failure_points.py); the inbox ranks them by people,
+then turns, then trend. A run replaces the previous grouping in one transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from django.utils import timezone
 from rapidfuzz import fuzz, process
 
 from assistant.text import normalise
-from feedback.models import DefectCluster, Turn
+from feedback.labels import reviewed
+from feedback.models import DefectCluster, GeneratedLabel, Turn
 from learning.embeddings import embed
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,44 @@ def leader_clusters(wordings: list[str], vectors: np.ndarray, similarity: float,
         centroids[best] = sums[best] / np.linalg.norm(sums[best])
         assigned.append(best)
     return assigned
+
+
+def _reading_key(intent: str, slots: dict | None) -> tuple:
+    return intent, tuple(sorted((str(k), normalise(str(v))) for k, v in (slots or {}).items()))
+
+
+def meanings(turn_ids: list[int]) -> dict[int, tuple]:
+    """What each failed turn was meant as, where the store says: a reviewer's reading, else the reading of the
+    retry that went well (its rephrase label, learning/generated_labels.py), as (intent, slots)."""
+    found: dict[int, tuple] = {}
+    for start in range(0, len(turn_ids), 5000):
+        chunk = turn_ids[start : start + 5000]
+        generated = GeneratedLabel.objects.filter(
+            turn_id__in=chunk, source=GeneratedLabel.Source.REPHRASE, evidence__isnull=False
+        ).select_related("evidence")
+        for label in generated.only("turn_id", "evidence__intent", "evidence__slots"):
+            found[label.turn_id] = _reading_key(label.evidence.intent, label.evidence.slots)
+        for label in reviewed().filter(turn_id__in=chunk).exclude(intent=""):
+            found[label.turn_id] = _reading_key(label.intent, label.slots)
+    return found
+
+
+def merged_by_meaning(
+    groups: dict[int, list[str]], by_words: dict[str, list[tuple]], meant: dict[int, tuple]
+) -> dict[int, list[str]]:
+    """Clusters whose turns were mostly meant as the same request become one (their wordings most frequent
+    first): people who said "wake me at 7" and "alarm for seven please" and then got what they wanted in
+    the same reading failed on one request, however differently they put it."""
+    by_meaning: dict[tuple, int] = {}
+    merged: dict[int, list[str]] = {}
+    for cluster, members in groups.items():
+        said = Counter(meant[row[0]] for wording in members for row in by_words[wording] if row[0] in meant)
+        if not said:
+            merged[cluster] = list(members)
+            continue
+        into = by_meaning.setdefault(said.most_common(1)[0][0], cluster)
+        merged.setdefault(into, []).extend(members)
+    return {k: sorted(v, key=lambda w: (-len(by_words[w]), w)) for k, v in merged.items()}
 
 
 def build_clusters(progress: Callable[[float, str], None] | None = None, now: datetime | None = None) -> dict[str, Any]:
@@ -106,6 +147,7 @@ def build_clusters(progress: Callable[[float, str], None] | None = None, now: da
         groups[cluster].append(wording)
     for offset, wording in enumerate(wordings[MAX_WORDINGS:]):
         groups[len(embedded) + offset] = [wording]
+    groups = merged_by_meaning(groups, by_words, meanings([row[0] for row in rows]))
     recent_from = now - timedelta(days=settings.REVIEW_TREND_DAYS)
     earlier_from = recent_from - timedelta(days=settings.REVIEW_TREND_DAYS)
     clusters, member_turns = [], []

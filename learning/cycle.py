@@ -65,8 +65,11 @@ LEARNING_STEPS: list[LearningStep] = [
     # the weights the rewrite miner and the NLU's generated labels read, and what the review inbox lists.
     LearningStep(name="defects", task=label_defects_task, serves=frozenset({REWRITES, NLU, REVIEW}), labels_turns=True),
     # What the NLU should have read, from failed turns rephrased successfully and turns that went well
-    # (learning/generated_labels.py): after the rephrases and the defect scores it reads.
-    LearningStep(name="generated_labels", task=generate_labels_task, serves=frozenset({NLU}), labels_turns=True),
+    # (learning/generated_labels.py): after the rephrases and the defect scores it reads. The review inbox
+    # groups failures by what they were meant as, which these say.
+    LearningStep(
+        name="generated_labels", task=generate_labels_task, serves=frozenset({NLU, REVIEW}), labels_turns=True
+    ),
     # What each user likes, from what they taught, asked for and let play (learning/preferences.py):
     # after the defect model, whose scores say which served values were not liked.
     LearningStep(name="preferences", task=learn_preferences_task, serves=frozenset({PREFERENCES})),

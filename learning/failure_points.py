@@ -584,7 +584,8 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
         # The same turns in the active version's features (its own language model), on the same held-out rows.
         metrics["active_on_holdout"] = score(active, load_rows(turns, active.lm), holdout)
     newest = int(rows.ids.max()) if len(rows.ids) else 0
-    version = f"failure-point-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{newest}"
+    # ModelVersion.version holds 40 characters: a short prefix leaves room for the microseconds and the id.
+    version = f"fp-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{newest}"
     out = Path(settings.MODEL_DIR) / "failure_point" / version
     manifest = {
         "format": FORMAT,

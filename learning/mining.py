@@ -30,7 +30,8 @@ Rules. For a source u the best target v != u is emitted as a rule when
 A rule is active when its probability reaches MINE_ACTIVE_PROBABILITY, else proposed (staff
 decide). A global rule stores no user id; its evidence lists chains by an anonymous hash of
 their session. Rules are reconciled with the stored ones: a rule whose evidence has gone
-(people deleted, fewer than k users left) retires, a better target supersedes an old one.
+(people deleted, fewer than k users left) retires, a better target supersedes an old one; a rule a
+person approved in review stays as they decided (only its outcomes can retire it).
 
 Outcomes. update_outcomes() adds up every fired rule's wins and losses (1 - P(defect) and
 P(defect) of the turns it rewrote) and retires a rule whose Beta posterior's 5% quantile
@@ -52,6 +53,7 @@ from django.conf import settings
 from django.db import transaction
 
 from feedback.models import Rephrase, RewriteRule, Session, Turn
+from feedback.rule_review import approved_by_a_person
 from learning.defects import defect_or_guess
 from learning.readings import reading
 from teaching.privacy import erasures
@@ -418,6 +420,8 @@ def store(candidates: list[Candidate], occ: Occurrences) -> dict[str, int]:
             # The newest rule per (scope, user, source) speaks for it.
             .order_by("created_at", "id")
         }
+        # Rules a person approved: their decision stands against the mining (superseding, too little evidence).
+        approved = approved_by_a_person([r.pk for r in stored.values() if r.status == RewriteRule.Status.ACTIVE])
         seen = set()
         for c in candidates:
             key = (c.scope, c.user_id, c.source)
@@ -440,6 +444,8 @@ def store(candidates: list[Candidate], occ: Occurrences) -> dict[str, int]:
                 rule.save()
                 counts["updated"] += 1
                 continue
+            if rule is not None and rule.pk in approved:
+                continue  # a person approved this target for the source
             if rule is not None and rule.status in live:
                 rule.status = RewriteRule.Status.RETIRED
                 rule.status_reason = f"superseded by a better target: {c.target!r} ({c.probability})"
@@ -464,7 +470,7 @@ def store(candidates: list[Candidate], occ: Occurrences) -> dict[str, int]:
             counts[f"created_{status}"] += 1
         # Stored rules the evidence no longer supports (people deleted, their chains gone).
         for key, rule in stored.items():
-            if key in seen or rule.status not in live:
+            if key in seen or rule.status not in live or rule.pk in approved:
                 continue
             users, support = _support_now(occ, rule)
             if rule.scope == RewriteRule.Scope.GLOBAL and users < settings.MINE_MIN_USERS:

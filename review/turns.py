@@ -14,6 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
+from assistant.nlu import NLU_MODELS
+from feedback.labels import reviewed
 from feedback.models import CLUSTER_RANKING, DefectCluster, Rephrase, Turn
 
 SHOWN_CHARS = 400  # of a stage's input or output, as JSON
@@ -100,6 +102,11 @@ def readable(turn: Turn) -> ReadableTurn:
     after = Rephrase.objects.filter(first=turn).select_related("second").order_by("second__created_at")
     label = turn.labels.filter(undone_at__isnull=True).exclude(failure_point="").order_by("-created_at", "-id").first()
     reviewed_point = label.failure_point if label else ""
+    current = reviewed().filter(turn=turn).first()
+    serving = NLU_MODELS.active_version() if current is not None and current.intent else None
+    if serving is not None:
+        # Imported here: resolving any URL imports this module, and a served turn must load no training code.
+        from learning.nlu.service import trained_on
     return ReadableTurn(
         turn=turn,
         stages=stages(turn.trace),
@@ -114,6 +121,9 @@ def readable(turn: Turn) -> ReadableTurn:
             "failure_point_confidence": turn.failure_point_confidence,
             "failure_point_model_version": turn.failure_point_model_version,
             "reviewed_failure_point": reviewed_point,
+            # The serving NLU learned the reviewer's reading of this turn ("" when not, or no reading was given).
+            "label_learned_by": serving.version if serving and trained_on(current, serving.manifest) else "",
+            "label_intent": current.intent if current is not None else "",
             "rewrite": turn.rewrite,
             "prompt_reason": turn.prompt_reason,
             "preference_used": ((turn.action or {}).get("params") or {}).get("preference"),
@@ -121,12 +131,20 @@ def readable(turn: Turn) -> ReadableTurn:
     )
 
 
+# How the one-by-one list is ordered: the likeliest failures first, or those whose failure point the model
+# is least sure of first (what a reviewer's failure point teaches it most: active learning).
+LIKELIEST, UNSURE = "likeliest", "unsure"
+
+
 def likely_defects(
-    *, intent: str = "", since: datetime | None = None, search: str = "", failed_at: str = ""
+    *, intent: str = "", since: datetime | None = None, search: str = "", failed_at: str = "", order: str = LIKELIEST
 ) -> QuerySet[Turn]:
-    """Turns the defect model thinks failed (REVIEW_DEFECT_AT or more), most likely first; `failed_at`: only
-    those the failure-point model says failed at that stage."""
+    """Turns the defect model thinks failed (REVIEW_DEFECT_AT or more), most likely first (`order` UNSURE: those
+    with a failure point, least sure first, and none a reviewer labelled); `failed_at`: only those the
+    failure-point model says failed at that stage."""
     rows = Turn.objects.filter(defect_probability__gte=settings.REVIEW_DEFECT_AT).select_related("user")
+    if order == UNSURE:
+        rows = rows.filter(failure_point_confidence__isnull=False, labels__isnull=True)
     if intent:
         rows = rows.filter(intent=intent)
     if failed_at:
@@ -135,6 +153,8 @@ def likely_defects(
         rows = rows.filter(raw_text__icontains=search)
     if since is not None:
         rows = rows.filter(created_at__gte=since)
+    if order == UNSURE:
+        return rows.order_by("failure_point_confidence", "-defect_probability", "-id")
     return rows.order_by("-defect_probability", "-created_at", "-id")
 
 

@@ -61,8 +61,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
     failed_at = request.GET.get("failed_at", "")
     failed_at = failed_at if failed_at in Label.FailurePoint.values else ""
     by_turn = request.GET.get("view") == "turns"
+    order = turns.UNSURE if request.GET.get("order") == turns.UNSURE else turns.LIKELIEST
     if by_turn:
-        rows = turns.likely_defects(intent=intent, since=_since(since_text), search=search, failed_at=failed_at)
+        rows = turns.likely_defects(
+            intent=intent, since=_since(since_text), search=search, failed_at=failed_at, order=order
+        )
     else:
         rows = turns.ranked_clusters(intent=intent, since=_since(since_text), search=search, failed_at=failed_at)
     context = {
@@ -72,6 +75,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "since": since_text,
         "q": search,
         "failed_at": failed_at,
+        "order": order,
         "failure_points": Label.FailurePoint.choices,
         "bad_since": bool(since_text) and not _since(since_text),
     }

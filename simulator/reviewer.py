@@ -1,12 +1,13 @@
-"""A simulated staff reviewer: before each learning cycle, says where the likeliest failures failed.
+"""A simulated staff reviewer: before each learning cycle, says where some likely failures failed.
 
 A reviewer who hears the recording knows what was said and where a turn went wrong. The simulator plays
 that reviewer with its ground truth, through the product's own labelling (feedback.labels.label_turn, what
-/review/ calls), on the first `per_cycle` not yet labelled turns of the one-by-one inbox
-(review.turns.likely_defects) among this run's users. The product learns from those labels as from any
-reviewer's (learning/failure_points.py); no learner reads the truth. A turn the truth says went well gets
-no label, as a reviewer who finds nothing wrong labels nothing; the report scores the failure-point model on
-the turns nobody labelled.
+/review/ calls), on the first `per_cycle` not yet labelled turns of this run's users in the inbox's queue of
+the failures whose failure point the model is least sure of (review.turns.likely_defects, UNSURE; the
+likeliest failures while there is no model). The product learns from those labels as from any reviewer's
+(learning/failure_points.py); no learner reads the truth. A turn the truth says went well gets no label, as
+a reviewer who finds nothing wrong labels nothing; the report scores the failure-point model on the turns
+nobody labelled.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.contrib.auth import get_user_model
 
 from feedback.labels import label_turn
 from feedback.models import Label
-from review.turns import likely_defects
+from review.turns import UNSURE, likely_defects
 
 # The simulator's truth (simulator/truth.py) in the product's failure points.
 AS_LABEL = {
@@ -35,11 +36,16 @@ def reviewer_for(run_tag: str):
 
 
 def review(run_tag: str, truth_by_turn: dict[int, str], per_cycle: int) -> int:
-    """Label up to `per_cycle` of the inbox's likeliest failures of this run's users; returns how many."""
+    """Label where up to `per_cycle` of this run's users' failures in the queue failed; returns how many."""
     if per_cycle <= 0:
         return 0
     reviewer = reviewer_for(run_tag)
-    inbox = likely_defects().filter(user__username__startswith=f"sim-{run_tag}-", labels__isnull=True)
+    # The inbox's queue of the likely failures whose failure point the model is least sure of (until there is a
+    # model, the likeliest failures): a reviewer's label teaches the model most there.
+    ours = {"user__username__startswith": f"sim-{run_tag}-", "labels__isnull": True}
+    inbox = likely_defects(order=UNSURE).filter(**ours)
+    if not inbox.exists():
+        inbox = likely_defects().filter(**ours)
     done = 0
     for turn in inbox[: per_cycle * 3]:
         point = AS_LABEL.get(truth_by_turn.get(turn.pk, ""))

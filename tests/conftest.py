@@ -8,8 +8,12 @@ current test's database, so any test that runs turns asks for `nlu_model`.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 
@@ -88,3 +92,33 @@ def server_password(user, raw: str) -> None:
 
     user.password = make_password(raw, hasher="pbkdf2_sha256")
     user.save(update_fields=["password"])
+
+
+@pytest.fixture
+def celery_worker_process(tmp_path):
+    """A real Celery worker (solo pool) on this test's database and Redis, consuming every queue; yields
+    (process, its log file). The test must use django_db(transaction=True) so the worker sees its writes."""
+    if not settings.REDIS_URL or not settings.DATABASE_URL:
+        pytest.skip("needs DATABASE_URL and REDIS_URL (make test sets them)")
+    from tests.servers import current_database_url
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": current_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "MODEL_DIR": str(tmp_path / "models"),
+        "VAR_DIR": str(tmp_path / "var"),
+    }
+    log = (tmp_path / "worker.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "assistant", "worker", "--pool", "solo",
+         "--queues", "celery,learning", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    yield proc, tmp_path / "worker.log"
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

@@ -182,6 +182,11 @@ def _label_digest(example: Example) -> str:
     return data_hash([Example(example.text, example.intent, example.spans)])[:12]
 
 
+def trained_on(label: Label, manifest: dict) -> bool:
+    """Whether the NLU version of `manifest` was trained on this reviewer's label (its words, intent and slots)."""
+    return _label_digest(_turn_example(label, "review")) in set(manifest.get("feedback_digests") or ())
+
+
 def feedback_digests(examples: list[Example], groups: tuple[str, ...] = FEEDBACK_GROUPS) -> list[str]:
     """The digests of the reviewed and generated examples (those of `groups`), sorted: a version's manifest
     keeps them, so the next retrain knows how many labels are new."""

@@ -7,46 +7,13 @@ use, and waits for the Job row to finish and the new version to be active.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from assistant.models import ModelVersion
 from learning.models import Job
-from tests.servers import current_database_url
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def celery_worker_process(tmp_path):
-    if not settings.REDIS_URL or not settings.DATABASE_URL:
-        pytest.skip("needs DATABASE_URL and REDIS_URL (make test sets them)")
-    env = {
-        **os.environ,
-        "DATABASE_URL": current_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "MODEL_DIR": str(tmp_path / "models"),
-        "VAR_DIR": str(tmp_path / "var"),
-    }
-    log = (tmp_path / "worker.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "assistant", "worker", "--pool", "solo",
-         "--queues", "celery,learning", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    yield proc, tmp_path / "worker.log"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 @pytest.mark.celery

@@ -133,6 +133,7 @@ def test_the_learning_step_trains_gates_and_stores_a_point_on_every_likely_defec
     steps: list[str] = []
     trained = fp.train_and_register(lambda share, message: steps.append(message))
     assert trained["status"] == ModelVersion.Status.ACTIVE, trained
+    assert len(trained["version"]) + len(str(10**7)) - len(str(max(t.pk for t in turns))) <= 40  # fits at 10M turns
     assert trained["metrics"]["labels"] == {"asr": 30, "resolve": 30} and trained["metrics"]["reviewed"] == 60
     assert trained["metrics"]["holdout"]["n"] > 0
     stored = fp.store_points(lambda share, message: None)

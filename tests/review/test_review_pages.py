@@ -409,6 +409,8 @@ def test_every_likely_defect_shows_where_it_failed_and_the_inbox_filters_by_it(a
     client = _client(staff)
     only_asr = client.get("/review/", {"view": "turns", "failed_at": "asr"}).content.decode()
     assert "kitchn" in only_asr and "attic" not in only_asr
+    unsure = client.get("/review/", {"view": "turns", "order": "unsure"}).content.decode()
+    assert unsure.index("kitchn") < unsure.index("attic")  # 0.71 sure before 0.9 sure
     anything = client.get("/review/", {"view": "turns", "failed_at": "<b>nonsense</b>"})
     assert (
         anything.status_code == 200 and "attic" in anything.content.decode() and "kitchn" in anything.content.decode()
@@ -438,3 +440,44 @@ def test_word_search_reads_a_trigram_index():
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'turn_text_trgm'")
         (definition,) = cursor.fetchone()
     assert "gin_trgm_ops" in definition and "upper" in definition.lower()
+
+
+def test_the_miner_leaves_a_rule_a_person_approved_as_they_decided(staff):
+    from feedback import rule_review
+    from feedback.models import RewriteRule
+    from learning.mining import mine_and_store
+
+    approved = _rule(scope="global")
+    rule_review.decide(approved, staff, "approve")
+    unvouched = _rule(source_text="lights of", status="active")
+    mine_and_store(lambda share, message: None)  # no chain supports either any more
+    approved.refresh_from_db()
+    unvouched.refresh_from_db()
+    assert approved.status == RewriteRule.Status.ACTIVE and "approved by sam" in approved.status_reason
+    assert unvouched.status == RewriteRule.Status.RETIRED
+    assert rule_review.approved_by_a_person([approved.pk, unvouched.pk]) == {approved.pk}
+
+
+def test_failures_meant_as_the_same_request_are_one_cluster_however_worded(alice, bob, charlie, staff):
+    from feedback.models import GeneratedLabel
+    from learning.clusters import build_clusters
+
+    def failed_then_worked(user, said: str, worked: str, slots: dict) -> Turn:
+        failed = _turn(user, said, defect=0.9, intent="out_of_scope", at=NOON)
+        success = _turn(user, worked, defect=0.01, intent="alarm_set", at=NOON + timedelta(seconds=30))
+        Turn.objects.filter(pk=success.pk).update(slots=slots)
+        GeneratedLabel.objects.create(
+            turn=failed, intent="alarm_set", slots={}, confidence=0.8, source="rephrase", evidence=success,
+            generator_version="test",
+        )  # fmt: skip
+        return failed
+
+    a = failed_then_worked(alice, "rouse me when it is seven", "set an alarm for 7 am", {"time": "7 am"})
+    b = failed_then_worked(bob, "i need to be up by 7 in the morning", "alarm at 7 am", {"time": "7 AM"})
+    other = failed_then_worked(charlie, "get me out of bed at nine", "alarm for 9 am", {"time": "9 am"})
+    build_clusters(now=NOON + timedelta(minutes=1))
+    a.refresh_from_db()
+    b.refresh_from_db()
+    other.refresh_from_db()
+    assert a.defect_cluster_id == b.defect_cluster_id != other.defect_cluster_id
+    assert a.defect_cluster.users == 2 and a.defect_cluster.turns == 2

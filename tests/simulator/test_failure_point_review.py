@@ -64,3 +64,11 @@ def test_the_reviewer_labels_the_likeliest_failures_and_skips_what_went_well():
     assert review("r", truth, 5) == 1  # the next in line; labelled turns are not labelled again
     assert set(Label.objects.values_list("turn_id", flat=True)) == {likeliest.pk, second.pk, third.pk}
     assert not_ours.labels.count() == 0 and review("r", truth, 0) == 0
+
+    # Once the model stored failure points, the reviewer takes the queue of those it is least sure of.
+    sure, unsure = turn(0.7), turn(0.6)
+    Turn.objects.filter(pk=sure.pk).update(failure_point="nlu", failure_point_confidence=0.95)
+    Turn.objects.filter(pk=unsure.pk).update(failure_point="nlu", failure_point_confidence=0.4)
+    truth.update({sure.pk: "nlu", unsure.pk: "asr"})
+    assert review("r", truth, 1) == 1
+    assert unsure.labels.get().failure_point == "asr" and not sure.labels.exists()
