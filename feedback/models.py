@@ -376,8 +376,12 @@ class GeneratedLabel(models.Model):
         return f"generated label of turn {self.turn_id}: {self.intent} ({self.source}, {self.confidence:.2f})"
 
 
-# How the review inbox ranks clusters: most people affected, then most turns, then growing fastest.
-CLUSTER_RANKING = ("-users", "-turns", "-recent_turns", "id")
+# How the review inbox ranks clusters: those a reviewer's label or rule can fix first (where most of their turns
+# failed: understanding, hearing or a rewrite, or not known yet), then most people affected, then most turns,
+# then growing fastest.
+CLUSTER_RANKING = ("-fixable", "-users", "-turns", "-recent_turns", "id")
+# The failure points (Label.FailurePoint values) a reviewer's label or an approved rewrite rule can fix.
+FIXABLE_POINTS = ("asr", "nlu", "rewrite")
 
 
 class DefectCluster(models.Model):
@@ -398,6 +402,9 @@ class DefectCluster(models.Model):
         max_length=10, blank=True, default="", help_text="Where most of its turns failed (the failure-point model)."
     )
     failure_point_share = models.FloatField(default=0.0, help_text="The share of its turns that failed there.")
+    fixable = models.BooleanField(
+        default=True, help_text="Most of its turns failed where a label or a rule can fix them (or nobody knows where)."
+    )
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     built_at = models.DateTimeField()

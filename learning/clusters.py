@@ -9,8 +9,8 @@ anchors its cluster). Clusters whose turns were meant as the same request (a rev
 that of the retry that went well) are then merged: one failing request, however people worded it. Each
 cluster counts its turns, distinct people, the turns of the last REVIEW_TREND_DAYS against the days before
 (the trend), what the NLU mostly read, the rewrites that fired, and where most of its turns failed (the
-point the failure-point model stored on them, learning/failure_points.py); the inbox ranks them by people,
-then turns, then trend. A run replaces the previous grouping in one transaction.
+point the failure-point model stored on them, learning/failure_points.py); the inbox ranks those a label or
+a rule can fix first, then by people, turns and trend (feedback.models.CLUSTER_RANKING). A run replaces the previous grouping in one transaction.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from rapidfuzz import fuzz, process
 
 from assistant.text import normalise
 from feedback.labels import reviewed
-from feedback.models import DefectCluster, GeneratedLabel, Turn
+from feedback.models import FIXABLE_POINTS, DefectCluster, GeneratedLabel, Turn
 from learning.embeddings import embed
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,7 @@ def build_clusters(progress: Callable[[float, str], None] | None = None, now: da
                 rewrites_fired=sum(1 for row in turns if row[7]),
                 failure_point=point,
                 failure_point_share=round(point_turns / len(turns), 4),
+                fixable=not point or point in FIXABLE_POINTS,
                 first_seen=min(times),
                 last_seen=max(times),
                 built_at=now,

@@ -481,3 +481,18 @@ def test_failures_meant_as_the_same_request_are_one_cluster_however_worded(alice
     other.refresh_from_db()
     assert a.defect_cluster_id == b.defect_cluster_id != other.defect_cluster_id
     assert a.defect_cluster.users == 2 and a.defect_cluster.turns == 2
+
+
+def test_the_inbox_ranks_first_the_groups_a_label_or_rule_can_fix(alice, bob, charlie, staff):
+    from learning.clusters import build_clusters
+
+    for user in (alice, bob, charlie):  # three people, but carrying it out failed: no label fixes that
+        failed = _turn(user, "remove my alarm for tomorrow", defect=0.9, intent="alarm_remove", at=NOON)
+        Turn.objects.filter(pk=failed.pk).update(failure_point="execute", failure_point_confidence=0.9)
+    misread = _turn(alice, "turn of the kitchn lights", defect=0.9, intent="out_of_scope", at=NOON)
+    Turn.objects.filter(pk=misread.pk).update(failure_point="nlu", failure_point_confidence=0.8)
+    build_clusters(now=NOON + timedelta(minutes=1))
+    alarm = DefectCluster.objects.get(representative="remove my alarm for tomorrow")
+    assert not alarm.fixable and alarm.failure_point == "execute" and alarm.users == 3
+    page = _client(staff).get("/review/").content.decode()
+    assert page.index("turn of the kitchn lights") < page.index("remove my alarm for tomorrow")
