@@ -335,6 +335,11 @@ def test_the_review_benchmark_prints_each_pages_timings_and_cleans_up():
         "inbox_turns",
         "inbox_turns_page_50",
         "inbox_search",
+        "inbox_turns_search",
+        "inbox_turns_search_rare",
+        "inbox_turns_search_absent",
+        "inbox_turns_unsure",
+        "inbox_failed_at",
         "cluster",
         "turn",
     }

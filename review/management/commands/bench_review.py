@@ -29,6 +29,7 @@ THINGS = ("the kitchen lights", "the bedroom lamp", "my alarm", "some jazz", "th
           "the garage door", "the oven", "the living room lights", "my playlist", "the fan")  # fmt: skip
 TAILS = ("", " please", " now", " for me", " in ten minutes")
 BATCH = 20_000
+POINTS = ("asr", "nlu", "resolve", "execute")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -62,6 +63,8 @@ class Command(BaseCommand):
             for _ in range(min(BATCH, options["turns"] - made)):
                 k = rng.randrange(USERS)
                 text = rng.choice(wordings)
+                defect = round(rng.random(), 3) if rng.random() < 0.6 else None
+                likely = defect is not None and defect >= 0.5
                 rows.append(
                     Turn(
                         session=sessions[k],
@@ -71,7 +74,9 @@ class Command(BaseCommand):
                         asr_text=text,
                         intent="out_of_scope",
                         response="Sorry, I can't help with that yet.",
-                        defect_probability=round(rng.random(), 3) if rng.random() < 0.6 else None,
+                        defect_probability=defect,
+                        failure_point=rng.choice(POINTS) if likely else "",
+                        failure_point_confidence=round(rng.uniform(0.3, 1.0), 3) if likely else None,
                         trace=[{"stage": "nlu", "input": text, "output": {"intent": "out_of_scope"}, "ms": 9.0}],
                     )
                 )
@@ -91,6 +96,11 @@ class Command(BaseCommand):
             "inbox_turns": lambda: "/review/?view=turns",
             "inbox_turns_page_50": lambda: "/review/?view=turns&page=50",
             "inbox_search": lambda: "/review/?q=kitchen",
+            "inbox_turns_search": lambda: "/review/?view=turns&q=kitchen",
+            "inbox_turns_search_rare": lambda: "/review/?view=turns&q=garage+door+now",
+            "inbox_turns_search_absent": lambda: "/review/?view=turns&q=zebra",
+            "inbox_turns_unsure": lambda: "/review/?view=turns&order=unsure",
+            "inbox_failed_at": lambda: "/review/?view=turns&failed_at=asr",
             "cluster": lambda: f"/review/clusters/{rng.choice(cluster_ids)}/" if cluster_ids else "/review/",
             "turn": lambda: f"/review/turns/{rng.choice(turn_ids)}/",
         }
