@@ -268,7 +268,7 @@ def self_label(turn: Turn, retry: Retry) -> str | None:
              failed words may still have been misheard; the features weigh that)
     resolve  the same reading, and resolving it had failed
     execute  the same reading, resolved, and carrying it out failed
-    none     out of scope, and every retry was out of scope too until the user gave up
+    none     out of scope, and none of two or more retries after it went well (the user gave up)
     """
     success = retry.success
     facts = trace_facts(turn)
