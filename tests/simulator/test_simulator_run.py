@@ -111,6 +111,8 @@ def test_small_inprocess_run_reports_is_deterministic_and_fills_the_store(nlu_mo
         # same float noise can tip: day 1 must be the same, later days the same in size.
         report["later_days"] = [{"day": d["day"], "turns": d["all"]["turns"]} for d in report["days"][1:]]
         report["days"] = report["days"][:1]
+        # The summary counts what learning changed over the run (rephrases found, rewrites, preferences): in size.
+        report["summary"] = {k: report["summary"][k] for k in ("turns", "rephrase_links")}
     labels = [r["summary"]["generated_labels"]["labels"] for r in (first, second)]
     assert abs(labels[0] - labels[1]) <= 2, labels
     points = [(r["summary"]["failure_point"] or {}).get("n", 0) for r in (first, second)]
