@@ -73,6 +73,11 @@ class Turn(models.Model):
     action = models.JSONField(null=True, blank=True)
     response = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK, db_index=True)
+    # Copied out of `action` and `trace` when the turn is stored, so that review can filter on them.
+    skill = models.CharField(max_length=40, blank=True, default="", help_text="The skill that acted on it.")
+    nlu_model_version = models.CharField(
+        max_length=80, blank=True, default="", help_text="The NLU model version that read it."
+    )
     context = models.JSONField(default=dict, blank=True)  # device, room, screen, time the turn saw
     trace = models.JSONField(
         default=list, blank=True
@@ -111,6 +116,17 @@ class Turn(models.Model):
                 condition=models.Q(defect_probability__isnull=False),
             ),
             models.Index(fields=["defect_cluster", "-created_at", "-id"], name="turn_cluster_recent"),
+            # The inbox filtered by skill or by the NLU version that read the turn.
+            models.Index(
+                fields=["skill", "-defect_probability", "-id"],
+                name="turn_skill_defect",
+                condition=models.Q(defect_probability__isnull=False),
+            ),
+            models.Index(
+                fields=["nlu_model_version", "-defect_probability", "-id"],
+                name="turn_nlu_version_defect",
+                condition=models.Q(defect_probability__isnull=False),
+            ),
             # The review queue of likely failures whose failure point the model is least sure of.
             models.Index(
                 fields=["failure_point_confidence", "-defect_probability", "-id"],

@@ -1,5 +1,6 @@
-"""The review dashboard's figures, from the feedback store: defect rate by day and by intent, each
-experiment arm's defect rate with its 95% interval, rule outcomes, and reviewers' label counts.
+"""The review dashboard's figures, from the feedback store: defect rate by day, intent and skill, where the
+likely failures failed, each experiment arm's defect rate with its 95% interval, rule outcomes, and
+reviewers' label counts.
 
 A turn counts as defective when the defect model scores it REVIEW_DEFECT_AT or more (unscored turns are
 left out)."""
@@ -61,6 +62,12 @@ def figures() -> dict:
         .annotate(scored=Count("id"), defective=defective)
         .order_by("-defective")
     )
+    by_skill = (
+        turns.exclude(skill="").values("skill").annotate(scored=Count("id"), defective=defective).order_by("-defective")
+    )
+    likely = turns.filter(defect_probability__gte=settings.REVIEW_DEFECT_AT)
+    pointed = likely.exclude(failure_point="").values("failure_point").annotate(n=Count("id")).order_by("-n")
+    with_point = sum(r["n"] for r in pointed)
     arms = []
     for experiment in Experiment.objects.filter(is_active=True):
         users = ExperimentAssignment.objects.filter(experiment=experiment)
@@ -79,6 +86,9 @@ def figures() -> dict:
         "since": since,
         "by_day": [r.bar() for r in _rates(by_day.order_by("day"), lambda r: r["day"].isoformat())],
         "by_intent": [r.bar() for r in _rates(by_intent[:TOP_INTENTS], lambda r: r["intent"])],
+        "by_skill": [r.bar() for r in _rates(by_skill, lambda r: r["skill"])],
+        # Of the likely failures with a failure point, the share at each stage.
+        "by_failure_point": [Rate(r["failure_point"], r["n"], with_point).bar() for r in pointed],
         "arms": [a.bar() for a in arms],
         "rules": list(rules.order_by("status")),
         "labels": {(r["failure_point"] or "intent only"): r["n"] for r in labels},

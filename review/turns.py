@@ -7,17 +7,30 @@ Plain functions over the feedback store; the views (review/views.py) only render
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
+from django.utils import timezone
 
+from assistant import skills
+from assistant.models import ModelVersion
 from assistant.nlu import NLU_MODELS
 from feedback.labels import reviewed
-from feedback.models import CLUSTER_RANKING, DefectCluster, Rephrase, Turn
+from feedback.models import (
+    CLUSTER_RANKING,
+    DefectCluster,
+    Experiment,
+    ExperimentAssignment,
+    Label,
+    Rephrase,
+    RewriteRule,
+    Turn,
+)
 
 SHOWN_CHARS = 400  # of a stage's input or output, as JSON
 
@@ -137,45 +150,153 @@ def readable(turn: Turn) -> ReadableTurn:
 LIKELIEST, UNSURE = "likeliest", "unsure"
 
 
-def likely_defects(
-    *, intent: str = "", since: datetime | None = None, search: str = "", failed_at: str = "", order: str = LIKELIEST
-) -> QuerySet[Turn]:
+@dataclass(frozen=True)
+class InboxFilters:
+    """What the inbox is narrowed to (each blank or None: any). `arm` is "<experiment>:<arm>"."""
+
+    intent: str = ""
+    since: datetime | None = None
+    search: str = ""
+    failed_at: str = ""
+    skill: str = ""
+    nlu_version: str = ""
+    arm: str = ""
+    bad_since: bool = False  # a "since" was given that is not a date (every date is shown)
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> InboxFilters:
+        """The filters a request asks for, each cut to its column's size; an unknown failure point is no filter."""
+        since_text = query.get("since", "")[:10]
+        try:
+            day = date.fromisoformat(since_text) if since_text else None
+        except ValueError:
+            day = None
+        failed_at = query.get("failed_at", "")
+        return cls(
+            intent=query.get("intent", "")[:80],
+            since=timezone.make_aware(datetime.combine(day, time.min)) if day else None,
+            search=" ".join(query.get("q", "").split())[:100],
+            failed_at=failed_at if failed_at in Label.FailurePoint.values else "",
+            skill=query.get("skill", "")[:40],
+            nlu_version=query.get("nlu_version", "")[:80],
+            arm=query.get("arm", "")[:200],
+            bad_since=bool(since_text) and day is None,
+        )
+
+    def as_query(self) -> dict[str, str]:
+        """The filters as the form's fields (for links to another page of the same list)."""
+        values = {
+            "q": self.search,
+            "intent": self.intent,
+            "since": self.since.date().isoformat() if self.since else "",
+            "failed_at": self.failed_at,
+            "skill": self.skill,
+            "nlu_version": self.nlu_version,
+            "arm": self.arm,
+        }
+        return {k: v for k, v in values.items() if v}
+
+    def arm_users(self) -> QuerySet | None:
+        """The users in the chosen experiment arm (None: no arm chosen)."""
+        if not self.arm:
+            return None
+        experiment, _, arm = self.arm.partition(":")
+        return ExperimentAssignment.objects.filter(experiment__name=experiment, arm=arm).values("user_id")
+
+    def turns(self, rows: QuerySet[Turn]) -> QuerySet[Turn]:
+        """`rows` narrowed to the turns these filters ask for (the search is left to the caller)."""
+        if self.intent:
+            rows = rows.filter(intent=self.intent)
+        if self.failed_at:
+            rows = rows.filter(failure_point=self.failed_at)
+        if self.skill:
+            rows = rows.filter(skill=self.skill)
+        if self.nlu_version:
+            rows = rows.filter(nlu_model_version=self.nlu_version)
+        users = self.arm_users()
+        if users is not None:
+            rows = rows.filter(user_id__in=users)
+        if self.since is not None:
+            rows = rows.filter(created_at__gte=self.since)
+        return rows
+
+
+def likely_defects(filters: InboxFilters = InboxFilters(), order: str = LIKELIEST) -> QuerySet[Turn]:
     """Turns the defect model thinks failed (REVIEW_DEFECT_AT or more), most likely first (`order` UNSURE: those
-    with a failure point, least sure first, and none a reviewer labelled); `failed_at`: only those the
-    failure-point model says failed at that stage."""
+    with a failure point, least sure first, and none a reviewer labelled), narrowed by `filters`."""
     rows = Turn.objects.filter(defect_probability__gte=settings.REVIEW_DEFECT_AT).select_related("user")
     if order == UNSURE:
         rows = rows.filter(failure_point_confidence__isnull=False, labels__isnull=True)
-    if intent:
-        rows = rows.filter(intent=intent)
-    if failed_at:
-        rows = rows.filter(failure_point=failed_at)
-    if search:
+    rows = filters.turns(rows)
+    if filters.search:
         # Compared lower-cased, which the words' trigram index (on their upper case) cannot serve: the planner
         # then reads the likely defects once, keeping the top page as it goes (0.6 s at 1M turns). Through the
         # trigram index it fetched and sorted every turn with a common word instead (5.5 s for "kitchen").
-        rows = rows.alias(lowered=Lower("raw_text")).filter(lowered__contains=search.lower())
-    if since is not None:
-        rows = rows.filter(created_at__gte=since)
+        rows = rows.alias(lowered=Lower("raw_text")).filter(lowered__contains=filters.search.lower())
     if order == UNSURE:
         return rows.order_by("failure_point_confidence", "-defect_probability", "-id")
     return rows.order_by("-defect_probability", "-created_at", "-id")
 
 
-def ranked_clusters(
-    *, intent: str = "", since: datetime | None = None, search: str = "", failed_at: str = ""
-) -> QuerySet[DefectCluster]:
-    """The last grouping's clusters, most people affected first, then most turns, then growing fastest;
-    `failed_at`: only those most of whose turns failed at that stage."""
+def ranked_clusters(filters: InboxFilters = InboxFilters()) -> QuerySet[DefectCluster]:
+    """The last grouping's clusters, most people affected first, then most turns, then growing fastest.
+    Intent and failure point narrow by the cluster's own (what most of its turns were read as and failed
+    at); the other filters keep the clusters with a turn that matches them."""
     rows = DefectCluster.objects.all()
-    if intent:
-        rows = rows.filter(top_intent=intent)
-    if failed_at:
-        rows = rows.filter(failure_point=failed_at)
-    if since is not None:
-        rows = rows.filter(last_seen__gte=since)
-    if search:
+    if filters.intent:
+        rows = rows.filter(top_intent=filters.intent)
+    if filters.failed_at:
+        rows = rows.filter(failure_point=filters.failed_at)
+    if filters.since is not None:
+        rows = rows.filter(last_seen__gte=filters.since)
+    by_member = InboxFilters(skill=filters.skill, nlu_version=filters.nlu_version, arm=filters.arm)
+    if by_member != InboxFilters():
+        # A subquery rather than a join: no DISTINCT over clusters.
+        members = by_member.turns(Turn.objects.filter(defect_cluster__isnull=False))
+        rows = rows.filter(pk__in=members.values("defect_cluster"))
+    if filters.search:
         # A subquery rather than a join: it reads the words' trigram index once, with no DISTINCT over clusters.
-        saying = Turn.objects.filter(defect_cluster__isnull=False, raw_text__icontains=search)
-        rows = rows.filter(Q(representative__icontains=search) | Q(pk__in=saying.values("defect_cluster")))
+        saying = Turn.objects.filter(defect_cluster__isnull=False, raw_text__icontains=filters.search)
+        rows = rows.filter(Q(representative__icontains=filters.search) | Q(pk__in=saying.values("defect_cluster")))
     return rows.order_by(*CLUSTER_RANKING)
+
+
+NLU_VERSIONS_SHOWN = 20
+
+
+def filter_options() -> dict[str, list]:
+    """What the inbox's filters offer: failure points, skills, the NLU versions that served, experiment arms."""
+    served = ModelVersion.objects.filter(
+        kind=NLU_MODELS.name, status__in=(ModelVersion.Status.ACTIVE, ModelVersion.Status.RETIRED)
+    )
+    return {
+        "failure_points": Label.FailurePoint.choices,
+        "skills": sorted(skills.REGISTRY),
+        "nlu_versions": list(
+            served.order_by("-created_at", "-id").values_list("version", flat=True)[:NLU_VERSIONS_SHOWN]
+        ),
+        "arms": [
+            f"{experiment.name}:{arm['name']}"
+            for experiment in Experiment.objects.order_by("name")
+            for arm in experiment.arms or []
+            if isinstance(arm, dict) and arm.get("name")
+        ],
+    }
+
+
+RULES_SHOWN = 10
+
+
+def cluster_rules(cluster: DefectCluster) -> list[RewriteRule]:
+    """The global rules that fired on the cluster's turns or would fire on its wordings: active ones do,
+    proposed ones could once approved; retired and rejected ones show what was decided before."""
+    fired = (
+        Turn.objects.filter(defect_cluster=cluster, rewrite__rule_id__isnull=False)
+        .values_list("rewrite__rule_id", flat=True)
+        .distinct()[:RULES_SHOWN]
+    )
+    wordings = {cluster.representative, *(w for w in cluster.examples or [] if isinstance(w, str))}
+    rules = RewriteRule.objects.filter(
+        Q(source_text__in=wordings) | Q(pk__in=[i for i in fired if isinstance(i, int)]), scope=RewriteRule.Scope.GLOBAL
+    )
+    return list(rules.prefetch_related("decisions__reviewer").order_by("status", "-distinct_users", "id")[:RULES_SHOWN])

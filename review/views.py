@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from assistant.models import ModelVersion
@@ -43,41 +44,24 @@ def reviewers_only(view):
     return wrapped
 
 
-def _since(text: str) -> datetime | None:
-    try:
-        day = date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    return timezone.make_aware(datetime.combine(day, time.min)) if day else None
-
-
 @require_GET
 @reviewers_only
 def inbox(request: HttpRequest) -> HttpResponse:
     """The clusters of likely defects, ranked by impact (?view=turns: every likely defect, one by one)."""
-    intent = request.GET.get("intent", "")[:80]
-    since_text = request.GET.get("since", "")[:10]
-    search = " ".join(request.GET.get("q", "").split())[:100]
-    failed_at = request.GET.get("failed_at", "")
-    failed_at = failed_at if failed_at in Label.FailurePoint.values else ""
+    filters = turns.InboxFilters.from_query(request.GET)
     by_turn = request.GET.get("view") == "turns"
     order = turns.UNSURE if request.GET.get("order") == turns.UNSURE else turns.LIKELIEST
-    if by_turn:
-        rows = turns.likely_defects(
-            intent=intent, since=_since(since_text), search=search, failed_at=failed_at, order=order
-        )
-    else:
-        rows = turns.ranked_clusters(intent=intent, since=_since(since_text), search=search, failed_at=failed_at)
+    rows = turns.likely_defects(filters, order) if by_turn else turns.ranked_clusters(filters)
+    query = {**filters.as_query(), **({"view": "turns", "order": order} if by_turn else {})}
     context = {
         "page": page_of(rows, request.GET.get("page"), PAGE_SIZE),
         "by_turn": by_turn,
-        "intent": intent,
-        "since": since_text,
-        "q": search,
-        "failed_at": failed_at,
+        "f": filters,
+        "filtered": bool(filters.as_query()),
+        "since": filters.since.date().isoformat() if filters.since else "",
+        "query": urlencode(query),
         "order": order,
-        "failure_points": Label.FailurePoint.choices,
-        "bad_since": bool(since_text) and not _since(since_text),
+        "options": turns.filter_options(),
     }
     return render(request, "review/inbox.html", context)
 
@@ -98,7 +82,18 @@ def _found_cluster(cluster_id: int) -> DefectCluster:
 def _cluster_page(request: HttpRequest, found: DefectCluster, *, problem: str = "", status: int = 200) -> HttpResponse:
     members = found.members.select_related("user").order_by("-created_at", "-id")
     page = page_of(members, request.GET.get("page"), PAGE_SIZE)
-    context = {"c": found, "page": page, "failure_points": Label.FailurePoint.choices, "problem": problem}
+    rules = turns.cluster_rules(found)
+    for rule in rules:
+        rule.win_rate = rule_review.win_rate(rule)
+    context = {
+        "c": found,
+        "page": page,
+        "failure_points": Label.FailurePoint.choices,
+        "problem": problem,
+        "rules": rules,
+        "can_decide": can_promote(request.user),
+        "back": request.path,
+    }
     return render(request, "review/cluster.html", context, status=status)
 
 
@@ -316,7 +311,7 @@ def decide_rule(request: HttpRequest, rule_id: int, action: str) -> HttpResponse
         rule_review.decide(rule, request.user, action)
     except rule_review.DecisionError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
-    return redirect(f"{reverse('review-rules')}?status=all#rule-{rule.pk}")
+    return _back_to_rule(request, rule.pk)
 
 
 @require_POST
@@ -331,7 +326,15 @@ def undo_rule_decision(request: HttpRequest, decision_id: int) -> HttpResponse:
         rule_review.undo(decision, request.user)
     except rule_review.DecisionError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
-    return redirect(f"{reverse('review-rules')}?status=all#rule-{decision.rule_id}")
+    return _back_to_rule(request, decision.rule_id)
+
+
+def _back_to_rule(request: HttpRequest, rule_id: int) -> HttpResponse:
+    """To the page the decision was taken on (a cluster's), else the rules page; never off this site."""
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = f"{reverse('review-rules')}?status=all"
+    return redirect(f"{back.split('#')[0]}#rule-{rule_id}")
 
 
 @require_GET
@@ -342,6 +345,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         figures["charts"] = {
             "by_day": charts.bars(figures["by_day"], title="Share of defective turns per day"),
             "by_intent": charts.bars(figures["by_intent"], title="Share of defective turns per intent"),
+            "by_skill": charts.bars(figures["by_skill"], title="Share of defective turns per skill"),
+            "by_failure_point": charts.bars(
+                figures["by_failure_point"], title="Where the likely failures failed (failure-point model)"
+            ),
             "arms": charts.bars(figures["arms"], title="Share of defective turns per experiment arm"),
         }
     return render(request, "review/dashboard.html", {"f": figures})

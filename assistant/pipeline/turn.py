@@ -553,6 +553,8 @@ def _run_and_store(
             context=ctx.as_dict(),
             trace=trace.as_list(),
             total_ms=round(trace.total_ms, 3),
+            skill=str((fields.get("action") or {}).get("skill") or ""),
+            nlu_model_version=next((r.model_version for r in trace.records if r.stage == "nlu"), ""),
             idempotency_key=key,
             **fields,
         )

@@ -357,8 +357,12 @@ def test_the_dashboard_draws_defect_rates_with_intervals_escaping_every_label(al
     experiment = Experiment.objects.create(name="rewrites", arms=[{"name": "control"}, {"name": "global"}])
     ExperimentAssignment.objects.create(experiment=experiment, user=alice, arm="control")
     ExperimentAssignment.objects.create(experiment=experiment, user=bob, arm="global")
+    Turn.objects.filter(raw_text__startswith="turn of the lights").update(skill="smart_home")
+    Turn.objects.filter(raw_text="turn of the lights 0").update(failure_point="nlu")
+    Turn.objects.filter(raw_text="turn of the lights 1").update(failure_point="asr")
     page = _client(reviewer).get("/review/dashboard/").content.decode()
-    assert page.count("<svg") == 3 and "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "smart_home" in page and "0.50 (1/2)" in page  # half the placed failures failed at each
+    assert page.count("<svg") == 5 and "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
     assert "0.67 (4/6)" in page and "rewrites: control" in page and "0.00 (0/1)" in page
     assert "<line" in page  # the 95% interval whiskers
     assert _client(alice).get("/review/dashboard/").status_code == 403
@@ -501,3 +505,40 @@ def test_the_inbox_ranks_first_the_groups_a_label_or_rule_can_fix(alice, bob, ch
     assert not alarm.fixable and alarm.failure_point == "execute" and alarm.users == 3
     page = _client(staff).get("/review/").content.decode()
     assert page.index("turn of the kitchn lights") < page.index("remove my alarm for tomorrow")
+
+
+def test_a_cluster_shows_the_rules_that_fired_or_could_and_staff_decide_there(alice, bob, staff, reviewer):
+    from feedback.models import RewriteRule
+
+    cluster = DefectCluster.objects.create(
+        representative="turn of the kitchn lights",
+        examples=["turn of the kitchn lights", "turn of kitchn light"],
+        turns=2,
+        users=2,
+        first_seen=NOON,
+        last_seen=NOON,
+        built_at=NOON,
+    )
+    could = _rule()  # proposed, its source one of the cluster's wordings
+    fired = _rule(source_text="kitchn lights of", status="active")
+    elsewhere = _rule(source_text="play jazz", target_text="play some jazz")
+    mine = _rule(scope="personal", user=alice, target_text="<i>my own</i>")
+    turn = _turn(bob, "kitchn lights of", defect=0.9)
+    Turn.objects.filter(pk=turn.pk).update(defect_cluster=cluster, rewrite={"kept": True, "rule_id": fired.pk})
+    page = _client(reviewer).get(f"/review/clusters/{cluster.pk}/").content.decode()
+    assert f'id="rule-{could.pk}"' in page and f'id="rule-{fired.pk}"' in page
+    assert f'id="rule-{elsewhere.pk}"' not in page and f'id="rule-{mine.pk}"' not in page  # nobody's own rule
+    assert "Approve" not in page  # reviewers look; staff decide
+    client = _client(staff)
+    shown = client.get(f"/review/clusters/{cluster.pk}/").content.decode()
+    assert "Approve" in shown and f'value="/review/clusters/{cluster.pk}/"' in shown
+    back = client.post(f"/review/rules/{could.pk}/approve/", {"next": f"/review/clusters/{cluster.pk}/"})
+    assert back.status_code == 302 and back["Location"] == f"/review/clusters/{cluster.pk}/#rule-{could.pk}"
+    assert RewriteRule.objects.get(pk=could.pk).status == RewriteRule.Status.ACTIVE
+    # A decision never sends anyone off this site.
+    away = client.post(f"/review/rules/{could.pk}/reject/", {"next": "https://evil.example/"})
+    assert away["Location"].startswith("/review/rules/?status=all#rule-")
+    empty = DefectCluster.objects.create(
+        representative="never ruled", examples=[], first_seen=NOON, last_seen=NOON, built_at=NOON
+    )
+    assert "No rewrite rule fired" in client.get(f"/review/clusters/{empty.pk}/").content.decode()
