@@ -340,6 +340,9 @@ def test_the_review_benchmark_prints_each_pages_timings_and_cleans_up():
         "inbox_turns_search_absent",
         "inbox_turns_unsure",
         "inbox_failed_at",
+        "inbox_turns_skill_rare",
+        "inbox_turns_nlu_version",
+        "inbox_clusters_skill",
         "cluster",
         "turn",
     }

@@ -30,6 +30,8 @@ THINGS = ("the kitchen lights", "the bedroom lamp", "my alarm", "some jazz", "th
 TAILS = ("", " please", " now", " for me", " in ten minutes")
 BATCH = 20_000
 POINTS = ("asr", "nlu", "resolve", "execute")
+SKILLS = ("smart_home", "smart_home", "smart_home", "music", "timers", "out_of_scope")  # a common and rare ones
+NLU_VERSIONS = ("nlu-bench-old", "nlu-bench-new")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -73,6 +75,8 @@ class Command(BaseCommand):
                         raw_text=text,
                         asr_text=text,
                         intent="out_of_scope",
+                        skill=rng.choice(SKILLS),
+                        nlu_model_version=rng.choice(NLU_VERSIONS),
                         response="Sorry, I can't help with that yet.",
                         defect_probability=defect,
                         failure_point=rng.choice(POINTS) if likely else "",
@@ -101,6 +105,9 @@ class Command(BaseCommand):
             "inbox_turns_search_absent": lambda: "/review/?view=turns&q=zebra",
             "inbox_turns_unsure": lambda: "/review/?view=turns&order=unsure",
             "inbox_failed_at": lambda: "/review/?view=turns&failed_at=asr",
+            "inbox_turns_skill_rare": lambda: "/review/?view=turns&skill=timers",
+            "inbox_turns_nlu_version": lambda: f"/review/?view=turns&nlu_version={NLU_VERSIONS[0]}",
+            "inbox_clusters_skill": lambda: "/review/?skill=music",
             "cluster": lambda: f"/review/clusters/{rng.choice(cluster_ids)}/" if cluster_ids else "/review/",
             "turn": lambda: f"/review/turns/{rng.choice(turn_ids)}/",
         }
