@@ -407,6 +407,9 @@ class DefectCluster(models.Model):
 
     representative = models.TextField(help_text="The most frequent wording among its turns (normalised).")
     examples = models.JSONField(default=list, help_text="The most frequent wordings, most frequent first.")
+    wordings = models.TextField(
+        blank=True, default="", help_text="Its wordings, one per line, most frequent first: what the inbox searches."
+    )
     turns = models.PositiveIntegerField(default=0)
     users = models.PositiveIntegerField(default=0, help_text="Distinct people affected.")
     recent_turns = models.PositiveIntegerField(default=0, help_text="In the last REVIEW_TREND_DAYS.")

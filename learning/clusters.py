@@ -36,6 +36,7 @@ from learning.embeddings import embed
 log = logging.getLogger(__name__)
 
 MAX_TURNS = 100_000  # the most recent likely defects a run groups
+SEARCHED_WORDINGS = 500  # of a cluster's wordings, the most frequent, kept for the inbox's word search
 MAX_WORDINGS = 20_000  # distinct wordings embedded (the most frequent); the rest join by their exact words only
 EXAMPLES = 5
 
@@ -161,6 +162,7 @@ def build_clusters(progress: Callable[[float, str], None] | None = None, now: da
             DefectCluster(
                 representative=members[0],
                 examples=members[:EXAMPLES],
+                wordings="\n".join(members[:SEARCHED_WORDINGS]),
                 turns=len(turns),
                 users=len({row[1] for row in turns}),
                 recent_turns=sum(1 for t in times if t >= recent_from),

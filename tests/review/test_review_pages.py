@@ -197,6 +197,7 @@ def test_the_inbox_groups_the_same_failing_request_across_people_and_ranks_by_im
     lights, alarm = DefectCluster.objects.order_by("-users", "-turns")
     assert (lights.users, lights.turns, lights.representative) == (3, 4, "turn of the kitchn lights")
     assert (alarm.users, alarm.turns) == (1, 3) and "wake me up at 7" in alarm.examples  # normalised words
+    assert set(alarm.wordings.splitlines()) == set(alarm.examples)  # what the inbox's search reads
     assert lights.recent_turns == 4 and lights.trend == 4 and lights.top_intent == "out_of_scope"
     assert set(lights.members.values_list("user__username", flat=True)) == {"alice", "bob", "charlie"}
 
@@ -445,13 +446,39 @@ def test_every_likely_defect_shows_where_it_failed_and_the_inbox_filters_by_it(a
     assert "1.00 of them failed at resolve" in client.get(f"/review/clusters/{cluster.pk}/").content.decode()
 
 
-def test_word_search_reads_a_trigram_index():
+def test_word_search_reads_a_full_text_index_of_the_words():
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'turn_text_trgm'")
-        (definition,) = cursor.fetchone()
-    assert "gin_trgm_ops" in definition and "upper" in definition.lower()
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'feedback_turn'")
+        definitions = dict(cursor.fetchall())
+    assert "to_tsvector('simple'" in definitions["turn_words_fts"] and "gin" in definitions["turn_words_fts"]
+    assert "turn_text_trgm" not in definitions  # substring search is gone
+
+
+@pytest.mark.parametrize(
+    ("q", "found"),
+    [
+        ("kitchn", {"turn of the kitchn lights"}),
+        ("KITCH", {"turn of the kitchn lights", "kitchen timer please"}),  # the last word as a word's start
+        ("lights kitch", {"turn of the kitchn lights"}),  # every word, in any order
+        ("the lights", {"turn of the kitchn lights"}),
+        ("ights", set()),  # words, not substrings
+        ("!!! ...", set()),  # no word at all
+        ("<script>alert('x')</script>", set()),
+        ("kitchn & | ! ( ) :* '", {"turn of the kitchn lights"}),  # tsquery's operators are not words
+        ("ünïcode", {"ünïcode wörds here"}),
+    ],
+)
+def test_the_search_finds_turns_by_their_words(alice, staff, q, found):
+    texts = ["turn of the kitchn lights", "kitchen timer please", "wake me up at seven", "ünïcode wörds here"]
+    for text in texts:
+        _turn(alice, text, defect=0.9)
+    response = _client(staff).get("/review/", {"view": "turns", "q": q})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert {t for t in texts if f"“{t}”" in page} == found
+    assert "<script>alert" not in page
 
 
 def test_the_miner_leaves_a_rule_a_person_approved_as_they_decided(staff):
