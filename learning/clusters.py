@@ -6,7 +6,7 @@ cluster whose centroid is closest if the cosine is at least REVIEW_CLUSTER_SIMIL
 first wording it spells almost alike (REVIEW_CLUSTER_SPELLING: typos move MiniLM a long way), else
 starts one (leader clustering: one pass, no number of clusters to guess, and a frequent wording
 anchors its cluster). Clusters whose turns were meant as the same request (a reviewer's reading, else
-that of the retry that went well) are then merged: one failing request, however people worded it. Each
+that of the first retry that went well, following the rephrases) are then merged: one failing request, however people worded it. Each
 cluster counts its turns, distinct people, the turns of the last REVIEW_TREND_DAYS against the days before
 (the trend), what the NLU mostly read, the rewrites that fired, and where most of its turns failed (the
 point the failure-point model stored on them, learning/failure_points.py); the inbox ranks those a label or
@@ -30,8 +30,9 @@ from rapidfuzz import fuzz, process
 
 from assistant.text import normalise
 from feedback.labels import reviewed
-from feedback.models import FIXABLE_POINTS, DefectCluster, GeneratedLabel, Turn
+from feedback.models import FIXABLE_POINTS, DefectCluster, Rephrase, Turn
 from learning.embeddings import embed
+from learning.generated_labels import learnable, success_after
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +77,22 @@ def _reading_key(intent: str, slots: dict | None) -> tuple:
 
 
 def meanings(turn_ids: list[int]) -> dict[int, tuple]:
-    """What each failed turn was meant as, where the store says: a reviewer's reading, else the reading of the
-    retry that went well (its rephrase label, learning/generated_labels.py), as (intent, slots)."""
+    """What each failed turn was meant as, where the store says, as (intent, slots): a reviewer's reading, else
+    that of the first retry that went well, following the rephrases (generated_labels.success_after) —
+    whether or not the failed words carry its slots, which a training label needs and a meaning does not."""
     found: dict[int, tuple] = {}
+    by_first: dict[int, list[Rephrase]] = defaultdict(list)
+    wanted = ("first", "score", "second__id", "second__status", "second__defect_probability", "second__intent")
     for start in range(0, len(turn_ids), 5000):
-        chunk = turn_ids[start : start + 5000]
-        generated = GeneratedLabel.objects.filter(
-            turn_id__in=chunk, source=GeneratedLabel.Source.REPHRASE, evidence__isnull=False
-        ).select_related("evidence")
-        for label in generated.only("turn_id", "evidence__intent", "evidence__slots"):
-            found[label.turn_id] = _reading_key(label.evidence.intent, label.evidence.slots)
-        for label in reviewed().filter(turn_id__in=chunk).exclude(intent=""):
+        links = Rephrase.objects.filter(first_id__in=turn_ids[start : start + 5000]).select_related("second")
+        for link in links.only(*wanted, "second__slots"):
+            by_first[link.first_id].append(link)
+    for first_id, firsts in by_first.items():
+        success = success_after(max(firsts, key=lambda r: r.score), by_first)
+        if success is not None and learnable(success[0]):
+            found[first_id] = _reading_key(success[0].intent, success[0].slots)
+    for start in range(0, len(turn_ids), 5000):
+        for label in reviewed().filter(turn_id__in=turn_ids[start : start + 5000]).exclude(intent=""):
             found[label.turn_id] = _reading_key(label.intent, label.slots)
     return found
 

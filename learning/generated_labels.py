@@ -40,7 +40,7 @@ GENERATOR_VERSION = "generated-labels-1"
 MAX_CHAIN = 3  # tries followed from a failed turn to the rephrase that worked
 
 
-def _learnable(turn: Turn) -> bool:
+def learnable(turn: Turn) -> bool:
     """A reading worth teaching: a request a skill handles, answered."""
     return (
         turn.status == Turn.Status.OK
@@ -68,7 +68,7 @@ def place_slot(text: str, value: str, max_distance: float = 0.25) -> str | None:
     return best
 
 
-def _success_after(rephrase: Rephrase, by_first: dict[int, list[Rephrase]]) -> tuple[Turn, float] | None:
+def success_after(rephrase: Rephrase, by_first: dict[int, list[Rephrase]]) -> tuple[Turn, float] | None:
     """The first try after `rephrase.first` that went well, following the rephrases, with the product of
     the links' scores and the failed tries' defect probabilities on the way."""
     link, weight = rephrase, 1.0
@@ -90,7 +90,7 @@ def _success_after(rephrase: Rephrase, by_first: dict[int, list[Rephrase]]) -> t
 
 
 def _rephrase_label(failed: Turn, success: Turn, weight: float) -> GeneratedLabel | None:
-    if not _learnable(success):
+    if not learnable(success):
         return None
     text = turn_words(failed)
     if not text or text == turn_words(success):
@@ -136,7 +136,7 @@ def generate_labels(now=None) -> dict[str, Any]:
             continue
         if failed.defect_probability < settings.GENERATED_LABEL_MIN_DEFECT:
             continue
-        found = _success_after(r, by_first)
+        found = success_after(r, by_first)
         label = _rephrase_label(failed, *found) if found else None
         if label is not None and (failed.pk not in labels or label.confidence > labels[failed.pk].confidence):
             labels[failed.pk] = label
@@ -148,7 +148,7 @@ def generate_labels(now=None) -> dict[str, Any]:
         rewrite__isnull=True,
     ).exclude(pk__in=reviewed)
     for turn in went_well.only("id", "asr_text", "raw_text", "intent", "slots", "status", "defect_probability"):
-        if turn.pk in labels or not _learnable(turn):
+        if turn.pk in labels or not learnable(turn):
             continue
         text = turn_words(turn)
         if not text or any(word_start(text, str(v)) is None for v in (turn.slots or {}).values()):

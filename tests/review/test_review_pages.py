@@ -498,28 +498,31 @@ def test_the_miner_leaves_a_rule_a_person_approved_as_they_decided(staff):
 
 
 def test_failures_meant_as_the_same_request_are_one_cluster_however_worded(alice, bob, charlie, staff):
-    from feedback.models import GeneratedLabel
     from learning.clusters import build_clusters
 
-    def failed_then_worked(user, said: str, worked: str, slots: dict) -> Turn:
-        failed = _turn(user, said, defect=0.9, intent="out_of_scope", at=NOON)
-        success = _turn(user, worked, defect=0.01, intent="alarm_set", at=NOON + timedelta(seconds=30))
+    def failed_then_worked(user, tries: list[str], worked: str, slots: dict) -> list[Turn]:
+        failed = [
+            _turn(user, said, defect=0.9, intent="out_of_scope", at=NOON + timedelta(seconds=10 * i))
+            for i, said in enumerate(tries)
+        ]
+        success = _turn(user, worked, defect=0.01, intent="alarm_set", at=NOON + timedelta(seconds=50))
         Turn.objects.filter(pk=success.pk).update(slots=slots)
-        GeneratedLabel.objects.create(
-            turn=failed, intent="alarm_set", slots={}, confidence=0.8, source="rephrase", evidence=success,
-            generator_version="test",
-        )  # fmt: skip
+        for first, second in zip(failed, [*failed[1:], success]):
+            Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=10000, detector_version="test")
         return failed
 
-    a = failed_then_worked(alice, "rouse me when it is seven", "set an alarm for 7 am", {"time": "7 am"})
-    b = failed_then_worked(bob, "i need to be up by 7 in the morning", "alarm at 7 am", {"time": "7 AM"})
-    other = failed_then_worked(charlie, "get me out of bed at nine", "alarm for 9 am", {"time": "9 am"})
+    # The failed words need not carry the slot ("seven" for "7 am"), and an earlier try of the chain counts too.
+    a = failed_then_worked(alice, ["rouse me when it is seven"], "set an alarm for 7 am", {"time": "7 am"})
+    b = failed_then_worked(
+        bob, ["i need to be up by 7 in the morning", "up at 7 tomorrow morning"], "alarm at 7 am", {"time": "7 AM"}
+    )
+    other = failed_then_worked(charlie, ["get me out of bed at nine"], "alarm for 9 am", {"time": "9 am"})
     build_clusters(now=NOON + timedelta(minutes=1))
-    a.refresh_from_db()
-    b.refresh_from_db()
-    other.refresh_from_db()
-    assert a.defect_cluster_id == b.defect_cluster_id != other.defect_cluster_id
-    assert a.defect_cluster.users == 2 and a.defect_cluster.turns == 2
+    clusters = {t.raw_text: Turn.objects.get(pk=t.pk).defect_cluster_id for t in [*a, *b, *other]}
+    assert len({clusters[t.raw_text] for t in [*a, *b]}) == 1
+    assert clusters["get me out of bed at nine"] != clusters["rouse me when it is seven"]
+    merged = DefectCluster.objects.get(pk=clusters["rouse me when it is seven"])
+    assert merged.users == 2 and merged.turns == 3
 
 
 def test_the_inbox_ranks_first_the_groups_a_label_or_rule_can_fix(alice, bob, charlie, staff):
