@@ -252,6 +252,8 @@ def likely_defects(filters: InboxFilters = InboxFilters(), order: str = LIKELIES
         rows = rows.filter(failure_point_confidence__isnull=False, labels__isnull=True)
     rows = filters.turns(rows)
     if filters.search:
+        # The planner reads a rare word's few turns from the words' index and sorts them, and finds a common
+        # one's by walking the likeliest defects until a page is full (PostgreSQL's statistics of the words).
         rows = with_words(rows, "raw_text", filters.search)
     if order == UNSURE:
         return rows.order_by("failure_point_confidence", "-defect_probability", "-id")
@@ -310,6 +312,7 @@ def cluster_rules(cluster: DefectCluster) -> list[RewriteRule]:
     proposed ones could once approved; retired and rejected ones show what was decided before."""
     fired = (
         Turn.objects.filter(defect_cluster=cluster, rewrite__rule_id__isnull=False)
+        .order_by()  # no ordering: DISTINCT over the turns' default order read the whole table by date
         .values_list("rewrite__rule_id", flat=True)
         .distinct()[:RULES_SHOWN]
     )
