@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -321,3 +322,45 @@ def cluster_rules(cluster: DefectCluster) -> list[RewriteRule]:
         Q(source_text__in=wordings) | Q(pk__in=[i for i in fired if isinstance(i, int)]), scope=RewriteRule.Scope.GLOBAL
     )
     return list(rules.prefetch_related("decisions__reviewer").order_by("status", "-distinct_users", "id")[:RULES_SHOWN])
+
+
+OUTCOME_TURNS = 500  # of a cluster's turns, the newest, whose retries the cluster page follows
+
+
+@dataclass(frozen=True)
+class ChainEnds:
+    """How the people behind a cluster's turns went on: the rephrase chain each turn started, and its end."""
+
+    turns: int  # the turns followed (the newest OUTCOME_TURNS)
+    got_it: list[tuple[str, int]]  # (the reading that went well, turns), most turns first
+    never: int  # retried, and no retry went well
+    no_retry: int  # no rephrase followed
+
+
+def chain_ends(cluster: DefectCluster) -> ChainEnds:
+    # Imported here: resolving any URL imports this module, and a served turn must load no training code.
+    from learning.generated_labels import MAX_CHAIN, success_after
+
+    ids = list(cluster.members.order_by("-created_at", "-id").values_list("pk", flat=True)[:OUTCOME_TURNS])
+    by_first: dict[int, list[Rephrase]] = defaultdict(list)
+    frontier = set(ids)
+    for _ in range(MAX_CHAIN):  # the links of the turns, then of their retries, and so on
+        links = list(Rephrase.objects.filter(first_id__in=frontier).select_related("second"))
+        for link in links:
+            by_first[link.first_id].append(link)
+        frontier = {link.second_id for link in links} - by_first.keys()
+        if not frontier:
+            break
+    got_it: Counter = Counter()
+    never = 0
+    for turn_id in ids:
+        links = by_first.get(turn_id)
+        if not links:
+            continue
+        success = success_after(max(links, key=lambda r: r.score), by_first)
+        if success is None:
+            never += 1
+        else:
+            got_it[success[0].intent or "—"] += 1
+    retried = sum(1 for turn_id in ids if turn_id in by_first)
+    return ChainEnds(turns=len(ids), got_it=got_it.most_common(), never=never, no_retry=len(ids) - retried)

@@ -91,6 +91,7 @@ def _cluster_page(request: HttpRequest, found: DefectCluster, *, problem: str = 
         "failure_points": Label.FailurePoint.choices,
         "problem": problem,
         "rules": rules,
+        "ends": turns.chain_ends(found),
         "can_decide": can_promote(request.user),
         "back": request.path,
     }

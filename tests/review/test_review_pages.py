@@ -575,3 +575,20 @@ def test_a_cluster_shows_the_rules_that_fired_or_could_and_staff_decide_there(al
         representative="never ruled", examples=[], first_seen=NOON, last_seen=NOON, built_at=NOON
     )
     assert "No rewrite rule fired" in client.get(f"/review/clusters/{empty.pk}/").content.decode()
+
+
+def test_a_cluster_says_how_the_people_behind_it_went_on(alice, bob, charlie, staff):
+    cluster = DefectCluster.objects.create(
+        representative="rouse me at seven", turns=3, users=3, first_seen=NOON, last_seen=NOON, built_at=NOON
+    )
+    got, gave_up, silent = (_turn(u, "rouse me at seven", defect=0.9) for u in (alice, bob, charlie))
+    Turn.objects.filter(pk__in=[got.pk, gave_up.pk, silent.pk]).update(defect_cluster=cluster)
+    retry = _turn(alice, "wake me at seven", defect=0.8, at=NOON + timedelta(seconds=5))
+    success = _turn(alice, "set an alarm for 7 am", defect=0.05, intent="alarm_set", at=NOON + timedelta(seconds=9))
+    failed_again = _turn(bob, "get me up at seven", defect=0.9, at=NOON + timedelta(seconds=5))
+    for first, second in ((got, retry), (retry, success), (gave_up, failed_again)):
+        Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=5000, detector_version="test")
+    page = _client(staff).get(f"/review/clusters/{cluster.pk}/").content.decode()
+    assert "1 had no rephrase after them" in page
+    assert "1 was rephrased and no retry went well" in page
+    assert "read as alarm_set (1)" in page
