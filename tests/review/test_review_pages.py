@@ -507,7 +507,7 @@ def test_failures_meant_as_the_same_request_are_one_cluster_however_worded(alice
         ]
         success = _turn(user, worked, defect=0.01, intent="alarm_set", at=NOON + timedelta(seconds=50))
         Turn.objects.filter(pk=success.pk).update(slots=slots)
-        for first, second in zip(failed, [*failed[1:], success]):
+        for first, second in zip(failed, [*failed[1:], success], strict=True):
             Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=10000, detector_version="test")
         return failed
 
