@@ -49,7 +49,7 @@ def _wordings() -> tuple[list[str], str, str]:
         sentences = sorted({json.loads(line)["sentence"] for line in lines if line.strip()})
     used = Counter(word for sentence in sentences for word in set(sentence.split()))
     common = max((w for w in used if len(w) >= 5), key=lambda w: (used[w], w))
-    rare = min(w for w in used if used[w] == 2 and len(w) >= 6)
+    rare = min(w for w in used if used[w] == 2 and len(w) >= 6 and w.isalpha())
     return sentences, common, rare
 
 
