@@ -1,6 +1,6 @@
 """The defect model: P(a turn failed its user), stored on every turn for the learners after it.
 
-Nobody annotates turns. The model learns from what the product stores:
+Nobody has to annotate turns. The model learns from what the product stores:
 
   answers     the user's thumbs on a turn whose reply asked "Did I answer your question?"
               (a random SURVEY_RATE of turns, assistant/pipeline/turn.py): few, but an
@@ -10,6 +10,8 @@ Nobody annotates turns. The model learns from what the product stores:
               thumbs up, or its reply was heard to the end with no retry after it
   synthetic   a turn labelled fine, with its reply swapped for another dialogue's, is a
               defect (the reply no longer answers the request)
+  reviewers   where staff labelled a turn (review/), their verdict replaces its self-label: a defect
+              when they named the stage that failed or read it otherwise, fine when they confirmed it
 
 Two stages, because self-labels are, by construction, a function of the reactions:
 
@@ -49,6 +51,7 @@ from django.db.models import Max, Min
 from assistant.artifacts import checked_file, read_manifest, write_artifact
 from assistant.nlu.metrics import binary_calibration_error
 from assistant.registry import ModelKind
+from feedback.labels import reviewed
 from feedback.models import BargeIn, Feedback, Rephrase, Turn
 from learning.embeddings import embed
 from learning.registry import Decision, register_candidate
@@ -123,6 +126,7 @@ class TurnRows:
     request_vectors: np.ndarray
     reply_vectors: np.ndarray
     intents: list[str]
+    reviewed: int = 0  # of the labels, how many are reviewers' verdicts
 
 
 def _text(row: dict) -> str:
@@ -136,7 +140,7 @@ def load_turns(turn_filter: dict[str, Any]) -> TurnRows:
     """
     fields = (
         "id", "user_id", "created_at", "raw_text", "asr_text", "response", "status", "intent",
-        "nlu_confidence", "asr_confidence", "rewrite", "survey_asked",
+        "nlu_confidence", "asr_confidence", "rewrite", "survey_asked", "slots",
     )  # fmt: skip
     rows = list(Turn.objects.filter(**turn_filter).order_by("user_id", "created_at", "id").values(*fields))
     ids = [r["id"] for r in rows]
@@ -225,6 +229,9 @@ def load_turns(turn_filter: dict[str, Any]) -> TurnRows:
             b is None and second is None and not soon and r["status"] == Turn.Status.OK and not r["survey_asked"]
         ):
             self_label[i] = FINE
+    verdicts = reviewers_verdicts(rows)
+    for i, verdict in verdicts.items():
+        self_label[i] = verdict
     return TurnRows(
         ids=np.array(ids, dtype=np.int64),
         content=content,
@@ -234,7 +241,27 @@ def load_turns(turn_filter: dict[str, Any]) -> TurnRows:
         request_vectors=request_vectors,
         reply_vectors=reply_vectors,
         intents=[r["intent"] for r in rows],
+        reviewed=len(verdicts),
     )
+
+
+def reviewers_verdicts(rows: list[dict]) -> dict[int, int]:
+    """Row index -> what the turn's reviewer label says (feedback.labels.reviewed): DEFECT when it names the
+    stage that failed or reads the turn otherwise than the NLU did, FINE when it confirms the reading. It
+    overrides the self-label: a person who read the turn knows better than a read of the reactions."""
+    index = {r["id"]: i for i, r in enumerate(rows)}
+    ids = list(index)
+    verdicts = {}
+    for start in range(0, len(ids), 5000):
+        labels = reviewed().filter(turn_id__in=ids[start : start + 5000])
+        for turn_id, intent, slots, failure_point in labels.values_list("turn_id", "intent", "slots", "failure_point"):
+            row = rows[index[turn_id]]
+            if failure_point:
+                verdicts[index[turn_id]] = DEFECT
+            elif intent:
+                same = intent == row["intent"] and (slots or {}) == (row["slots"] or {})
+                verdicts[index[turn_id]] = FINE if same else DEFECT
+    return verdicts
 
 
 def _content_row(r: dict, reply_words: int, coherence: float) -> tuple[float, ...]:
@@ -340,6 +367,7 @@ def fit(rows: TurnRows, seed: int = 0) -> tuple[DefectModel, dict[str, Any]]:
     metrics: dict[str, Any] = {
         "reaction_stage_trained_on": source,
         "self_labels": {"defect": int((rows.self_label == DEFECT).sum()), "fine": int((rows.self_label == FINE).sum())},
+        "reviewed": rows.reviewed,
         "synthetic_swaps": len(swaps),
         "answers": {"train": len(train_answers), "holdout": len(holdout)},
         "turns": len(rows.ids),
