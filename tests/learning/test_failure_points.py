@@ -100,6 +100,14 @@ def test_self_labels_say_where_a_turn_failed_from_the_retry_that_went_well(alice
     assert fp.self_label(unresolved, pair(unresolved, text="attic lights off", slots={"room": "attic"})) == "resolve"
     undone = _turn(alice, "switch the lights off", at=next(at), execute_ok=False)
     assert fp.self_label(undone, pair(undone, text="lights off")) == "execute"
+    # A request that left out what the product should have known: the retry adds it (resolve), unless the
+    # failed words had said it and the NLU missed it (nlu).
+    vague = _turn(alice, "how did my team do", at=next(at), intent="sports_query", resolve_error="Which team?")
+    told = pair(vague, text="how did chelsea do", intent="sports_query", slots={"team": "chelsea"})
+    assert fp.self_label(vague, told) == "resolve"
+    missed = _turn(alice, "how did chelsea do", at=next(at), intent="sports_query", resolve_error="Which team?")
+    said = pair(missed, text="how did chelsea fc do", intent="sports_query", slots={"team": "chelsea"})
+    assert fp.self_label(missed, said) == "nlu"
     same_words = _turn(alice, "lights off", at=next(at), intent="music_play")
     assert fp.self_label(same_words, pair(same_words, text="lights off")) is None
     assert fp.self_label(_turn(alice, "hello there", at=next(at)), fp.Retry()) is None
