@@ -421,8 +421,14 @@ class DefectCluster(models.Model):
         max_length=10, blank=True, default="", help_text="Where most of its turns failed (the failure-point model)."
     )
     failure_point_share = models.FloatField(default=0.0, help_text="The share of its turns that failed there.")
+    underspecified_share = models.FloatField(
+        default=0.0,
+        help_text="The share of its turns whose retry that went well only added what they had left unsaid.",
+    )
     fixable = models.BooleanField(
-        default=True, help_text="Most of its turns failed where a label or a rule can fix them (or nobody knows where)."
+        default=True,
+        help_text="Most of its turns failed where a label or a rule can fix them (or nobody knows where), and "
+        "most of those retried were not underspecified requests (which a preference or a concept fixes).",
     )
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from assistant.text import normalise
 from feedback.labels import reviewed
 from feedback.models import FIXABLE_POINTS, DefectCluster, Rephrase, Turn
 from learning.embeddings import embed
+from learning.failure_points import added_unsaid
 from learning.generated_labels import learnable, success_after
 
 log = logging.getLogger(__name__)
@@ -76,24 +78,42 @@ def _reading_key(intent: str, slots: dict | None) -> tuple:
     return intent, tuple(sorted((str(k), normalise(str(v))) for k, v in (slots or {}).items()))
 
 
-def meanings(turn_ids: list[int]) -> dict[int, tuple]:
-    """What each failed turn was meant as, where the store says, as (intent, slots): a reviewer's reading, else
-    that of the first retry that went well, following the rephrases (generated_labels.success_after) —
-    whether or not the failed words carry its slots, which a training label needs and a meaning does not."""
-    found: dict[int, tuple] = {}
+@dataclass
+class Retries:
+    """What the retries after the failed turns say of them."""
+
+    meant: dict[int, tuple] = field(default_factory=dict)  # turn -> the (intent, slots) it was meant as
+    # Turns whose retry that went well kept their intent and slots and added slots their words never said
+    # (failure_points.added_unsaid): underspecified requests, which a preference or a taught concept fixes
+    # rather than a label or a rewrite rule.
+    underspecified: set[int] = field(default_factory=set)
+
+
+def retries(rows: list[tuple]) -> Retries:
+    """What each failed turn (a row of build_clusters) was meant as, where the store says, as (intent, slots):
+    a reviewer's reading, else that of the first retry that went well, following the rephrases
+    (generated_labels.success_after), whether or not the failed words carry its slots, which a training
+    label needs and a meaning does not."""
+    found = Retries()
+    turn_ids = [row[0] for row in rows]
     by_first: dict[int, list[Rephrase]] = defaultdict(list)
     wanted = ("first", "score", "second__id", "second__status", "second__defect_probability", "second__intent")
     for start in range(0, len(turn_ids), 5000):
         links = Rephrase.objects.filter(first_id__in=turn_ids[start : start + 5000]).select_related("second")
         for link in links.only(*wanted, "second__slots"):
             by_first[link.first_id].append(link)
-    for first_id, firsts in by_first.items():
-        success = success_after(max(firsts, key=lambda r: r.score), by_first)
-        if success is not None and learnable(success[0]):
-            found[first_id] = _reading_key(success[0].intent, success[0].slots)
+    for row in rows:
+        firsts = by_first.get(row[0])
+        success = success_after(max(firsts, key=lambda r: r.score), by_first) if firsts else None
+        if success is None or not learnable(success[0]):
+            continue
+        found.meant[row[0]] = _reading_key(success[0].intent, success[0].slots)
+        words, slots = normalise(row[4] or row[3] or ""), row[9] or {}
+        if row[5] == success[0].intent and added_unsaid(words, slots, success[0].slots or {}):
+            found.underspecified.add(row[0])
     for start in range(0, len(turn_ids), 5000):
         for label in reviewed().filter(turn_id__in=turn_ids[start : start + 5000]).exclude(intent=""):
-            found[label.turn_id] = _reading_key(label.intent, label.slots)
+            found.meant[label.turn_id] = _reading_key(label.intent, label.slots)
     return found
 
 
@@ -115,6 +135,12 @@ def merged_by_meaning(
     return {k: sorted(v, key=lambda w: (-len(by_words[w]), w)) for k, v in merged.items()}
 
 
+def underspecified(turns: list[tuple], retried: Retries) -> bool:
+    """Most of a group's turns that were retried into a success were underspecified requests."""
+    known = [row[0] for row in turns if row[0] in retried.meant]
+    return bool(known) and sum(1 for t in known if t in retried.underspecified) > len(known) / 2
+
+
 def build_clusters(progress: Callable[[float, str], None] | None = None, now: datetime | None = None) -> dict[str, Any]:
     # "Now" is the newest stored turn's time, so a replayed history (the simulator's days) is grouped as
     # it was lived; in production the two are the same.
@@ -133,6 +159,7 @@ def build_clusters(progress: Callable[[float, str], None] | None = None, now: da
             "defect_probability",
             "rewrite",
             "failure_point",
+            "slots",
         )[:MAX_TURNS]
     )
     by_words: dict[str, list[tuple]] = defaultdict(list)
@@ -154,7 +181,8 @@ def build_clusters(progress: Callable[[float, str], None] | None = None, now: da
         groups[cluster].append(wording)
     for offset, wording in enumerate(wordings[MAX_WORDINGS:]):
         groups[len(embedded) + offset] = [wording]
-    groups = merged_by_meaning(groups, by_words, meanings([row[0] for row in rows]))
+    retried = retries(rows)
+    groups = merged_by_meaning(groups, by_words, retried.meant)
     recent_from = now - timedelta(days=settings.REVIEW_TREND_DAYS)
     earlier_from = recent_from - timedelta(days=settings.REVIEW_TREND_DAYS)
     clusters, member_turns = [], []
@@ -178,7 +206,8 @@ def build_clusters(progress: Callable[[float, str], None] | None = None, now: da
                 rewrites_fired=sum(1 for row in turns if row[7]),
                 failure_point=point,
                 failure_point_share=round(point_turns / len(turns), 4),
-                fixable=not point or point in FIXABLE_POINTS,
+                underspecified_share=round(sum(1 for row in turns if row[0] in retried.underspecified) / len(turns), 4),
+                fixable=(not point or point in FIXABLE_POINTS) and not underspecified(turns, retried),
                 first_seen=min(times),
                 last_seen=max(times),
                 built_at=now,

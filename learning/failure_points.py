@@ -266,8 +266,9 @@ def self_label(turn: Turn, retry: Retry) -> str | None:
              sounding alike, resaid()): the user said the same thing again and it was heard differently
     nlu      the success was read otherwise, in other words: it was said in words the NLU reads (the
              failed words may still have been misheard; the features weigh that)
-    resolve  the same reading, and resolving it had failed; or the same intent, the success adding slots the
-             failed words never said (added_unsaid: an underspecified request the product should have filled)
+    resolve  the same reading, and resolving it had failed; or resolving it failed and the success has the same
+             intent and adds slots the failed words never said (added_unsaid: an underspecified request
+             the product should have filled in)
     execute  the same reading, resolved, and carrying it out failed
     none     out of scope, and none of two or more retries after it went well (the user gave up)
     """
@@ -287,7 +288,11 @@ def self_label(turn: Turn, retry: Retry) -> str | None:
         if facts["execute_failed"]:
             return Label.FailurePoint.EXECUTE
         return None
-    if turn.intent == success.intent and added_unsaid(failed_words, turn.slots or {}, success.slots or {}):
+    if (
+        facts["resolve_error"]
+        and turn.intent == success.intent
+        and added_unsaid(failed_words, turn.slots or {}, success.slots or {})
+    ):
         return Label.FailurePoint.RESOLVE
     if not failed_words or failed_words == success_words:
         return None
@@ -298,12 +303,14 @@ def self_label(turn: Turn, retry: Retry) -> str | None:
 
 def added_unsaid(failed_words: str, failed_slots: dict, success_slots: dict) -> bool:
     """The success kept the failed turn's slots and added some whose words the failed turn never said (nor
-    anything sounding like them): "how did my team do", then "how did chelsea do". The NLU read what was
-    said; the request left out what the product should have known (a preference, the context), which is
-    the resolve stage's to fill in."""
+    anything sounding like them): "how did my team do" ("Which team?"), then "how did chelsea do". The NLU
+    read what was said; the request left out what the product should have known (a preference, the
+    context), which is the resolve stage's to fill in."""
     added = {k: str(v) for k, v in success_slots.items() if k not in failed_slots}
     kept = all(success_slots.get(k) == v for k, v in failed_slots.items())
-    return bool(added) and kept and all(same_sound_share(failed_words, v.lower()) < RESAID_SHARE for v in added.values())
+    return (
+        bool(added) and kept and all(same_sound_share(failed_words, v.lower()) < RESAID_SHARE for v in added.values())
+    )
 
 
 def resaid(first: str, second: str) -> bool:

@@ -592,3 +592,36 @@ def test_a_cluster_says_how_the_people_behind_it_went_on(alice, bob, charlie, st
     assert "1 had no rephrase after them" in page
     assert "1 was rephrased and no retry went well" in page
     assert "read as alarm_set (1)" in page
+
+
+def test_underspecified_requests_rank_after_what_a_label_or_rule_can_fix(alice, bob, charlie, staff):
+    from learning.clusters import build_clusters
+
+    def retried(user, said: str, intent: str, worked: str, worked_intent: str, slots: dict, minute: int) -> Turn:
+        failed = _turn(user, said, defect=0.9, intent=intent, at=NOON + timedelta(minutes=minute))
+        success = _turn(user, worked, defect=0.02, intent=worked_intent, at=NOON + timedelta(minutes=minute, seconds=9))
+        Turn.objects.filter(pk=success.pk).update(slots=slots)
+        Rephrase.objects.create(first=failed, second=success, score=0.9, gap_ms=9000, detector_version="test")
+        return failed
+
+    for minute, user in enumerate((alice, bob, charlie)):  # three people left out their team
+        retried(
+            user,
+            "how did my team do",
+            "sports_query",
+            "how did chelsea do",
+            "sports_query",
+            {"team": "chelsea"},
+            minute,
+        )
+    for minute, user in enumerate((alice, bob), start=10):  # two were misread
+        retried(user, "lights of in the den", "out_of_scope", "turn off the den lights", "iot_hue_lightoff", {}, minute)
+    build_clusters(now=NOON + timedelta(hours=1))
+    team = DefectCluster.objects.get(representative="how did my team do")
+    lights = DefectCluster.objects.get(representative="lights of in the den")
+    assert (team.underspecified_share, team.fixable) == (1.0, False)
+    assert (lights.underspecified_share, lights.fixable) == (0.0, True)
+    inbox = _client(staff).get("/review/").content.decode()
+    assert inbox.index("lights of in the den") < inbox.index("how did my team do")  # fewer people, but fixable
+    page = _client(staff).get(f"/review/clusters/{team.pk}/").content.decode()
+    assert "100% of these turns were underspecified" in page and "a preference or a taught concept" in page
