@@ -625,3 +625,16 @@ def test_underspecified_requests_rank_after_what_a_label_or_rule_can_fix(alice, 
     assert inbox.index("lights of in the den") < inbox.index("how did my team do")  # fewer people, but fixable
     page = _client(staff).get(f"/review/clusters/{team.pk}/").content.decode()
     assert "100% of these turns were underspecified" in page and "a preference or a taught concept" in page
+
+
+def test_without_postgresql_the_search_matches_each_word_as_written(alice, staff, monkeypatch):
+    from types import SimpleNamespace
+
+    from review import turns as review_turns
+
+    for text in ("turn of the kitchn lights", "kitchen timer please"):
+        _turn(alice, text, defect=0.9)
+    monkeypatch.setattr(review_turns, "connection", SimpleNamespace(vendor="sqlite"))  # a bare `make run`
+    page = _client(staff).get("/review/", {"view": "turns", "q": "KITCH lights"}).content.decode()
+    assert "turn of the kitchn lights" in page and "kitchen timer" not in page
+    assert "kitchen timer" not in _client(staff).get("/review/", {"view": "turns", "q": "..."}).content.decode()
