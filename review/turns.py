@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -190,20 +191,25 @@ class InboxFilters:
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> InboxFilters:
         """The filters a request asks for, each cut to its column's size; an unknown failure point is no filter."""
-        since_text = query.get("since", "")[:10]
+
+        def value(name: str, size: int) -> str:
+            # Control characters cannot be in a stored text (assistant.text), and PostgreSQL refuses a NUL.
+            return "".join(ch for ch in str(query.get(name, "")) if unicodedata.category(ch) != "Cc")[:size]
+
+        since_text = value("since", 10)
         try:
             day = date.fromisoformat(since_text) if since_text else None
         except ValueError:
             day = None
-        failed_at = query.get("failed_at", "")
+        failed_at = value("failed_at", 10)
         return cls(
-            intent=query.get("intent", "")[:80],
+            intent=value("intent", 80),
             since=timezone.make_aware(datetime.combine(day, time.min)) if day else None,
-            search=" ".join(query.get("q", "").split())[:100],
+            search=" ".join(value("q", 1000).split())[:100],
             failed_at=failed_at if failed_at in Label.FailurePoint.values else "",
-            skill=query.get("skill", "")[:40],
-            nlu_version=query.get("nlu_version", "")[:80],
-            arm=query.get("arm", "")[:200],
+            skill=value("skill", 40),
+            nlu_version=value("nlu_version", 80),
+            arm=value("arm", 200),
             bad_since=bool(since_text) and day is None,
         )
 

@@ -125,3 +125,10 @@ def test_turns_stored_before_the_columns_get_them_from_their_action_and_trace(al
     broken.refresh_from_db()
     assert (old.skill, old.nlu_model_version) == ("music", "nlu-2025")
     assert (broken.skill, broken.nlu_model_version) == ("", "")
+
+
+def test_binary_filter_values_are_no_error(client_of, stored):
+    for name in ("q", "intent", "skill", "nlu_version", "arm", "since", "failed_at"):
+        for view in ("view=turns&", ""):
+            response = client_of.get(f"/review/?{view}{name}=nul%00byte%FF%FE")  # a NUL, bytes that are no UTF-8
+            assert response.status_code == 200, name
