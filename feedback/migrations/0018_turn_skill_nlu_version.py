@@ -16,6 +16,21 @@ WHERE jsonb_typeof(action) = 'object' OR jsonb_typeof(trace) = 'array'
 """
 
 
+def backfill(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(BACKFILL)
+        return
+    # Elsewhere (the SQLite file of a bare `make run`: a small store), turn by turn.
+    Turn = apps.get_model("feedback", "Turn")
+    for turn in Turn.objects.only("id", "action", "trace").iterator(chunk_size=2000):
+        action = turn.action if isinstance(turn.action, dict) else {}
+        steps = turn.trace if isinstance(turn.trace, list) else []
+        nlu = next((s for s in steps if isinstance(s, dict) and s.get("stage") == "nlu"), {})
+        Turn.objects.filter(pk=turn.pk).update(
+            skill=str(action.get("skill") or "")[:40], nlu_model_version=str(nlu.get("model_version") or "")[:80]
+        )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -34,7 +49,7 @@ class Migration(migrations.Migration):
             name='skill',
             field=models.CharField(blank=True, default='', help_text='The skill that acted on it.', max_length=40),
         ),
-        migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),
+        migrations.RunPython(backfill, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name='turn',
             index=models.Index(condition=models.Q(('defect_probability__isnull', False)), fields=['skill', '-defect_probability', '-id'], name='turn_skill_defect'),

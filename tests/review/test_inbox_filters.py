@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import connection
 from django.test import Client
 
@@ -121,6 +123,15 @@ def test_turns_stored_before_the_columns_get_them_from_their_action_and_trace(al
     migration = importlib.import_module("feedback.migrations.0018_turn_skill_nlu_version")
     with connection.cursor() as cursor:
         cursor.execute(migration.BACKFILL)
+    old.refresh_from_db()
+    broken.refresh_from_db()
+    assert (old.skill, old.nlu_model_version) == ("music", "nlu-2025")
+    assert (broken.skill, broken.nlu_model_version) == ("", "")
+
+    # Elsewhere than PostgreSQL (the SQLite file of a bare `make run`) the same, turn by turn.
+    Turn.objects.filter(pk=old.pk).update(skill="", nlu_model_version="")
+    sqlite = SimpleNamespace(connection=SimpleNamespace(vendor="sqlite"))
+    migration.backfill(django_apps, sqlite)
     old.refresh_from_db()
     broken.refresh_from_db()
     assert (old.skill, old.nlu_model_version) == ("music", "nlu-2025")
