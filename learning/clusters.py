@@ -31,10 +31,10 @@ from rapidfuzz import fuzz, process
 
 from assistant.text import normalise
 from feedback.labels import reviewed
-from feedback.models import FIXABLE_POINTS, DefectCluster, Rephrase, Turn
+from feedback.models import FIXABLE_POINTS, DefectCluster, Turn
 from learning.embeddings import embed
 from learning.failure_points import added_unsaid
-from learning.generated_labels import learnable, success_after
+from learning.generated_labels import first_success, learnable, rephrases_from
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +96,9 @@ def retries(rows: list[tuple]) -> Retries:
     label needs and a meaning does not."""
     found = Retries()
     turn_ids = [row[0] for row in rows]
-    by_first: dict[int, list[Rephrase]] = defaultdict(list)
-    wanted = ("first", "score", "second__id", "second__status", "second__defect_probability", "second__intent")
-    for start in range(0, len(turn_ids), 5000):
-        links = Rephrase.objects.filter(first_id__in=turn_ids[start : start + 5000]).select_related("second")
-        for link in links.only(*wanted, "second__slots"):
-            by_first[link.first_id].append(link)
+    by_first = rephrases_from(turn_ids)
     for row in rows:
-        firsts = by_first.get(row[0])
-        success = success_after(max(firsts, key=lambda r: r.score), by_first) if firsts else None
+        success = first_success(row[0], by_first)
         if success is None or not learnable(success[0]):
             continue
         found.meant[row[0]] = _reading_key(success[0].intent, success[0].slots)

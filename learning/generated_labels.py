@@ -22,6 +22,7 @@ follows the newest defect scores and rephrases.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -87,6 +88,34 @@ def success_after(rephrase: Rephrase, by_first: dict[int, list[Rephrase]]) -> tu
             return None
         link = max(nexts, key=lambda r: r.score)
     return None
+
+
+# What success_after() and its callers read of a rephrase's second turn.
+SECOND_TURN_FIELDS = ("second__id", "second__status", "second__defect_probability", "second__intent", "second__slots")
+
+
+def rephrases_from(first_ids: list[int], depth: int = 1) -> dict[int, list[Rephrase]]:
+    """The rephrase links out of these turns by first turn; with `depth` > 1 also those out of their retries,
+    and so on: what success_after() follows."""
+    by_first: dict[int, list[Rephrase]] = defaultdict(list)
+    frontier = list(first_ids)
+    for _ in range(depth):
+        seconds = set()
+        for start in range(0, len(frontier), 5000):
+            links = Rephrase.objects.filter(first_id__in=frontier[start : start + 5000]).select_related("second")
+            for link in links.only("first", "score", *SECOND_TURN_FIELDS):
+                by_first[link.first_id].append(link)
+                seconds.add(link.second_id)
+        frontier = sorted(seconds - by_first.keys())
+        if not frontier:
+            break
+    return by_first
+
+
+def first_success(turn_id: int, by_first: dict[int, list[Rephrase]]) -> tuple[Turn, float] | None:
+    """success_after() the turn's likeliest rephrase, or None when it was not rephrased."""
+    links = by_first.get(turn_id)
+    return success_after(max(links, key=lambda r: r.score), by_first) if links else None
 
 
 def _rephrase_label(failed: Turn, success: Turn, weight: float) -> GeneratedLabel | None:

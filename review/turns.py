@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -345,25 +345,16 @@ class ChainEnds:
 
 def chain_ends(cluster: DefectCluster) -> ChainEnds:
     # Imported here: resolving any URL imports this module, and a served turn must load no training code.
-    from learning.generated_labels import MAX_CHAIN, success_after
+    from learning.generated_labels import MAX_CHAIN, first_success, rephrases_from
 
     ids = list(cluster.members.order_by("-created_at", "-id").values_list("pk", flat=True)[:OUTCOME_TURNS])
-    by_first: dict[int, list[Rephrase]] = defaultdict(list)
-    frontier = set(ids)
-    for _ in range(MAX_CHAIN):  # the links of the turns, then of their retries, and so on
-        links = list(Rephrase.objects.filter(first_id__in=frontier).select_related("second"))
-        for link in links:
-            by_first[link.first_id].append(link)
-        frontier = {link.second_id for link in links} - by_first.keys()
-        if not frontier:
-            break
+    by_first = rephrases_from(ids, depth=MAX_CHAIN)  # the links of the turns, then of their retries, and so on
     got_it: Counter = Counter()
     never = 0
     for turn_id in ids:
-        links = by_first.get(turn_id)
-        if not links:
+        if turn_id not in by_first:
             continue
-        success = success_after(max(links, key=lambda r: r.score), by_first)
+        success = first_success(turn_id, by_first)
         if success is None:
             never += 1
         else:

@@ -52,13 +52,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
     by_turn = request.GET.get("view") == "turns"
     order = turns.UNSURE if request.GET.get("order") == turns.UNSURE else turns.LIKELIEST
     rows = turns.likely_defects(filters, order) if by_turn else turns.ranked_clusters(filters)
-    query = {**filters.as_query(), **({"view": "turns", "order": order} if by_turn else {})}
+    shown = filters.as_query()
+    query = {**shown, **({"view": "turns", "order": order} if by_turn else {})}
     context = {
         "page": page_of(rows, request.GET.get("page"), PAGE_SIZE),
         "by_turn": by_turn,
         "f": filters,
-        "filtered": bool(filters.as_query()),
-        "since": filters.since.date().isoformat() if filters.since else "",
+        "filtered": bool(shown),
+        "since": shown.get("since", ""),
         "query": urlencode(query),
         "order": order,
         "options": turns.filter_options(),
