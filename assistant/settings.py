@@ -401,5 +401,10 @@ REWRITE_MIN_OUTCOMES = envfloat("REWRITE_MIN_OUTCOMES", 3.0)
 ONLINE_REWRITE_BELOW = envfloat("ONLINE_REWRITE_BELOW", 0.6)
 # Its ranker fires only above the score where the top candidate was right this often on held-out rephrases.
 ONLINE_REWRITE_PRECISION = envfloat("ONLINE_REWRITE_PRECISION", 0.93)
+# The fire model (which turns to rewrite, confident ones too) fires only from the probability where its
+# held-out fires were right this often, counted over at least ONLINE_FIRE_MIN_FIRES of them: a wrong
+# fire on a turn that would have gone well is a loss, so it is held to a stricter bar than the ranker.
+ONLINE_FIRE_PRECISION = envfloat("ONLINE_FIRE_PRECISION", 0.95)
+ONLINE_FIRE_MIN_FIRES = envint("ONLINE_FIRE_MIN_FIRES", 30)
 # A new defect model is rejected if its held-out log loss is worse than the active one's by more than this.
 DEFECT_PROMOTION_TOLERANCE = envfloat("DEFECT_PROMOTION_TOLERANCE", 0.01)

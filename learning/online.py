@@ -17,6 +17,16 @@ candidate was right at least ONLINE_REWRITE_PRECISION of the time on held-out qu
 hash of the turn id picks them); with too few, the index is written with no threshold and
 never fires.
 
+The fire model (LightGBM, binary) decides which turns to rewrite, confident ones included. Its
+examples are the ranker's top candidate for those failed queries (right when it means what the
+rephrase meant) and for the newest QUIET_TURNS turns that went well as said (wrong when it means
+something else: acting on it would have been a loss; weighted up to all such turns, so that
+their share is the real one). The words' record (how often said, how often well, for everyone
+and for the person) leaves the example's own turn out. Each turn is an example twice, with
+both layers and with the global layer alone (the global arm's view). It fires from the lowest
+probability whose held-out fires (at least ONLINE_FIRE_MIN_FIRES) were right ONLINE_FIRE_PRECISION
+of the time.
+
 A layer (online-global, online-personal) whose outcomes' win rate has a 5% bound below
 REWRITE_RETIRE_BELOW (learning/mining.layer_outcomes) is switched off in the next index.
 """
@@ -39,7 +49,16 @@ from django.conf import settings
 from django.db.models import Max
 
 from assistant.artifacts import write_artifact
-from assistant.rewrite.online import FORMAT, REWRITE_INDEXES, Entry, Query, RewriteIndex, candidate_features
+from assistant.rewrite.online import (
+    FORMAT,
+    REWRITE_INDEXES,
+    Entry,
+    Query,
+    Record,
+    RewriteIndex,
+    candidate_features,
+    fire_features,
+)
 from assistant.turns import NluResult
 from feedback.models import Rephrase, Turn
 from learning.defects import defect_or_guess
@@ -53,6 +72,8 @@ KNOWN_GOOD_RATE, KNOWN_GOOD_MIN = 0.7, 3
 KNOWN_BAD_RATE, KNOWN_BAD_MIN = 0.3, 3
 HOLDOUT_SHARE = 0.3
 MIN_QUERIES = 30  # labelled queries needed to train a ranker
+QUIET_TURNS = 4000  # the newest turns that went well as said, where a rewrite to another reading is a loss
+MIN_QUIET = 50  # of them, to train a fire model
 
 
 @dataclass
@@ -62,6 +83,8 @@ class IndexEntries:
     known_good: set[str]  # usually work as they are: never rewritten
     known_bad: set[str]  # usually fail, for several people: worth a rewrite however confident the NLU is
     personal_bad: dict[int, list[str]]  # what failed every time one person said it
+    records: dict[str, Record]  # how often each text was said and went well
+    personal_records: dict[int, dict[str, Record]]  # the same, per person (what they have not had forgotten)
 
 
 def build_entries() -> IndexEntries:
@@ -126,10 +149,15 @@ def build_entries() -> IndexEntries:
         if n >= KNOWN_BAD_MIN and good[t] / n <= KNOWN_BAD_RATE and len(sayers[t]) >= settings.MINE_MIN_USERS
     }
     personal_bad: dict[int, list[str]] = defaultdict(list)
+    personal_records: dict[int, dict[str, Record]] = defaultdict(dict)
     for (user, text), n in sorted(personal_seen.items()):
         if n >= 2 and (user, text) not in personal:
             personal_bad[user].append(text)
-    return IndexEntries(global_entries, dict(by_user), known_good, known_bad, dict(personal_bad))
+        personal_records[user][text] = Record(n, personal.get((user, text), [0])[0])
+    records = {text: Record(n, good[text]) for text, n in seen.items()}
+    return IndexEntries(
+        global_entries, dict(by_user), known_good, known_bad, dict(personal_bad), records, dict(personal_records)
+    )
 
 
 def _held_out(turn_id: int) -> bool:
@@ -150,15 +178,27 @@ def _nlu_of(turn: dict) -> NluResult:
     )
 
 
+TURN_FIELDS = (
+    "id",
+    "user_id",
+    "asr_text",
+    "intent",
+    "slots",
+    "nlu_confidence",
+    "trace",
+    "defect_probability",
+    "status",
+)
+
+
 def training_queries() -> list[dict]:
     """Failed turns followed by a rephrase that went well: the words, and what they meant."""
     pairs = Rephrase.objects.filter(first__rewrite__isnull=True).values_list("first_id", "second_id")
     pairs = list(pairs.iterator(chunk_size=20_000))
-    fields = ("id", "user_id", "asr_text", "intent", "slots", "nlu_confidence", "trace", "defect_probability", "status")
     turns = {}
     ids = [i for pair in pairs for i in pair]
     for start in range(0, len(ids), 5000):
-        for t in Turn.objects.filter(id__in=ids[start : start + 5000]).values(*fields):
+        for t in Turn.objects.filter(id__in=ids[start : start + 5000]).values(*TURN_FIELDS):
             turns[t["id"]] = t
     queries = []
     for first_id, second_id in pairs:
@@ -171,6 +211,80 @@ def training_queries() -> list[dict]:
             continue
         queries.append({"turn": first, "wanted": reading(second["intent"], second["slots"])})
     return queries
+
+
+def quiet_turns(limit: int = QUIET_TURNS) -> tuple[list[dict], float]:
+    """The newest turns that went well as said, and how many such turns each stands for."""
+    went_well = Turn.objects.filter(rewrite__isnull=True, defect_probability__lt=GOOD).exclude(asr_text="")
+    rows = list(went_well.exclude(intent="").order_by("-id").values(*TURN_FIELDS)[:limit])
+    return rows, (went_well.count() / len(rows) if rows else 1.0)
+
+
+def _fire_examples(
+    index: RewriteIndex,
+    queries: list[dict],
+    quiet: list[dict],
+    quiet_weight: float,
+    vectors: dict[str, np.ndarray],
+    found: IndexEntries,
+) -> list[dict]:
+    """One example per turn: the fire features of its top candidate, whether acting on it is right,
+    and its weight. A quiet turn whose top candidate means what it meant is left out (a rewrite to
+    the same reading changes nothing)."""
+    out = []
+    for turn, wanted, weight in [(q["turn"], q["wanted"], 1.0) for q in queries] + [
+        (t, None, quiet_weight) for t in quiet
+    ]:
+        text, user, went_well = turn["asr_text"], turn["user_id"], wanted is None
+        query = Query(text=text, vector=vectors[text], nlu=_nlu_of(turn))
+        # The words' record without this turn: at run time a turn is not in the record yet.
+        record, mine = found.records.get(text, Record()), found.personal_records.get(user, {}).get(text, Record())
+        record = Record(max(0, record.seen - 1), max(0, record.good - went_well))
+        mine = Record(max(0, mine.seen - 1), max(0, mine.good - went_well))
+        for use_personal in (True, False):
+            top = index.top(query, user, use_global=True, use_personal=use_personal)
+            if top is None:
+                continue
+            meant = reading(top.entry.intent, top.entry.slots)
+            if went_well and meant == reading(turn["intent"], turn["slots"]):
+                continue
+            out.append(
+                {
+                    "id": turn["id"],
+                    "x": fire_features(query, top, record, mine if use_personal else Record()),
+                    "y": int(not went_well and meant == wanted),
+                    "w": weight,
+                }
+            )
+    return out
+
+
+def _train_fire_model(examples: list[dict], precision: float) -> tuple[Any, float, dict]:
+    """(booster or None, threshold, held-out stats) for the fire model."""
+    import lightgbm
+
+    train = [e for e in examples if not _held_out(e["id"])]
+    held = [e for e in examples if _held_out(e["id"])]
+    positives = sum(e["y"] for e in train)
+    stats: dict[str, Any] = {"examples": len(train), "positives": positives, "trained": False}
+    if positives < 5 or len(train) - positives < MIN_QUIET:
+        return None, math.inf, stats
+    model = lightgbm.LGBMClassifier(
+        n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=10, verbose=-1
+    )
+    model.fit(
+        np.array([e["x"] for e in train], dtype=np.float64),
+        np.array([e["y"] for e in train]),
+        sample_weight=np.array([e["w"] for e in train]),
+    )
+    booster = model.booster_
+    scores = booster.predict(np.array([e["x"] for e in held], dtype=np.float64)) if held else []
+    threshold, held_stats = choose_threshold(
+        [(float(p), bool(e["y"]), e["w"]) for p, e in zip(scores, held, strict=True)],
+        precision,
+        min_fired=settings.ONLINE_FIRE_MIN_FIRES,
+    )
+    return booster, threshold, {**stats, "trained": True, "holdout": held_stats}
 
 
 def _dataset(index: RewriteIndex, queries: list[dict], vectors: dict[str, np.ndarray]) -> list[dict]:
@@ -188,15 +302,20 @@ def _dataset(index: RewriteIndex, queries: list[dict], vectors: dict[str, np.nda
     return out
 
 
-def choose_threshold(scored: list[tuple[float, bool]], precision: float) -> tuple[float, dict]:
-    """The lowest score from which the top candidates were right at least `precision` of the time."""
+def choose_threshold(scored: list[tuple], precision: float, min_fired: int = 5) -> tuple[float, dict]:
+    """The lowest score from which the top candidates were right at least `precision` of the time,
+    over at least `min_fired` of them.
+
+    `scored`: (score, right) or (score, right, weight), a weight being how many turns one stands for."""
     best = math.inf
-    right = 0
+    right = fired = 0.0
     stats = {"fired": 0, "right": 0}
-    for fired, (score, correct) in enumerate(sorted(scored, key=lambda s: -s[0]), start=1):
-        right += correct
-        if fired >= 5 and right / fired >= precision:
-            best, stats = score, {"fired": fired, "right": right}
+    for n, (score, correct, *weight) in enumerate(sorted(scored, key=lambda s: -s[0]), start=1):
+        w = weight[0] if weight else 1.0
+        fired += w
+        right += w * correct
+        if n >= min_fired and right / fired >= precision:
+            best, stats = score, {"fired": round(fired, 2), "right": round(right, 2)}
     return best, {**stats, "queries": len(scored)}
 
 
@@ -213,8 +332,13 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
         personal_rows[user] = list(range(len(personal_entries), len(personal_entries) + len(entries)))
         personal_entries += entries
     queries = training_queries()
+    quiet, quiet_weight = quiet_turns()
     progress(0.3, f"embedding {len(global_entries)} global and {len(personal_entries)} personal entries")
-    vectors = embed([e.text for e in global_entries + personal_entries] + [q["turn"]["asr_text"] for q in queries])
+    vectors = embed(
+        [e.text for e in global_entries + personal_entries]
+        + [q["turn"]["asr_text"] for q in queries]
+        + [t["asr_text"] for t in quiet]
+    )
     dim = 384
 
     def stack(entries: list[Entry]) -> np.ndarray:
@@ -228,6 +352,11 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
         "known_good": sorted(known_good),
         "known_bad": sorted(found.known_bad),
         "personal_bad": {str(k): v for k, v in found.personal_bad.items()},
+        "records": {text: [r.seen, r.good] for text, r in found.records.items()},
+        "personal_records": {
+            str(user): {text: [r.seen, r.good] for text, r in texts.items()}
+            for user, texts in found.personal_records.items()
+        },
     }
     disabled = sorted(
         name
@@ -251,6 +380,12 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
         booster = ranker.booster_
         scored = [(float(np.max(s := booster.predict(d["x"]))), bool(d["y"][int(np.argmax(s))])) for d in held]
         threshold, fit_stats = choose_threshold(scored, settings.ONLINE_REWRITE_PRECISION)
+    fire_model, fire_threshold, fire_stats = None, math.inf, {"trained": False}
+    if booster is not None:
+        progress(0.7, f"fire model from {len(queries)} rephrases and {len(quiet)} turns that went well")
+        ranked = RewriteIndex("draft", {"threshold": math.inf}, arrays, meta, ranker=booster)
+        examples = _fire_examples(ranked, queries, quiet, quiet_weight, vectors, found)
+        fire_model, fire_threshold, fire_stats = _train_fire_model(examples, settings.ONLINE_FIRE_PRECISION)
     # Without a ranker (too little evidence yet) the index never fires; it still knows what works.
     newest = Turn.objects.aggregate(m=Max("id"))["m"] or 0
     version = f"rewrite-index-{datetime.now(UTC):%Y%m%d-%H%M%S}-{newest}"
@@ -259,6 +394,7 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
         "kind": "rewrite_index",
         "version": version,
         "threshold": threshold if math.isfinite(threshold) else None,
+        "fire_threshold": fire_threshold if math.isfinite(fire_threshold) else None,
         "disabled_layers": disabled,
         "built_at": datetime.now(UTC).isoformat(),
         "metrics": {
@@ -269,6 +405,7 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
             "known_bad": len(found.known_bad),
             "training_queries": len(train),
             "holdout": fit_stats,
+            "fire": fire_stats,
             "precision_target": settings.ONLINE_REWRITE_PRECISION,
         },
     }
@@ -280,6 +417,8 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
     }
     if booster is not None:
         files["ranker.txt"] = lambda p: booster.save_model(str(p))
+    if fire_model is not None and math.isfinite(fire_threshold):
+        files["fire.txt"] = lambda p: fire_model.save_model(str(p))
     write_artifact(out, manifest, files)
     row, decision = register_candidate(REWRITE_INDEXES, out, manifest, gate=gate)
     return {
@@ -295,10 +434,15 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
 
 def gate(candidate: dict, active: dict | None) -> Decision:
     """An index is promoted unless its ranker missed the precision target on its held-out queries."""
-    holdout = (candidate.get("metrics") or {}).get("holdout") or {}
+    metrics = candidate.get("metrics") or {}
+    holdout = metrics.get("holdout") or {}
     fired, right = holdout.get("fired", 0), holdout.get("right", 0)
     if fired and right / fired < settings.ONLINE_REWRITE_PRECISION:
         return Decision(False, True, f"rejected: held-out precision {right}/{fired} below the target", ("precision",))
+    fire = (metrics.get("fire") or {}).get("holdout") or {}
+    if fire.get("fired") and fire["right"] / fire["fired"] < settings.ONLINE_FIRE_PRECISION:
+        note = f"rejected: the fire model's held-out precision {fire['right']}/{fire['fired']} is below the target"
+        return Decision(False, True, note, ("precision",))
     note = (
         f"promoted: held-out top-1 right {right} of {fired} fired"
         if fired

@@ -15,10 +15,20 @@ model scores each candidate on CANDIDATE_FEATURES; the best fires only above the
 threshold its trainer chose on held-out queries (learning/online.py), and the rewritten
 text then goes through the NLU and is kept only if it wins (as for rules).
 
-The index and ranker are one artifact (kind "rewrite_index" in the registry), rebuilt by
-a learning step and hot-swapped. Turns are risky when out of scope or below
-ONLINE_REWRITE_BELOW confidence, or when their words are known to fail (the NLU is often
-confidently wrong); an utterance that itself usually works is never rewritten.
+Which turns to rewrite: the NLU is often confidently wrong (on misheard words, on phrasings it
+never saw), so its confidence alone misses most failures. Once there is enough evidence, a
+second LightGBM model, the fire model, estimates for any turn the probability that acting on
+the ranker's top candidate is right, from that candidate (FIRE_FEATURES: the ranker's score and
+the candidate's features) and the turn's own record (how often these words went well, for
+everyone and for this user, the NLU's confidence and margin). It learns from failed turns
+rephrased into a success and from turns that went well (where any rewrite to another reading
+is a loss), and fires from the threshold that met ONLINE_REWRITE_PRECISION on held-out turns
+of both kinds. Without a fire model only risky turns are tried: out of scope, below
+ONLINE_REWRITE_BELOW confidence, or words known to fail. Either way an utterance that usually
+works as it is is never rewritten.
+
+The index, ranker and fire model are one artifact (kind "rewrite_index" in the registry),
+rebuilt by a learning step and hot-swapped.
 """
 
 from __future__ import annotations
@@ -56,6 +66,18 @@ CANDIDATE_FEATURES = (
     "candidate_intent_prob",
     "length_ratio",
 )
+# The fire model's view of a turn and its top candidate: how sure the ranker is, the candidate,
+# and the turn's own record (a text's counts and rate are NaN when it was never said before).
+FIRE_FEATURES = (
+    "ranker_score",
+    *CANDIDATE_FEATURES,
+    "query_margin",
+    "log_text_seen",
+    "text_success_rate",
+    "log_personal_seen",
+    "personal_success_rate",
+    "log_candidates",
+)
 
 
 def phonetic(text: str) -> str:
@@ -89,10 +111,50 @@ class Query:
         return phonetic(self.text)
 
 
+@dataclass(frozen=True)
+class Top:
+    """The ranker's top candidate for a query."""
+
+    entry: Entry
+    personal: bool
+    score: float
+    features: list[float]  # its CANDIDATE_FEATURES
+    candidates: int  # how many were ranked
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The candidate a turn is rewritten to."""
+
+    entry: Entry
+    personal: bool
+    score: float  # the ranker's score, or the fire model's probability when it decided
+    by_fire_model: bool
+
+
+@dataclass(frozen=True)
+class Record:
+    """How often words were said and went well (for everyone, or for one person)."""
+
+    seen: int = 0
+    good: int = 0
+
+    def features(self) -> list[float]:
+        return [math.log1p(self.seen), self.good / self.seen if self.seen else math.nan]
+
+
 class RewriteIndex:
     """The global and personal layers and the ranker, as loaded from an artifact."""
 
-    def __init__(self, version: str, manifest: dict, arrays: dict[str, np.ndarray], meta: dict, ranker: Any) -> None:
+    def __init__(
+        self,
+        version: str,
+        manifest: dict,
+        arrays: dict[str, np.ndarray],
+        meta: dict,
+        ranker: Any,
+        fire_model: Any = None,
+    ) -> None:
         self.version = version
         threshold = manifest.get("threshold")
         self.threshold = float(threshold) if threshold is not None else math.inf
@@ -109,6 +171,14 @@ class RewriteIndex:
         self.known_bad = set(meta.get("known_bad", []))
         self.personal_bad = {int(k): set(v) for k, v in (meta.get("personal_bad") or {}).items()}
         self.ranker = ranker
+        self.fire_model = fire_model
+        fire_threshold = manifest.get("fire_threshold")
+        self.fire_threshold = float(fire_threshold) if fire_threshold is not None else math.inf
+        self.records = {text: Record(*counts) for text, counts in (meta.get("records") or {}).items()}
+        self.personal_records = {
+            int(user): {text: Record(*counts) for text, counts in texts.items()}
+            for user, texts in (meta.get("personal_records") or {}).items()
+        }
         self.global_sounds: dict[str, list[int]] = {}
         for i, e in enumerate(self.global_entries):
             self.global_sounds.setdefault(phonetic(e.text), []).append(i)
@@ -143,24 +213,49 @@ class RewriteIndex:
     def features(self, query: Query, cands: list[tuple[Entry, bool]], vectors: dict[str, np.ndarray]) -> np.ndarray:
         return np.array([candidate_features(query, e, p, vectors.get(e.text)) for e, p in cands], dtype=np.float32)
 
-    def best(
-        self, query: Query, user_id: int, *, use_global: bool, use_personal: bool
-    ) -> tuple[Entry, bool, float] | None:
-        """The top-ranked candidate above the threshold, or None."""
-        if query.text in self.known_good or not math.isfinite(self.threshold) or self.ranker is None:
+    @property
+    def fires_on_any_turn(self) -> bool:
+        """A fire model decides, for confident turns too (else only risky turns are tried)."""
+        return self.fire_model is not None and math.isfinite(self.fire_threshold)
+
+    def top(self, query: Query, user_id: int, *, use_global: bool, use_personal: bool) -> Top | None:
+        """The ranker's top candidate for the query, or None."""
+        if self.ranker is None:
             return None
         use_global = use_global and "online-global" not in self.disabled_layers
         use_personal = use_personal and "online-personal" not in self.disabled_layers
         cands = self.candidates(query, user_id, use_global=use_global, use_personal=use_personal)
         if not cands:
             return None
-        vectors = self.vectors_of(cands)
-        scores = self.ranker.predict(self.features(query, cands, vectors))
+        features = self.features(query, cands, self.vectors_of(cands))
+        scores = self.ranker.predict(features)
         top = int(np.argmax(scores))
-        if float(scores[top]) < self.threshold:
-            return None
         entry, personal = cands[top]
-        return entry, personal, float(scores[top])
+        return Top(entry, personal, float(scores[top]), features[top].tolist(), len(cands))
+
+    def best(
+        self, query: Query, user_id: int, *, use_global: bool, use_personal: bool, risky: bool = True
+    ) -> Pick | None:
+        """The candidate to fire, or None.
+
+        A risky turn (out of scope, unsure, words known to fail) fires when the ranker's score reaches
+        its threshold; any turn fires when the fire model's probability reaches the fire threshold."""
+        if query.text in self.known_good:
+            return None
+        top = self.top(query, user_id, use_global=use_global, use_personal=use_personal)
+        if top is None:
+            return None
+        if risky and top.score >= self.threshold:
+            return Pick(top.entry, top.personal, top.score, by_fire_model=False)
+        if not self.fires_on_any_turn:
+            return None
+        record = self.records.get(query.text, Record())
+        mine = self.personal_records.get(user_id, {}).get(query.text, Record()) if use_personal else Record()
+        fire = fire_features(query, top, record, mine)
+        probability = float(self.fire_model.predict(np.array([fire], dtype=np.float64))[0])
+        if probability < self.fire_threshold:
+            return None
+        return Pick(top.entry, top.personal, probability, by_fire_model=True)
 
     def vectors_of(self, cands: list[tuple[Entry, bool]]) -> dict[str, np.ndarray]:
         out = {}
@@ -196,6 +291,13 @@ def candidate_features(query: Query, entry: Entry, personal: bool, vector: np.nd
     ]
 
 
+def fire_features(query: Query, top: Top, record: Record, personal: Record) -> list[float]:
+    """FIRE_FEATURES for a turn, its top candidate and the record of its words."""
+    probabilities = sorted((p for _, p in query.nlu.alternatives), reverse=True) or [query.nlu.confidence]
+    margin = probabilities[0] - (probabilities[1] if len(probabilities) > 1 else 0.0)
+    return [top.score, *top.features, margin, *record.features(), *personal.features(), math.log1p(top.candidates)]
+
+
 def load_index(path: Path) -> RewriteIndex:
     import lightgbm
 
@@ -207,7 +309,9 @@ def load_index(path: Path) -> RewriteIndex:
     meta = json.loads(checked_file(path, manifest, "entries.json").read_text(encoding="utf-8"))
     has_ranker = "ranker.txt" in (manifest.get("files") or {})
     ranker = lightgbm.Booster(model_file=str(checked_file(path, manifest, "ranker.txt"))) if has_ranker else None
-    return RewriteIndex(manifest["version"], manifest, arrays, meta, ranker)
+    has_fire = "fire.txt" in (manifest.get("files") or {})
+    fire = lightgbm.Booster(model_file=str(checked_file(path, manifest, "fire.txt"))) if has_fire else None
+    return RewriteIndex(manifest["version"], manifest, arrays, meta, ranker, fire)
 
 
 REWRITE_INDEXES = ModelKind("rewrite_index", load_index, label="online rewrite index", hint="run `manage.py learn`")

@@ -4,7 +4,8 @@ Precomputed rules (mined from rephrases, taught, or written by staff) live in
 feedback.RewriteRule. A personal rule beats a global one. Without a rule, a risky
 turn may be rewritten online (assistant/rewrite/online.py). The rewritten text
 goes through the NLU again, and the rewrite is kept only if its interpretation
-wins: in scope, and at least as confident as the original.
+wins (rewrite_wins): in scope, and, unless there is evidence that the words fail
+as they are read, at least as confident as the original.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def online_rewrite(
     allow_global: bool,
     allow_personal: bool,
 ) -> tuple[RewriteOutcome | None, NluResult]:
-    """The ranker's best candidate for a risky turn, kept if its reading wins; else the original.
+    """The best candidate for a risky turn (or any turn, once a fire model judges), kept if its reading wins;
+    else the original.
 
     `embed(text)` is the sentence embedding the index was built with (assistant.nlu.sentence_vector)."""
     if embed is None:
@@ -93,8 +95,9 @@ def online_rewrite(
         index = REWRITE_INDEXES.model()
     except ModelUnavailable:
         return None, original
-    unsure = original.out_of_scope or original.confidence < settings.ONLINE_REWRITE_BELOW
-    if not unsure and not index.known_to_fail(text, user_id, use_personal=allow_personal):
+    known_to_fail = index.known_to_fail(text, user_id, use_personal=allow_personal)
+    risky = original.out_of_scope or original.confidence < settings.ONLINE_REWRITE_BELOW or known_to_fail
+    if not risky and not index.fires_on_any_turn:
         return None, original
     if (
         allow_personal
@@ -103,15 +106,17 @@ def online_rewrite(
     ):
         allow_personal = False  # built from what the person said before they had it forgotten
     query = Query(text=text, vector=embed(text), nlu=original)
-    best = index.best(query, user_id, use_global=allow_global, use_personal=allow_personal)
-    if best is None:
+    pick = index.best(query, user_id, use_global=allow_global, use_personal=allow_personal, risky=risky)
+    if pick is None:
         return None, original
-    entry, personal, score = best
-    scope = RewriteRule.Scope.PERSONAL if personal else RewriteRule.Scope.GLOBAL
+    scope = RewriteRule.Scope.PERSONAL if pick.personal else RewriteRule.Scope.GLOBAL
     # Online candidates were not checked against this reading: one that means the same changes nothing.
+    # Evidence that the words fail as they are read (their record, or the fire model's judgement of it)
+    # lets a less confident reading win.
     return _try(
-        text, entry.text, original, understand, require_new_reading=True, rule_id=None, scope=scope,
-        layer=f"online-{scope}", score=score, index_version=index.version,
+        text, pick.entry.text, original, understand, require_new_reading=True,
+        fails_as_read=known_to_fail or pick.by_fire_model, rule_id=None, scope=scope, layer=f"online-{scope}",
+        score=pick.score, index_version=index.version,
     )  # fmt: skip
 
 
@@ -122,11 +127,12 @@ def _try(
     understand: Callable[[str], NluResult],
     *,
     require_new_reading: bool = False,
+    fails_as_read: bool = False,
     **outcome: Any,
 ) -> tuple[RewriteOutcome, NluResult]:
     """Read `target` with the NLU; keep it if its reading wins. (What was tried, the reading to act on.)"""
     rewritten = understand(target)
-    kept = rewrite_wins(original, rewritten)
+    kept = rewrite_wins(original, rewritten, fails_as_read=fails_as_read)
     if require_new_reading:
         kept = kept and (rewritten.intent, rewritten.slots) != (original.intent, original.slots)
     tried = RewriteOutcome(
@@ -142,10 +148,17 @@ def _try(
     return tried, (rewritten if kept else original)
 
 
-def rewrite_wins(original: NluResult, rewritten: NluResult) -> bool:
+def rewrite_wins(original: NluResult, rewritten: NluResult, *, fails_as_read: bool = False) -> bool:
+    """Whether to act on the rewritten reading rather than the original.
+
+    It must be in scope. Where the stored evidence says the words fail as they are read (a rule
+    mined, taught or approved for them, or words known to fail), that is enough: the NLU is often
+    confidently wrong on exactly those words, so its confidence in the original proves nothing, and
+    each rule's or layer's outcomes retire it if it loses (learning/mining.py). Otherwise the
+    rewritten reading must be at least as confident as the original."""
     if rewritten.out_of_scope:
         return False
-    return original.out_of_scope or rewritten.confidence >= original.confidence
+    return fails_as_read or original.out_of_scope or rewritten.confidence >= original.confidence
 
 
 def apply_rewrite(
@@ -171,4 +184,4 @@ def apply_rewrite(
         return online_rewrite(
             text, original, user_id, understand, embed, allow_global=allow_global, allow_personal=allow_personal
         )
-    return _try(text, rule.target_text, original, understand, rule_id=rule.pk, scope=rule.scope)
+    return _try(text, rule.target_text, original, understand, fails_as_read=True, rule_id=rule.pk, scope=rule.scope)

@@ -61,14 +61,13 @@ def _query(text="weather in wilkersen", confidence=0.3) -> Query:
 
 def test_the_personal_layer_wins_where_the_users_history_supports_it():
     index = _index()
-    entry, personal, _ = index.best(_query(), 7, use_global=True, use_personal=True)
-    assert (entry.text, personal) == ("weather in wilkerson california", True)
+    pick = index.best(_query(), 7, use_global=True, use_personal=True)
+    assert (pick.entry.text, pick.personal) == ("weather in wilkerson california", True)
     # Someone else (no history) gets what most people mean.
-    entry, personal, _ = index.best(_query(), 8, use_global=True, use_personal=True)
-    assert (entry.text, personal) == ("weather in wilkerson washington", False)
+    pick = index.best(_query(), 8, use_global=True, use_personal=True)
+    assert (pick.entry.text, pick.personal) == ("weather in wilkerson washington", False)
     # The global arm never sees personal entries.
-    entry, _, _ = index.best(_query(), 7, use_global=True, use_personal=False)
-    assert entry.text == "weather in wilkerson washington"
+    assert index.best(_query(), 7, use_global=True, use_personal=False).entry.text == "weather in wilkerson washington"
 
 
 def test_it_never_rewrites_what_usually_works_and_fires_only_above_its_threshold():
@@ -156,3 +155,38 @@ def test_an_index_built_from_stored_chains_rewrites_a_new_persons_risky_turn(nlu
     assert result["metrics"]["known_bad"] == len(REQUESTS)
     jazz = handle_turn(alice, text="play some jaz")
     assert jazz.rewrite is not None and jazz.rewrite["to"] == "play some jazz", (jazz.nlu_confidence, jazz.rewrite)
+
+
+@pytest.mark.django_db
+def test_the_fire_model_rewrites_words_that_keep_failing_however_confident_the_nlu(
+    nlu_model, settings, alice, monkeypatch
+):
+    from learning import online
+
+    monkeypatch.setattr(online, "KNOWN_BAD_MIN", 10**6)  # nothing is "known to fail": only the fire model decides
+    settings.MINE_MIN_USERS = 3
+    settings.ONLINE_REWRITE_PRECISION = 0.9
+    User = get_user_model()
+    start = timezone.now() - timedelta(days=1)
+    for u in range(8):
+        person = User.objects.create_user(f"sure{u}")
+        session = Session.objects.create(user=person, channel=Session.Channel.SIMULATOR, started_at=start)
+        for r, (bad, good, intent, slots) in enumerate(REQUESTS * 2):
+            at = start + timedelta(minutes=10 * r + u)
+            # The NLU read the failed words confidently, and wrongly.
+            first = _turn(person, session, bad, at, intent="weather_query", slots={}, defect=0.9, confidence=0.95)
+            second = _turn(person, session, good, at + timedelta(seconds=6), intent=intent, slots=slots, defect=0.05)
+            Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=6000, detector_version="t")
+    result = build_and_register(lambda f, m: None)
+    assert result["metrics"]["known_bad"] == 0
+    assert result["metrics"]["fire"]["trained"] and result["status"] == "active", result["metrics"]
+    REWRITE_INDEXES.reset_loaded()
+    assert REWRITE_INDEXES.model().fires_on_any_turn
+
+    jazz = handle_turn(alice, text="play some jaz")
+    assert jazz.rewrite is not None and jazz.rewrite["kept"] and jazz.rewrite["to"] == "play some jazz", jazz.rewrite
+    # Read confidently enough that, without the fire model, it would not even have been tried.
+    assert jazz.rewrite["original"]["confidence"] >= settings.ONLINE_REWRITE_BELOW
+    assert jazz.rewrite["layer"] == "online-global"
+    # Words that went well for everyone are left as they are.
+    assert handle_turn(alice, text="add milk to my shopping list").rewrite is None

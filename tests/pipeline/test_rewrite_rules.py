@@ -61,3 +61,42 @@ def test_a_rewrite_that_loses_is_recorded_but_not_used(alice, understand):
 def test_no_rule_means_no_rewrite(alice, understand):
     original = _nlu("play jazz", "play_music", 0.8)
     assert apply_rewrite("play jazz", original, alice.pk, understand) == (None, original)
+
+
+def test_a_rule_is_kept_over_a_confident_reading_of_the_words_it_was_mined_for(alice):
+    # The NLU is confidently wrong on "play the weeds" (that is why people rephrased it); the rule's
+    # target reads less confidently, and is still what is acted on.
+    RewriteRule.objects.create(source_text="play the weeds", target_text="play the wheels", status="active")
+    table = {"play the wheels": _nlu("play the wheels", "play_music", 0.7)}
+    original = _nlu("play the weeds", "weather_query", 0.95)
+    outcome, chosen = apply_rewrite("play the weeds", original, alice.pk, table.__getitem__)
+    assert outcome.kept and chosen.intent == "play_music"
+
+
+def test_an_online_rewrite_of_a_confident_reading_needs_words_known_to_fail(alice, monkeypatch):
+    import numpy as np
+
+    from assistant.rewrite import rules
+    from assistant.rewrite.online import Entry, Pick
+
+    class Index:
+        version, known_bad, fires_on_any_turn = "test", {"play the weeds"}, False
+
+        def known_to_fail(self, text, user_id, *, use_personal):
+            return text in self.known_bad
+
+        def best(self, query, user_id, *, use_global, use_personal, risky):
+            return Pick(Entry("play the wheels", "play_music", {}, 9, 4, 0.9, 0.0), False, 2.0, by_fire_model=False)
+
+    index = Index()
+    monkeypatch.setattr(rules.REWRITE_INDEXES, "model", lambda: index)
+    understand = {"play the wheels": _nlu("play the wheels", "play_music", 0.7)}.__getitem__
+    original = _nlu("play the weeds", "weather_query", 0.95)
+    outcome, chosen = apply_rewrite("play the weeds", original, alice.pk, understand, embed=lambda t: np.zeros(3))
+    assert outcome.kept and outcome.layer == "online-global" and chosen.intent == "play_music"
+    # Words not known to fail, read confidently, are not even tried.
+    index.known_bad = set()
+    assert apply_rewrite("play the weeds", original, alice.pk, understand, embed=lambda t: np.zeros(3)) == (
+        None,
+        original,
+    )
