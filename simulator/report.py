@@ -10,7 +10,12 @@ are reported apart under `unsupported`):
 Summary: relative_defect_reduction {arm: 1 - last-day defect rate of the arm /
 last-day defect rate of control}, with relative_defect_reduction_ci {arm: [low, high]},
 a 95% percentile-bootstrap interval that resamples users (a user's turns stay together,
-since one user's failures are not independent), win_loss_ratio (wins / losses over the
+since one user's failures are not independent); relative_defect_reduction_from_day1 {arm:
+1 - (the arm's last-day rate / its day-1 rate) / (the same ratio for control)} with its
+interval (_ci, the same bootstrap, a user's two days together): the arms' users differ
+before anything is learned (experiments.arm_for hashes usernames; at 200 users per arm
+day-1 rates have differed by 17% relative), and this takes each arm's own start out
+(no rewrite fires on day 1); win_loss_ratio (wins / losses over the
 run), false_fire_rate (losses / turns that would have succeeded without the rewrite),
 regression_rate (turns a rewrite turned from success into failure / turns that would
 have succeeded without it), rephrase_detection {precision, recall, f1, n_detected,
@@ -183,6 +188,45 @@ def reduction_interval(arm: list[dict], control: list[dict], seed: int) -> list[
     return [round(float(low), 4), round(float(high), 4)]
 
 
+def _user_days(first: list[dict], last: list[dict]) -> np.ndarray:
+    """[[day-1 defects, day-1 turns, last-day defects, last-day turns] per user] of these turns."""
+    per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for column, turns in ((0, first), (2, last)):
+        for t in turns:
+            per_user[t["user"]][column] += not t["met"]
+            per_user[t["user"]][column + 1] += 1
+    return np.array([per_user[u] for u in sorted(per_user)], dtype=float).reshape(-1, 4)
+
+
+def _reduction_from_start(arm: np.ndarray, control: np.ndarray) -> np.ndarray:
+    """1 - (arm's last / first rate) / (control's last / first rate), from summed counts (…, 4)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = lambda x: (x[..., 2] / x[..., 3]) / (x[..., 0] / x[..., 1])  # noqa: E731
+        return 1 - change(arm) / change(control)
+
+
+def reduction_from_day1(
+    arm_first: list[dict], arm_last: list[dict], control_first: list[dict], control_last: list[dict], seed: int
+) -> tuple[float | None, list[float] | None]:
+    """The arm's change from day 1 to the last day relative to control's, and its 95% bootstrap interval
+    resampling users (each user's two days together)."""
+    a, c = _user_days(arm_first, arm_last), _user_days(control_first, control_last)
+    if len(a) < 2 or len(c) < 2:
+        return None, None
+    estimate = float(_reduction_from_start(a.sum(axis=0), c.sum(axis=0)))
+    if not np.isfinite(estimate):
+        return None, None
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))
+    ic = rng.integers(0, len(c), size=(BOOTSTRAP_SAMPLES, len(c)))
+    samples = _reduction_from_start(a[ia].sum(axis=1), c[ic].sum(axis=1))
+    samples = samples[np.isfinite(samples)]
+    if not len(samples):
+        return round(estimate, 4), None
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return round(estimate, 4), [round(float(low), 4), round(float(high), 4)]
+
+
 def score_probabilities(outcomes: list[bool], probabilities: list[float]) -> dict[str, float | int | None]:
     """AUC and expected calibration error (10 equal-width bins) of predicted P(defect) vs true defects."""
     y = np.asarray(outcomes, dtype=bool)
@@ -249,6 +293,17 @@ def build_report(
         arm: reduction_interval([r for r in last_day if r["arm"] == arm], control_turns, config.seed)
         for arm in reduction
     }
+    first_day = [r for r in supported if r["day"] == 1]
+    from_day1 = {
+        arm: reduction_from_day1(
+            [r for r in first_day if r["arm"] == arm],
+            [r for r in last_day if r["arm"] == arm],
+            [r for r in first_day if r["arm"] == "control"],
+            control_turns,
+            config.seed,
+        )
+        for arm in reduction
+    }
     regressed = sum(1 for r in supported if r["rewrite_fired"] and r["would_have_succeeded"] and not r["met"])
     scored = [r for r in supported if defect_probabilities and r["turn_id"] in defect_probabilities]
     defect_model = (
@@ -274,6 +329,8 @@ def build_report(
         "summary": {
             "relative_defect_reduction": reduction,
             "relative_defect_reduction_ci": reduction_ci,
+            "relative_defect_reduction_from_day1": {arm: v[0] for arm, v in from_day1.items()},
+            "relative_defect_reduction_from_day1_ci": {arm: v[1] for arm, v in from_day1.items()},
             "win_loss_ratio": round(wins / losses, 4) if losses else None,
             "wins": wins,
             "losses": losses,

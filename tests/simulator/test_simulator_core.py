@@ -212,6 +212,23 @@ def test_the_reduction_interval_resamples_users_and_covers_the_estimate():
     assert reduction_interval(arm[:10], control, seed=0) is None  # one user: no interval
 
 
+def test_the_reduction_from_day1_takes_each_arms_own_start_out():
+    from simulator.report import reduction_from_day1
+
+    def turns(user, defects, n):
+        return [{"user": user, "met": i >= defects} for i in range(n)]
+
+    # The arm starts worse than control (50% against 40% defects) and ends at 25% where control stays.
+    arm_first = [t for u in range(30) for t in turns(u, 5, 10)]
+    arm_last = [t for u in range(30) for t in turns(u, 3 if u % 2 else 2, 10)]
+    control = [t for u in range(30, 60) for t in turns(u, 4, 10)]
+    estimate, (low, high) = reduction_from_day1(arm_first, arm_last, control, control, seed=0)
+    assert estimate == 0.5  # 1 - (0.25 / 0.5) / (0.4 / 0.4)
+    assert low < estimate < high and low > 0.35 and high < 0.65
+    assert reduction_from_day1(arm_first, arm_last, control, control, seed=0) == (estimate, [low, high])
+    assert reduction_from_day1(arm_first[:10], arm_last[:10], control, control, seed=0) == (None, None)
+
+
 def test_defect_probabilities_are_scored_by_auc_and_calibration():
     from simulator.report import score_probabilities
 

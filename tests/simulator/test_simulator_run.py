@@ -36,6 +36,8 @@ DAY_KEYS = {
 SUMMARY_KEYS = {
     "relative_defect_reduction",
     "relative_defect_reduction_ci",
+    "relative_defect_reduction_from_day1",
+    "relative_defect_reduction_from_day1_ci",
     "regression_rate",
     "win_loss_ratio",
     "false_fire_rate",
