@@ -83,7 +83,7 @@ class IndexEntries:
     known_good: set[str]  # usually work as they are: never rewritten
     known_bad: set[str]  # usually fail, for several people: worth a rewrite however confident the NLU is
     personal_bad: dict[int, list[str]]  # what failed every time one person said it
-    records: dict[str, Record]  # how often each text was said and went well
+    records: dict[str, Record]  # how often each text said by several people was said and went well
     personal_records: dict[int, dict[str, Record]]  # the same, per person (what they have not had forgotten)
 
 
@@ -154,7 +154,9 @@ def build_entries() -> IndexEntries:
         if n >= 2 and (user, text) not in personal:
             personal_bad[user].append(text)
         personal_records[user][text] = Record(n, personal.get((user, text), [0])[0])
-    records = {text: Record(n, good[text]) for text, n in seen.items()}
+    # A text's record for everyone is kept only when several people said it: the artifact holds no
+    # one person's words outside their own layer.
+    records = {text: Record(n, good[text]) for text, n in seen.items() if len(sayers[text]) >= settings.MINE_MIN_USERS}
     return IndexEntries(
         global_entries, dict(by_user), known_good, known_bad, dict(personal_bad), records, dict(personal_records)
     )

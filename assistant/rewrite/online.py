@@ -22,8 +22,8 @@ the ranker's top candidate is right, from that candidate (FIRE_FEATURES: the ran
 the candidate's features) and the turn's own record (how often these words went well, for
 everyone and for this user, the NLU's confidence and margin). It learns from failed turns
 rephrased into a success and from turns that went well (where any rewrite to another reading
-is a loss), and fires from the threshold that met ONLINE_REWRITE_PRECISION on held-out turns
-of both kinds. Without a fire model only risky turns are tried: out of scope, below
+is a loss), and fires from the threshold that met ONLINE_FIRE_PRECISION on held-out turns of
+both kinds. Without a fire model only risky turns are tried: out of scope, below
 ONLINE_REWRITE_BELOW confidence, or words known to fail. Either way an utterance that usually
 works as it is is never rewritten.
 

@@ -165,7 +165,7 @@ def test_the_fire_model_rewrites_words_that_keep_failing_however_confident_the_n
 
     monkeypatch.setattr(online, "KNOWN_BAD_MIN", 10**6)  # nothing is "known to fail": only the fire model decides
     settings.MINE_MIN_USERS = 3
-    settings.ONLINE_REWRITE_PRECISION = 0.9
+    settings.ONLINE_REWRITE_PRECISION = settings.ONLINE_FIRE_PRECISION = 0.9
     User = get_user_model()
     start = timezone.now() - timedelta(days=1)
     for u in range(8):
@@ -173,15 +173,26 @@ def test_the_fire_model_rewrites_words_that_keep_failing_however_confident_the_n
         session = Session.objects.create(user=person, channel=Session.Channel.SIMULATOR, started_at=start)
         for r, (bad, good, intent, slots) in enumerate(REQUESTS * 2):
             at = start + timedelta(minutes=10 * r + u)
-            # The NLU read the failed words confidently, and wrongly.
-            first = _turn(person, session, bad, at, intent="weather_query", slots={}, defect=0.9, confidence=0.95)
+            # The NLU read the failed words as confidently as those that went well, and wrongly.
+            first = _turn(person, session, bad, at, intent="weather_query", slots={}, defect=0.9, confidence=0.9)
             second = _turn(person, session, good, at + timedelta(seconds=6), intent=intent, slots=slots, defect=0.05)
             Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=6000, detector_version="t")
+    # Alice said it once before, read the same confident wrong way, and did not go on.
+    mine = Session.objects.create(user=alice, channel=Session.Channel.SIMULATOR, started_at=start)
+    _turn(alice, mine, "play some jaz", start, intent="weather_query", slots={}, defect=0.9, confidence=0.9)
+    lone = User.objects.get(username="sure0")
+    _turn(
+        lone, Session.objects.filter(user=lone).first(), "call my sister", start, intent="calling", slots={}, defect=0.1
+    )
     result = build_and_register(lambda f, m: None)
     assert result["metrics"]["known_bad"] == 0
     assert result["metrics"]["fire"]["trained"] and result["status"] == "active", result["metrics"]
     REWRITE_INDEXES.reset_loaded()
-    assert REWRITE_INDEXES.model().fires_on_any_turn
+    index = REWRITE_INDEXES.model()
+    assert index.fires_on_any_turn
+    # The record of words one person said stays in their own layer; everyone's holds what several said.
+    assert "call my sister" not in index.records and index.records["play some jaz"].seen == 17
+    assert index.personal_records[lone.pk]["call my sister"].good == 1
 
     jazz = handle_turn(alice, text="play some jaz")
     assert jazz.rewrite is not None and jazz.rewrite["kept"] and jazz.rewrite["to"] == "play some jazz", jazz.rewrite
