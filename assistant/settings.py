@@ -405,6 +405,6 @@ ONLINE_REWRITE_PRECISION = envfloat("ONLINE_REWRITE_PRECISION", 0.93)
 # held-out fires were right this often, counted over at least ONLINE_FIRE_MIN_FIRES of them: a wrong
 # fire on a turn that would have gone well is a loss, so it is held to a stricter bar than the ranker.
 ONLINE_FIRE_PRECISION = envfloat("ONLINE_FIRE_PRECISION", 0.95)
-ONLINE_FIRE_MIN_FIRES = envint("ONLINE_FIRE_MIN_FIRES", 30)
+ONLINE_FIRE_MIN_FIRES = envint("ONLINE_FIRE_MIN_FIRES", 100)
 # A new defect model is rejected if its held-out log loss is worse than the active one's by more than this.
 DEFECT_PROMOTION_TOLERANCE = envfloat("DEFECT_PROMOTION_TOLERANCE", 0.01)

@@ -166,6 +166,7 @@ def test_the_fire_model_rewrites_words_that_keep_failing_however_confident_the_n
     monkeypatch.setattr(online, "KNOWN_BAD_MIN", 10**6)  # nothing is "known to fail": only the fire model decides
     settings.MINE_MIN_USERS = 3
     settings.ONLINE_REWRITE_PRECISION = settings.ONLINE_FIRE_PRECISION = 0.9
+    settings.ONLINE_FIRE_MIN_FIRES = 30  # a small store
     User = get_user_model()
     start = timezone.now() - timedelta(days=1)
     for u in range(8):
