@@ -128,8 +128,12 @@ class Pick:
 
     entry: Entry
     personal: bool
-    score: float  # the ranker's score, or the fire model's probability when it decided
-    by_fire_model: bool
+    score: float  # the ranker's
+    fire_probability: float | None = None  # the fire model's, when it decided
+
+    @property
+    def by_fire_model(self) -> bool:
+        return self.fire_probability is not None
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,7 @@ class RewriteIndex:
         if top is None:
             return None
         if risky and top.score >= self.threshold:
-            return Pick(top.entry, top.personal, top.score, by_fire_model=False)
+            return Pick(top.entry, top.personal, top.score)
         if not self.fires_on_any_turn:
             return None
         record = self.records.get(query.text, Record())
@@ -255,7 +259,7 @@ class RewriteIndex:
         probability = float(self.fire_model.predict(np.array([fire], dtype=np.float64))[0])
         if probability < self.fire_threshold:
             return None
-        return Pick(top.entry, top.personal, probability, by_fire_model=True)
+        return Pick(top.entry, top.personal, top.score, fire_probability=probability)
 
     def vectors_of(self, cands: list[tuple[Entry, bool]]) -> dict[str, np.ndarray]:
         out = {}

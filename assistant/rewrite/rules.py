@@ -38,6 +38,7 @@ class RewriteOutcome:
     rewritten_confidence: float
     layer: str = ""  # rule-global, rule-personal, online-global, online-personal
     score: float | None = None  # the ranker's, for an online rewrite
+    fire_probability: float | None = None  # the fire model's, when it decided to try
     index_version: str = ""
 
     def as_dict(self) -> dict:
@@ -47,6 +48,7 @@ class RewriteOutcome:
             # Whose win/loss posterior its outcome updates (learning/mining.py).
             "layer": self.layer or f"rule-{self.scope}",
             **({"score": round(self.score, 4), "index_version": self.index_version} if self.score is not None else {}),
+            **({"fire_probability": round(self.fire_probability, 4)} if self.fire_probability is not None else {}),
             "from": self.source_text,
             "to": self.target_text,
             "kept": self.kept,
@@ -73,6 +75,19 @@ def find_rule(text: str, user_id: int, *, allow_global: bool = True, allow_perso
     return min(
         candidates, key=lambda r: (r.scope != RewriteRule.Scope.PERSONAL, -r.confidence, -r.created_at.timestamp())
     )
+
+
+def embeds_any_reading(text: str, user_id: int, *, allow_global: bool, allow_personal: bool) -> bool:
+    """Whether online rewriting will look these words up whatever the NLU reads them as: a fire model
+    judges every turn and the words are not known to work. The pipeline then starts their sentence
+    vector beside the NLU (nlu.sentence_vector_soon). Else only a risky reading is looked up."""
+    if not (allow_global or allow_personal):
+        return False
+    try:
+        index = REWRITE_INDEXES.model()
+    except ModelUnavailable:
+        return False
+    return index.fires_on_any_turn and index.ranker is not None and text not in index.known_good
 
 
 def online_rewrite(
@@ -116,7 +131,7 @@ def online_rewrite(
     return _try(
         text, pick.entry.text, original, understand, require_new_reading=True,
         fails_as_read=known_to_fail or pick.by_fire_model, rule_id=None, scope=scope, layer=f"online-{scope}",
-        score=pick.score, index_version=index.version,
+        score=pick.score, fire_probability=pick.fire_probability, index_version=index.version,
     )  # fmt: skip
 
 

@@ -4,7 +4,7 @@ trained from stored chains rewriting a new person's risky turn through the real 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -123,21 +123,27 @@ def _turn(user, session, text, at, *, intent, slots, defect, status=Turn.Status.
     )  # fmt: skip
 
 
+def _store_chains(prefix: str, **failed_reading) -> datetime:
+    """Eight people (prefix0..7) each say every request of REQUESTS badly, twice, read as `failed_reading`
+    and then rephrased into a success a few seconds later. Returns when they started (a day ago)."""
+    User = get_user_model()
+    start = timezone.now() - timedelta(days=1)
+    for u in range(8):
+        person = User.objects.create_user(f"{prefix}{u}")
+        session = Session.objects.create(user=person, channel=Session.Channel.SIMULATOR, started_at=start)
+        for r, (bad, good, intent, slots) in enumerate(REQUESTS * 2):
+            at = start + timedelta(minutes=10 * r + u)
+            first = _turn(person, session, bad, at, slots={}, defect=0.9, **failed_reading)
+            second = _turn(person, session, good, at + timedelta(seconds=6), intent=intent, slots=slots, defect=0.05)
+            Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=6000, detector_version="t")
+    return start
+
+
 @pytest.mark.django_db
 def test_an_index_built_from_stored_chains_rewrites_a_new_persons_risky_turn(nlu_model, settings, alice):
     settings.MINE_MIN_USERS = 3
     settings.ONLINE_REWRITE_PRECISION = 0.9
-    User = get_user_model()
-    start = timezone.now() - timedelta(days=1)
-    for u in range(8):
-        person = User.objects.create_user(f"chain{u}")
-        session = Session.objects.create(user=person, channel=Session.Channel.SIMULATOR, started_at=start)
-        for r, (bad, good, intent, slots) in enumerate(REQUESTS * 2):
-            at = start + timedelta(minutes=10 * r + u)
-            first = _turn(person, session, bad, at, intent="out_of_scope", slots={}, defect=0.9,
-                          status=Turn.Status.OUT_OF_SCOPE, confidence=0.2)  # fmt: skip
-            second = _turn(person, session, good, at + timedelta(seconds=6), intent=intent, slots=slots, defect=0.05)
-            Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=6000, detector_version="t")
+    _store_chains("chain", intent="out_of_scope", status=Turn.Status.OUT_OF_SCOPE, confidence=0.2)
     result = build_and_register(lambda f, m: None)
     assert result["status"] == "active", result
     assert result["metrics"]["global_entries"] == len(REQUESTS)
@@ -167,17 +173,9 @@ def test_the_fire_model_rewrites_words_that_keep_failing_however_confident_the_n
     settings.MINE_MIN_USERS = 3
     settings.ONLINE_REWRITE_PRECISION = settings.ONLINE_FIRE_PRECISION = 0.9
     settings.ONLINE_FIRE_MIN_FIRES = 30  # a small store
+    # The NLU read the failed words as confidently as those that went well, and wrongly.
+    start = _store_chains("sure", intent="weather_query", confidence=0.9)
     User = get_user_model()
-    start = timezone.now() - timedelta(days=1)
-    for u in range(8):
-        person = User.objects.create_user(f"sure{u}")
-        session = Session.objects.create(user=person, channel=Session.Channel.SIMULATOR, started_at=start)
-        for r, (bad, good, intent, slots) in enumerate(REQUESTS * 2):
-            at = start + timedelta(minutes=10 * r + u)
-            # The NLU read the failed words as confidently as those that went well, and wrongly.
-            first = _turn(person, session, bad, at, intent="weather_query", slots={}, defect=0.9, confidence=0.9)
-            second = _turn(person, session, good, at + timedelta(seconds=6), intent=intent, slots=slots, defect=0.05)
-            Rephrase.objects.create(first=first, second=second, score=0.9, gap_ms=6000, detector_version="t")
     # Alice said it once before, read the same confident wrong way, and did not go on.
     mine = Session.objects.create(user=alice, channel=Session.Channel.SIMULATOR, started_at=start)
     _turn(alice, mine, "play some jaz", start, intent="weather_query", slots={}, defect=0.9, confidence=0.9)
@@ -199,6 +197,6 @@ def test_the_fire_model_rewrites_words_that_keep_failing_however_confident_the_n
     assert jazz.rewrite is not None and jazz.rewrite["kept"] and jazz.rewrite["to"] == "play some jazz", jazz.rewrite
     # Read confidently enough that, without the fire model, it would not even have been tried.
     assert jazz.rewrite["original"]["confidence"] >= settings.ONLINE_REWRITE_BELOW
-    assert jazz.rewrite["layer"] == "online-global"
+    assert jazz.rewrite["layer"] == "online-global" and jazz.rewrite["fire_probability"] >= index.fire_threshold
     # Words that went well for everyone are left as they are.
     assert handle_turn(alice, text="add milk to my shopping list").rewrite is None

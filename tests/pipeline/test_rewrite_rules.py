@@ -86,7 +86,7 @@ def test_an_online_rewrite_of_a_confident_reading_needs_words_known_to_fail(alic
             return text in self.known_bad
 
         def best(self, query, user_id, *, use_global, use_personal, risky):
-            return Pick(Entry("play the wheels", "play_music", {}, 9, 4, 0.9, 0.0), False, 2.0, by_fire_model=False)
+            return Pick(Entry("play the wheels", "play_music", {}, 9, 4, 0.9, 0.0), False, 2.0)
 
     index = Index()
     monkeypatch.setattr(rules.REWRITE_INDEXES, "model", lambda: index)
