@@ -22,10 +22,6 @@ the first understand() call does.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-
 from django.conf import settings
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
@@ -35,7 +31,7 @@ from assistant.nlu.tagging import join_spans
 from assistant.registry import ModelKind
 from assistant.turns import NluResult, SlotSpan, TurnContext
 
-__all__ = ["NLU_MODELS", "sentence_vector", "sentence_vector_soon", "serving", "understand"]
+__all__ = ["NLU_MODELS", "sentence_vector", "serving", "understand"]
 
 NLU_MODELS = ModelKind("nlu", load_model, label="NLU", hint="run `python manage.py train_nlu`")
 
@@ -71,36 +67,6 @@ def sentence_vector(text: str):
     from assistant.nlu.encoder import shared_encoder
 
     return shared_encoder().encode(text).sentence
-
-
-_vector_pool: ThreadPoolExecutor | None = None
-_vector_pool_lock = threading.Lock()
-
-
-def sentence_vector_soon(text: str) -> Callable[[], object]:
-    """Start sentence_vector(text) now, beside the NLU; call the result for the vector.
-
-    The joint model runs its own fine-tuned encoder, so a later stage that needs the MiniLM vector
-    of the turn's words (online rewriting) would add a whole encoder pass to the turn. Started in a
-    background thread before the NLU, it is ready, or nearly, when asked for. The heads model
-    encodes with the shared encoder on the way, whose cache then answers: nothing is started. A
-    vector still queued behind other turns' when asked for is computed by the caller instead."""
-    global _vector_pool
-    if getattr(NLU_MODELS.model(), "shares_encoder", False):
-        return lambda: sentence_vector(text)
-    if _vector_pool is None:
-        with _vector_pool_lock:
-            if _vector_pool is None:
-                # Created on first use, never at import: Celery's prefork workers fork after importing this.
-                _vector_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sentence-vector")
-    future = _vector_pool.submit(sentence_vector, text)
-
-    def result():
-        if future.cancel():  # not started: no point waiting for the pool
-            return sentence_vector(text)
-        return future.result()
-
-    return result
 
 
 def understand(text: str, ctx: TurnContext | None = None) -> NluResult:

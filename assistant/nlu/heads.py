@@ -86,8 +86,6 @@ class Head:
 class HeadsModel:
     """A loaded artifact; `predict` is thread-safe and runs on many threads at once."""
 
-    shares_encoder = True  # it encodes with the process's MiniLM, whose cache then knows the text
-
     def __init__(self, path: Path, manifest: dict, intent_head: Head, slot_head: Head, encoder) -> None:
         self.path = Path(path)
         self.manifest = manifest

@@ -37,7 +37,7 @@ from assistant.models import Device, Home
 from assistant.pipeline import prompts
 from assistant.pipeline.asr import choose_reading, recognise
 from assistant.pipeline.trace import StageFailed, Trace
-from assistant.rewrite.rules import apply_rewrite, embeds_any_reading
+from assistant.rewrite.rules import apply_rewrite
 from assistant.skills import dialogue as dialogue_skill
 from assistant.text import TextError, check_utterance, normalise
 from assistant.turns import Action, Hypothesis, NluResult, SkillResult, TurnContext
@@ -275,18 +275,6 @@ def _asked_in_so_many_words(understood: NluResult, asr_confidence: float | None,
     )
 
 
-def _sentence_vectors(text: str, user_id: int, layers: RewriteLayers) -> Callable[[str], object]:
-    """The sentence embedding online rewriting asks for (embed(text)): when it will ask for these
-    words' whatever the NLU says, their vector is started now, beside the NLU (the joint model
-    computes no MiniLM vector on the way, and a whole encoder pass would add ~9 ms to the turn)."""
-    if not text or not embeds_any_reading(
-        text, user_id, allow_global=layers.global_rewrites, allow_personal=layers.personal_rewrites
-    ):
-        return nlu.sentence_vector
-    soon = nlu.sentence_vector_soon(text)
-    return lambda asked: soon() if asked == text else nlu.sentence_vector(asked)
-
-
 def _run_stages(
     request: TurnRequest,
     ctx: TurnContext,
@@ -308,8 +296,6 @@ def _run_stages(
             raise ValueError("nothing left after normalisation")
         st.output, st.confidence = asr.text, asr.confidence
 
-    layers = layers or RewriteLayers()
-    embed = _sentence_vectors(asr.text, ctx.user_id, layers)
     with trace.stage("nlu", input=asr.text) as st:
         if len(request.nbest) > 1:
             # Several hypotheses: the reading is chosen over hypotheses and intents together.
@@ -364,12 +350,13 @@ def _run_stages(
                 )
                 st.output = {"taught_concept": concept.name}
             elif understood.intent != "concept_teach":
+                layers = layers or RewriteLayers()
                 outcome, understood = apply_rewrite(
                     asr.text,
                     understood,
                     ctx.user_id,
                     understand,
-                    embed=embed,
+                    embed=nlu.sentence_vector,
                     allow_global=layers.global_rewrites,
                     allow_personal=layers.personal_rewrites,
                 )

@@ -77,19 +77,6 @@ def find_rule(text: str, user_id: int, *, allow_global: bool = True, allow_perso
     )
 
 
-def embeds_any_reading(text: str, user_id: int, *, allow_global: bool, allow_personal: bool) -> bool:
-    """Whether online rewriting will look these words up whatever the NLU reads them as: a fire model
-    judges every turn and the words are not known to work. The pipeline then starts their sentence
-    vector beside the NLU (nlu.sentence_vector_soon). Else only a risky reading is looked up."""
-    if not (allow_global or allow_personal):
-        return False
-    try:
-        index = REWRITE_INDEXES.model()
-    except ModelUnavailable:
-        return False
-    return index.fires_on_any_turn and index.ranker is not None and text not in index.known_good
-
-
 def online_rewrite(
     text: str,
     original: NluResult,

@@ -40,38 +40,3 @@ def test_offsets_point_into_the_text(encoder):
 def test_long_input_is_truncated(encoder):
     enc = encoder.encode("lights " * 500)
     assert 0 < len(enc.offsets) <= 128
-
-
-def test_a_vector_started_beside_the_nlu_is_the_sentence_vector(monkeypatch):
-    """The joint model computes no MiniLM vector on the way: online rewriting's is started in a background
-    thread (nlu.sentence_vector_soon) and is the same vector. With the heads model nothing is started."""
-    import threading
-
-    from assistant import nlu
-
-    computed_on = []
-    original = nlu.sentence_vector
-
-    def recording(text):
-        computed_on.append(threading.current_thread().name)
-        return original(text)
-
-    monkeypatch.setattr(nlu, "sentence_vector", recording)
-
-    class JointLike:  # no shared encoder
-        pass
-
-    monkeypatch.setattr(nlu.NLU_MODELS, "model", lambda: JointLike())
-    text = "turn of the kitchn lights"
-    np.testing.assert_allclose(nlu.sentence_vector_soon(text)(), original(text))
-    assert computed_on and computed_on[0].startswith("sentence-vector")
-
-    class HeadsLike:
-        shares_encoder = True
-
-    computed_on.clear()
-    monkeypatch.setattr(nlu.NLU_MODELS, "model", lambda: HeadsLike())
-    soon = nlu.sentence_vector_soon(text)
-    assert computed_on == []  # nothing started: the NLU's own encoding fills the cache
-    np.testing.assert_allclose(soon(), original(text))
-    assert computed_on == [threading.current_thread().name]
