@@ -14,9 +14,11 @@ learns from what the product stores, never from the simulator's truth:
 Features (FEATURES) come from the turn's trace (ASR and NLU confidences, the NLU's margin, n-best
 disagreement, a rewrite and its source, resolve and execute errors, a stage that raised), from how
 plausible its words are as a request (a word-bigram language model over what people say to the product,
-`RequestLanguageModel`), from the turns around it (how the user retried: with the same words re-heard or
-other words, what the retry was read as) and from the user's channel (how often their repeats came back
-as different words). A reviewer's or the model's point is shown on every turn in review/, and each
+`RequestLanguageModel`), from how they sound next to requests that went well (`GoodRequests`: words that
+sound almost like another request that went well were probably that request misheard; words that went well
+for others, read the same way, were probably read right), from the turns around it (how the user retried:
+with the same words re-heard or other words, what the retry was read as) and from the user's channel (how
+often their repeats came back as different words). A reviewer's or the model's point is shown on every turn in review/, and each
 learning cycle stores the active model's point on the likely defects of the last FAILURE_POINT_DAYS.
 """
 
@@ -30,7 +32,7 @@ import pickle
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,7 @@ MIN_LABELS = 30  # labelled turns needed to train at all
 MAX_CHAIN = 3  # retries followed from a failed turn to the one that went well
 SPELT_ALIKE = 75.0  # rapidfuzz ratio of two words at or above which one may be the other misheard
 RESAID_SHARE = 0.9  # of a try's words that must be, or sound like, the other's for it to re-say them
+SOUNDS_LIKE = 85.0  # rapidfuzz ratio of two requests' sounds at or above which one may be the other misheard
 
 FEATURES = (
     "nlu_confidence",
@@ -88,11 +91,17 @@ FEATURES = (
     "retry_same_intent",
     "retry_same_slots",
     "retry_pre_rewrite_intent",  # the retry was read as what the NLU read before a rewrite replaced it
-    "retry_went_well",
-    "chain_failed_tries",  # tries after this one that failed before one went well (or the user gave up)
     "user_misheard_rate",  # of the user's retries re-saying a turn, the share whose words came back different
     "user_retries",
+    "sounds_like_good",  # how alike the turn's words sound to the nearest request (in other words) that went well
+    "sounds_like_good_read_otherwise",  # that request was read as another intent than this turn
+    "retry_reading_sounds_like",  # how alike they sound to the nearest that went well read as the retry was
+    "log_same_words_went_well",  # turns with exactly these words that went well (for anyone)
+    "same_words_read_alike",  # and they were read as this turn was: the reading is probably right
 )
+# Nothing about whether a retry went well, nor how many tries it took: every self-label but "none" needs a
+# try that went well, so the model would learn "no success, so none" and say it of every turn that has
+# none yet (most of them; a reviewer's labels cover a few).
 
 
 # --- a language model of requests -------------------------------------------------------
@@ -169,6 +178,70 @@ def same_sound_share(first: str, second: str) -> float:
         return word in a_words or _sound(word) in a_sounds or any(fuzz.ratio(word, w) >= SPELT_ALIKE for w in a_words)
 
     return sum(1 for w in b if alike(w)) / len(b)
+
+
+@dataclass
+class GoodRequests:
+    """The distinct requests that went well, by how they sound (metaphone codes of their words), with what
+    each was read as. Words that sound much like one of them but fail are probably that request misheard;
+    the turn's own words, said and read that way, are not what went well."""
+
+    texts: list[str]
+    sounds: list[str]
+    intents: list[str]  # what each was read as most often
+    counts: list[int]  # how many turns with these words went well
+    by_intent: dict[str, list[int]] = field(default_factory=dict)
+    row: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, turns: Iterable[tuple[str, str]], most: int = 10_000) -> GoodRequests:
+        """From (words, intent) of turns that went well; the `most` most frequent wordings (each turn's
+        words are compared with every one of them)."""
+        readings: dict[str, Counter] = defaultdict(Counter)
+        for words, intent in turns:
+            if words and intent and intent != OUT_OF_SCOPE:
+                readings[words][intent] += 1
+        texts = sorted(sorted(readings, key=lambda t: -sum(readings[t].values()))[:most])
+        intents = [readings[t].most_common(1)[0][0] for t in texts]
+        by_intent: dict[str, list[int]] = defaultdict(list)
+        for i, intent in enumerate(intents):
+            by_intent[intent].append(i)
+        counts = [sum(readings[t].values()) for t in texts]
+        return cls(
+            texts, [sounds(t) for t in texts], intents, counts, dict(by_intent), {t: i for i, t in enumerate(texts)}
+        )
+
+    def same_words(self, words: str) -> tuple[int, str | None]:
+        """(how many turns with exactly these words went well, what they were read as most often)."""
+        i = self.row.get(words)
+        return (self.counts[i], self.intents[i]) if i is not None else (0, None)
+
+    @classmethod
+    def from_store(cls, limit: int = 50_000) -> GoodRequests:
+        """The newest `limit` turns that went well."""
+        good = Turn.objects.filter(
+            defect_probability__lte=settings.GENERATED_LABEL_MAX_SUCCESS_DEFECT, status=Turn.Status.OK
+        ).order_by("-id")[:limit]
+        return cls.of((turn_words(t), t.intent) for t in good.only("id", "asr_text", "raw_text", "intent"))
+
+    def nearest(self, words: str, intent: str | None = None) -> tuple[float, str | None]:
+        """(how alike they sound, 0..1; what it was read as) of the request in other words that sounds most
+        like `words`, among those read as `intent` when given; (0, None) when there is none."""
+        from rapidfuzz import process
+
+        rows = self.by_intent.get(intent, []) if intent is not None else None
+        choices = [self.sounds[i] for i in rows] if rows is not None else self.sounds
+        if not words or not choices:
+            return 0.0, None
+        for _, ratio, k in process.extract(sounds(words), choices, scorer=fuzz.ratio, limit=3):
+            i = rows[k] if rows is not None else k
+            if self.texts[i] != words:
+                return ratio / 100.0, self.intents[i]
+        return 0.0, None
+
+
+def sounds(text: str) -> str:
+    return " ".join(_sound(w) for w in text.split())
 
 
 def _stages(trace: list | None) -> dict[str, dict]:
@@ -258,12 +331,14 @@ def follow_retries(turn: Turn, by_first: dict[int, list[Rephrase]]) -> Retry:
     return retry
 
 
-def self_label(turn: Turn, retry: Retry) -> str | None:
+def self_label(turn: Turn, retry: Retry, good: GoodRequests | None = None) -> str | None:
     """Where the turn failed, concluded from the try that went well after it; None when nothing is sure.
 
     rewrite  a rewrite replaced the NLU's reading and the success has the NLU's own intent
     asr      the success was read otherwise, and its words re-say the failed words (each the same or
-             sounding alike, resaid()): the user said the same thing again and it was heard differently
+             sounding alike, resaid()): the user said the same thing again and it was heard differently;
+             or the failed words sound almost like (SOUNDS_LIKE) other words that went well read as the
+             success was (`good`): what was said was that request, misheard
     nlu      the success was read otherwise, in other words: it was said in words the NLU reads (the
              failed words may still have been misheard; the features weigh that)
     resolve  the same reading, and resolving it had failed; or resolving it failed and the success has the same
@@ -297,6 +372,8 @@ def self_label(turn: Turn, retry: Retry) -> str | None:
     if not failed_words or failed_words == success_words:
         return None
     if resaid(failed_words, success_words):
+        return Label.FailurePoint.ASR
+    if good is not None and good.nearest(failed_words, success.intent)[0] * 100 >= SOUNDS_LIKE:
         return Label.FailurePoint.ASR
     return Label.FailurePoint.NLU
 
@@ -342,8 +419,10 @@ def _user_channels(turns: list[Turn], by_first: dict[int, list[Rephrase]]) -> di
     return {u: ((changed[u] + 0.5) / (repeats[u] + 2.0), repeats[u]) for u in repeats}
 
 
-def load_rows(turns: list[Turn], lm: RequestLanguageModel) -> FailureRows:
-    """Features and labels of `turns` (their retries are read from the store)."""
+def load_rows(turns: list[Turn], lm: RequestLanguageModel, good: GoodRequests | None = None) -> FailureRows:
+    """Features and labels of `turns` (their retries are read from the store); `good`: the requests that went
+    well, which misheard words sound like (none when not given)."""
+    good = good or GoodRequests.of([])
     ids = [t.pk for t in turns]
     by_first: dict[int, list[Rephrase]] = defaultdict(list)
     for start in range(0, len(ids), 5000):
@@ -381,6 +460,8 @@ def load_rows(turns: list[Turn], lm: RequestLanguageModel) -> FailureRows:
         next_words = turn_words(nxt) if nxt is not None else ""
         misheard, repeats = channels.get(turn.user_id, (0.5 / 2.0, 0))
         mean_s, max_s, unknown = lm.features(words)
+        alike, read_as = good.nearest(words)
+        went_well, read_then = good.same_words(words)
         facts.update(
             words=float(len(words.split())),
             lm_mean_surprisal=mean_s,
@@ -396,17 +477,20 @@ def load_rows(turns: list[Turn], lm: RequestLanguageModel) -> FailureRows:
             retry_pre_rewrite_intent=float(
                 nxt is not None and bool(turn.rewrite) and nxt.intent == pre_rewrite_intent(turn) != turn.intent
             ),
-            retry_went_well=float(retry.success is not None),
-            chain_failed_tries=float(retry.failed_tries),
             user_misheard_rate=misheard,
             user_retries=float(repeats),
+            sounds_like_good=alike,
+            sounds_like_good_read_otherwise=float(read_as is not None and read_as != turn.intent),
+            retry_reading_sounds_like=good.nearest(words, nxt.intent)[0] if nxt is not None else 0.0,
+            log_same_words_went_well=math.log1p(went_well),
+            same_words_read_alike=float(read_then is not None and read_then == turn.intent),
         )
         x[i] = [facts[name] for name in FEATURES]
         if turn.pk in reviewed:
             labels.append(reviewed[turn.pk])
             is_reviewed[i] = True
         else:
-            labels.append(self_label(turn, retry))
+            labels.append(self_label(turn, retry, good))
     return FailureRows(ids=np.array(ids, dtype=np.int64), x=x, label=labels, reviewed=is_reviewed)
 
 
@@ -456,14 +540,22 @@ def request_texts() -> list[str]:
 @dataclass
 class FailurePointModel:
     version: str
-    classifier: Any  # lightgbm.LGBMClassifier over FEATURES
+    classifier: Any  # lightgbm.LGBMClassifier over `features`
     classes: list[str]
     lm: RequestLanguageModel
+    good: GoodRequests = field(default_factory=lambda: GoodRequests.of([]))
+    features: tuple[str, ...] = FEATURES  # a version trained before some of FEATURES existed has fewer
+
+    def rows(self, turns: list[Turn]) -> FailureRows:
+        """`turns` as this version sees them: its language model and the requests that went well then."""
+        return load_rows(turns, self.lm, self.good)
 
     def predict(self, x: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """(point, confidence) per row."""
+        """(point, confidence) per row of FEATURES."""
         if not len(x):
             return [], np.zeros(0)
+        if self.features != FEATURES:
+            x = x[:, [FEATURES.index(name) for name in self.features]]
         p = self.classifier.predict_proba(x)
         best = p.argmax(axis=1)
         return [self.classes[i] for i in best], p[np.arange(len(x)), best]
@@ -475,8 +567,16 @@ def _load(path: Path) -> FailurePointModel:
         raise ValueError(f"{path} is not a {FORMAT} artifact")
     with checked_file(path, manifest, "model.pkl").open("rb") as handle:
         parts = pickle.load(handle)  # our own artifact, checksummed against its manifest
+    features = tuple(manifest.get("features") or FEATURES)
+    if not set(features) <= set(FEATURES):
+        raise ValueError(f"{path} was trained on features this code no longer computes")
     return FailurePointModel(
-        version=manifest["version"], classifier=parts["classifier"], classes=parts["classes"], lm=parts["lm"]
+        version=manifest["version"],
+        classifier=parts["classifier"],
+        classes=parts["classes"],
+        lm=parts["lm"],
+        good=parts.get("good") or GoodRequests.of([]),
+        features=features,
     )
 
 
@@ -497,7 +597,9 @@ def held_out(ids: np.ndarray) -> np.ndarray:
     )  # fmt: skip
 
 
-def fit(rows: FailureRows, lm: RequestLanguageModel, seed: int = 0) -> tuple[FailurePointModel, dict[str, Any]]:
+def fit(
+    rows: FailureRows, lm: RequestLanguageModel, good: GoodRequests | None = None, seed: int = 0
+) -> tuple[FailurePointModel, dict[str, Any]]:
     import lightgbm
 
     labelled = np.array([label is not None for label in rows.label], dtype=bool)
@@ -520,7 +622,9 @@ def fit(rows: FailureRows, lm: RequestLanguageModel, seed: int = 0) -> tuple[Fai
         verbose=-1,
     )
     classifier.fit(rows.x[train], y_all[train], sample_weight=weight)
-    model = FailurePointModel(version="", classifier=classifier, classes=list(classifier.classes_), lm=lm)
+    model = FailurePointModel(
+        version="", classifier=classifier, classes=list(classifier.classes_), lm=lm, good=good or GoodRequests.of([])
+    )
     counts = Counter(y_all[labelled].tolist())
     metrics: dict[str, Any] = {
         "labels": {p: counts[p] for p in POINTS if counts[p]},
@@ -588,13 +692,14 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
         raise NotEnoughEvidence("no turns are stored yet")
     progress(0.05, "reading what people say")
     lm = RequestLanguageModel.fit(request_texts())
+    good = GoodRequests.from_store()
     progress(0.3, "reading the failed turns")
     by_id = {t.pk: t for t in likely_defects(since, until)}
     by_id.update({t.pk: t for t in reviewed_turns()})
     turns = sorted(by_id.values(), key=lambda t: (t.created_at, t.pk))
-    rows = load_rows(turns, lm)
+    rows = load_rows(turns, lm, good)
     progress(0.6, f"training on {sum(label is not None for label in rows.label)} labelled of {len(rows.ids)} turns")
-    model, metrics = fit(rows, lm, seed=seed)
+    model, metrics = fit(rows, lm, good, seed=seed)
     holdout = np.flatnonzero(np.array([label is not None for label in rows.label], dtype=bool) & held_out(rows.ids))
     try:
         active = FAILURE_POINT_MODELS.model()
@@ -602,7 +707,8 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
         active = None
     if active is not None and len(holdout):
         # The same turns in the active version's features (its own language model), on the same held-out rows.
-        metrics["active_on_holdout"] = score(active, load_rows(turns, active.lm), holdout)
+        # Judged against the candidate's labels: a self-label depends on the requests that went well.
+        metrics["active_on_holdout"] = score(active, replace(active.rows(turns), label=rows.label), holdout)
     newest = int(rows.ids.max()) if len(rows.ids) else 0
     # ModelVersion.version holds 40 characters: a short prefix leaves room for the microseconds and the id.
     version = f"fp-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{newest}"
@@ -619,7 +725,9 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
 
     def write(path: Path) -> None:
         with path.open("wb") as handle:
-            pickle.dump({"classifier": model.classifier, "classes": model.classes, "lm": model.lm}, handle)
+            pickle.dump(
+                {"classifier": model.classifier, "classes": model.classes, "lm": model.lm, "good": model.good}, handle
+            )
 
     progress(0.85, "writing the artifact")
     write_artifact(out, manifest, {"model.pkl": write})
@@ -649,7 +757,7 @@ def store_points(progress: Callable[[float, str], None]) -> dict[str, Any]:
     step = 5000
     for start in range(0, len(turns), step):
         chunk = turns[start : start + step]
-        rows = load_rows(chunk, model.lm)
+        rows = model.rows(chunk)
         points, confidence = model.predict(rows.x)
         for turn, point, p in zip(chunk, points, confidence.tolist(), strict=True):
             turn.failure_point, turn.failure_point_confidence = point, round(float(p), 4)

@@ -113,6 +113,32 @@ def test_self_labels_say_where_a_turn_failed_from_the_retry_that_went_well(alice
     assert fp.self_label(_turn(alice, "hello there", at=next(at)), fp.Retry()) is None
 
 
+def test_words_that_sound_like_a_request_that_went_well_in_other_words_were_misheard(alice):
+    good = fp.GoodRequests.of(
+        [("set an alarm for seven", "alarm_set"), ("set an alarm for seven", "alarm_set"),
+         ("turn off the lights", "iot_hue_lightoff"), ("what's the weather", "weather_query"),
+         ("hello", "out_of_scope")]
+    )  # fmt: skip
+    alike, read_as = good.nearest("said an alarm for seven")
+    assert alike * 100 >= fp.SOUNDS_LIKE and read_as == "alarm_set"
+    assert good.nearest("said an alarm for seven", "weather_query")[0] * 100 < fp.SOUNDS_LIKE
+    assert good.nearest("set an alarm for seven")[0] * 100 < fp.SOUNDS_LIKE  # its own words are not a mishearing
+    assert "hello" not in good.texts  # read as out of scope: not a request that went well
+    assert fp.GoodRequests.of([]).nearest("anything") == (0.0, None)
+
+    # The user tried again in other words, which went well: the failed words were that request misheard.
+    misheard = _turn(alice, "said an alarm for seven", intent="music_play")
+    later = _turn(alice, "wake me up at seven", at=NOON + timedelta(minutes=1), intent="alarm_set", defect=0.05)
+    _retry(misheard, later)
+    retry = fp.follow_retries(misheard, {misheard.pk: list(Rephrase.objects.filter(first=misheard))})
+    assert fp.self_label(misheard, retry) == "nlu"  # without knowing what went well
+    assert fp.self_label(misheard, retry, good) == "asr"
+    rows = fp.load_rows([misheard], fp.RequestLanguageModel.fit(["hello"]), good)
+    features = dict(zip(fp.FEATURES, rows.x[0].tolist(), strict=True))
+    assert features["sounds_like_good"] >= 0.85 and features["sounds_like_good_read_otherwise"] == 1.0
+    assert features["retry_reading_sounds_like"] >= 0.85 and rows.label == ["asr"]
+
+
 def _history(alice, bob) -> list[Turn]:
     """Failed turns of two kinds, each labelled by a reviewer: misheard words, and unknown rooms."""
     reviewer = get_user_model().objects.create_user("rita", is_staff=True)
@@ -211,3 +237,28 @@ def test_features_are_finite_for_odd_turns(alice):
     )
     rows = fp.load_rows([odd], fp.RequestLanguageModel.fit(["hello"]))
     assert np.isfinite(rows.x).all() and rows.x[0, fp.FEATURES.index("stage_error_execute")] == 1.0
+
+
+def test_a_version_trained_on_fewer_features_still_answers_on_its_own(alice, bob, tmp_path, settings):
+    """An artifact from before a feature was added reads only the columns it was trained on; one naming a
+    feature this code no longer computes is refused when loaded."""
+    import json
+
+    settings.MODEL_DIR = tmp_path
+    turns = _history(alice, bob)
+    lm = fp.RequestLanguageModel.fit(["turn off the kitchen lights"])
+    rows = fp.load_rows(turns, lm)
+    older = fp.FEATURES[:-3]
+    model, _ = fp.fit(fp.FailureRows(rows.ids, rows.x[:, : len(older)], rows.label, rows.reviewed), lm)
+    model.features = older
+    points, confidence = model.predict(rows.x)
+    assert set(points) <= {"asr", "resolve"} and len(confidence) == len(turns)
+
+    trained = fp.train_and_register(lambda share, message: None)
+    path = tmp_path / "failure_point" / trained["version"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert fp._load(path).features == fp.FEATURES
+    manifest["features"] = [*older, "a_feature_since_removed"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="no longer computes"):
+        fp._load(path)
