@@ -99,6 +99,8 @@ FEATURES = (
     "log_same_words_went_well",  # turns with exactly these words that went well (for anyone)
     "same_words_read_alike",  # and they were read as this turn was: the reading is probably right
 )
+# What the user's next try says; all zero for a turn nobody retried.
+RETRY_FEATURES = tuple(name for name in FEATURES if name == "retried" or name.startswith("retry_"))
 # Nothing about whether a retry went well, nor how many tries it took: every self-label but "none" needs a
 # try that went well, so the model would learn "no success, so none" and say it of every turn that has
 # none yet (most of them; a reviewer's labels cover a few).
@@ -611,6 +613,13 @@ def fit(
         )
     classes = sorted(set(y_all[train].tolist()))
     weight = np.where(rows.reviewed[train], REVIEWED_WEIGHT, 1.0)
+    # Self-labels come from retried turns only, yet most failed turns are never retried (or not yet): each
+    # labelled retried turn is also learned as it looked before the retry, so that where there is none the
+    # trace and the words decide. Not "none", whose evidence is the retries that failed.
+    again = np.flatnonzero((rows.x[train, FEATURES.index("retried")] > 0) & (y_all[train] != Label.FailurePoint.NONE))
+    x = np.vstack([rows.x[train], before_the_retry(rows.x[train][again])])
+    y = np.concatenate([y_all[train], y_all[train][again]])
+    weight = np.concatenate([weight, weight[again]])
     classifier = lightgbm.LGBMClassifier(
         n_estimators=200,
         learning_rate=0.05,
@@ -621,7 +630,7 @@ def fit(
         n_jobs=1,
         verbose=-1,
     )
-    classifier.fit(rows.x[train], y_all[train], sample_weight=weight)
+    classifier.fit(x, y, sample_weight=weight)
     model = FailurePointModel(
         version="", classifier=classifier, classes=list(classifier.classes_), lm=lm, good=good or GoodRequests.of([])
     )
@@ -636,6 +645,13 @@ def fit(
     if len(holdout):
         metrics["holdout"] = score(model, rows, holdout)
     return model, metrics
+
+
+def before_the_retry(x: np.ndarray) -> np.ndarray:
+    """Rows of FEATURES as if nobody had retried the turns."""
+    out = x.copy()
+    out[:, [FEATURES.index(name) for name in RETRY_FEATURES]] = 0.0
+    return out
 
 
 def score(model: FailurePointModel, rows: FailureRows, idx: np.ndarray) -> dict[str, Any]:

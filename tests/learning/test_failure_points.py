@@ -244,13 +244,16 @@ def test_a_version_trained_on_fewer_features_still_answers_on_its_own(alice, bob
     feature this code no longer computes is refused when loaded."""
     import json
 
+    import lightgbm
+
     settings.MODEL_DIR = tmp_path
     turns = _history(alice, bob)
     lm = fp.RequestLanguageModel.fit(["turn off the kitchen lights"])
     rows = fp.load_rows(turns, lm)
     older = fp.FEATURES[:-3]
-    model, _ = fp.fit(fp.FailureRows(rows.ids, rows.x[:, : len(older)], rows.label, rows.reviewed), lm)
-    model.features = older
+    classifier = lightgbm.LGBMClassifier(n_estimators=10, min_child_samples=2, verbose=-1)
+    classifier.fit(rows.x[:, : len(older)], rows.label)
+    model = fp.FailurePointModel("fp-old", classifier, list(classifier.classes_), lm, features=older)
     points, confidence = model.predict(rows.x)
     assert set(points) <= {"asr", "resolve"} and len(confidence) == len(turns)
 
@@ -262,3 +265,12 @@ def test_a_version_trained_on_fewer_features_still_answers_on_its_own(alice, bob
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="no longer computes"):
         fp._load(path)
+
+
+def test_a_retried_turn_is_also_learned_as_it_looked_before_the_retry():
+    x = np.ones((2, len(fp.FEATURES)), dtype=np.float32)
+    before = fp.before_the_retry(x)
+    for name, column in zip(fp.FEATURES, before.T, strict=True):
+        assert (column == 0.0).all() == (name in fp.RETRY_FEATURES), name
+    assert {"retried", "retry_same_intent", "retry_reading_sounds_like"} <= set(fp.RETRY_FEATURES)
+    assert (x == 1.0).all()  # a copy
