@@ -23,9 +23,12 @@ rephrase meant) and for the newest QUIET_TURNS turns that went well as said (wro
 something else: acting on it would have been a loss; weighted up to all such turns, so that
 their share is the real one). The words' record (how often said, how often well, for everyone
 and for the person) leaves the example's own turn out. Each turn is an example twice, with
-both layers and with the global layer alone (the global arm's view). It fires from the lowest
-probability whose held-out fires (at least ONLINE_FIRE_MIN_FIRES) were right ONLINE_FIRE_PRECISION
-of the time.
+both layers and with the global layer alone (the view of the global arm and of a person with no
+personal layer yet), when the person has a personal layer. Each view fires from its own threshold:
+the lowest probability whose held-out fires of that view (at least ONLINE_FIRE_MIN_FIRES) were
+right ONLINE_FIRE_PRECISION of the time. The global layer alone knows less of a person, so its
+probabilities are lower; one threshold for both, set where the personal view's fires are right,
+left the global view all but silent.
 
 A layer (online-global, online-personal) whose outcomes' win rate has a 5% bound below
 REWRITE_RETIRE_BELOW (learning/mining.layer_outcomes) is switched off in the next index.
@@ -51,6 +54,8 @@ from django.db.models import Max
 from assistant.artifacts import write_artifact
 from assistant.rewrite.online import (
     FORMAT,
+    GLOBAL_VIEW,
+    PERSONAL_VIEW,
     REWRITE_INDEXES,
     Entry,
     Query,
@@ -243,7 +248,7 @@ def _fire_examples(
         record, mine = found.records.get(text, Record()), found.personal_records.get(user, {}).get(text, Record())
         record = Record(max(0, record.seen - 1), max(0, record.good - went_well))
         mine = Record(max(0, mine.seen - 1), max(0, mine.good - went_well))
-        for use_personal in (True, False):
+        for use_personal in (True, False) if index.personal_rows.get(user) else (False,):
             top = index.top(query, user, use_global=True, use_personal=use_personal)
             if top is None:
                 continue
@@ -256,13 +261,14 @@ def _fire_examples(
                     "x": fire_features(query, top, record, mine if use_personal else Record()),
                     "y": int(not went_well and meant == wanted),
                     "w": weight,
+                    "view": PERSONAL_VIEW if use_personal else GLOBAL_VIEW,
                 }
             )
     return out
 
 
-def _train_fire_model(examples: list[dict], precision: float) -> tuple[Any, float, dict]:
-    """(booster or None, threshold, held-out stats) for the fire model."""
+def _train_fire_model(examples: list[dict], precision: float) -> tuple[Any, dict[str, float], dict]:
+    """(booster or None, {view: threshold}, held-out stats) for the fire model."""
     import lightgbm
 
     train = [e for e in examples if not _held_out(e["id"])]
@@ -270,7 +276,7 @@ def _train_fire_model(examples: list[dict], precision: float) -> tuple[Any, floa
     positives = sum(e["y"] for e in train)
     stats: dict[str, Any] = {"examples": len(train), "positives": positives, "trained": False}
     if positives < 5 or len(train) - positives < MIN_QUIET:
-        return None, math.inf, stats
+        return None, {}, stats
     model = lightgbm.LGBMClassifier(
         n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=10, verbose=-1
     )
@@ -281,12 +287,14 @@ def _train_fire_model(examples: list[dict], precision: float) -> tuple[Any, floa
     )
     booster = model.booster_
     scores = booster.predict(np.array([e["x"] for e in held], dtype=np.float64)) if held else []
-    threshold, held_stats = choose_threshold(
-        [(float(p), bool(e["y"]), e["w"]) for p, e in zip(scores, held, strict=True)],
-        precision,
-        min_fired=settings.ONLINE_FIRE_MIN_FIRES,
-    )
-    return booster, threshold, {**stats, "trained": True, "holdout": held_stats}
+    thresholds, held_stats = {}, {}
+    for view in (PERSONAL_VIEW, GLOBAL_VIEW):
+        thresholds[view], held_stats[view] = choose_threshold(
+            [(float(p), bool(e["y"]), e["w"]) for p, e in zip(scores, held, strict=True) if e["view"] == view],
+            precision,
+            min_fired=settings.ONLINE_FIRE_MIN_FIRES,
+        )
+    return booster, thresholds, {**stats, "trained": True, "holdout": held_stats}
 
 
 def _dataset(index: RewriteIndex, queries: list[dict], vectors: dict[str, np.ndarray]) -> list[dict]:
@@ -382,12 +390,13 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
         booster = ranker.booster_
         scored = [(float(np.max(s := booster.predict(d["x"]))), bool(d["y"][int(np.argmax(s))])) for d in held]
         threshold, fit_stats = choose_threshold(scored, settings.ONLINE_REWRITE_PRECISION)
-    fire_model, fire_threshold, fire_stats = None, math.inf, {"trained": False}
+    fire_model, fire_thresholds, fire_stats = None, {}, {"trained": False}
     if booster is not None:
         progress(0.7, f"fire model from {len(queries)} rephrases and {len(quiet)} turns that went well")
         ranked = RewriteIndex("draft", {"threshold": math.inf}, arrays, meta, ranker=booster)
         examples = _fire_examples(ranked, queries, quiet, quiet_weight, vectors, found)
-        fire_model, fire_threshold, fire_stats = _train_fire_model(examples, settings.ONLINE_FIRE_PRECISION)
+        fire_model, fire_thresholds, fire_stats = _train_fire_model(examples, settings.ONLINE_FIRE_PRECISION)
+    fire_thresholds = {view: t for view, t in fire_thresholds.items() if math.isfinite(t)}
     # Without a ranker (too little evidence yet) the index never fires; it still knows what works.
     newest = Turn.objects.aggregate(m=Max("id"))["m"] or 0
     version = f"rewrite-index-{datetime.now(UTC):%Y%m%d-%H%M%S}-{newest}"
@@ -396,7 +405,8 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
         "kind": "rewrite_index",
         "version": version,
         "threshold": threshold if math.isfinite(threshold) else None,
-        "fire_threshold": fire_threshold if math.isfinite(fire_threshold) else None,
+        "fire_threshold": fire_thresholds.get(PERSONAL_VIEW),
+        "global_fire_threshold": fire_thresholds.get(GLOBAL_VIEW),
         "disabled_layers": disabled,
         "built_at": datetime.now(UTC).isoformat(),
         "metrics": {
@@ -419,7 +429,7 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
     }
     if booster is not None:
         files["ranker.txt"] = lambda p: booster.save_model(str(p))
-    if fire_model is not None and math.isfinite(fire_threshold):
+    if fire_model is not None and fire_thresholds:
         files["fire.txt"] = lambda p: fire_model.save_model(str(p))
     write_artifact(out, manifest, files)
     row, decision = register_candidate(REWRITE_INDEXES, out, manifest, gate=gate)
@@ -441,10 +451,13 @@ def gate(candidate: dict, active: dict | None) -> Decision:
     fired, right = holdout.get("fired", 0), holdout.get("right", 0)
     if fired and right / fired < settings.ONLINE_REWRITE_PRECISION:
         return Decision(False, True, f"rejected: held-out precision {right}/{fired} below the target", ("precision",))
-    fire = (metrics.get("fire") or {}).get("holdout") or {}
-    if fire.get("fired") and fire["right"] / fire["fired"] < settings.ONLINE_FIRE_PRECISION:
-        note = f"rejected: the fire model's held-out precision {fire['right']}/{fire['fired']} is below the target"
-        return Decision(False, True, note, ("precision",))
+    for view, fire in ((metrics.get("fire") or {}).get("holdout") or {}).items():
+        if fire.get("fired") and fire["right"] / fire["fired"] < settings.ONLINE_FIRE_PRECISION:
+            note = (
+                f"rejected: the fire model's held-out precision ({view} view) {fire['right']}/{fire['fired']} "
+                "is below the target"
+            )
+            return Decision(False, True, note, ("precision",))
     note = (
         f"promoted: held-out top-1 right {right} of {fired} fired"
         if fired

@@ -80,6 +80,11 @@ FIRE_FEATURES = (
 )
 
 
+# What the fire model saw of a turn: both layers (the person has a personal layer and it is in use),
+# or the global layer alone. Each view has its own threshold.
+PERSONAL_VIEW, GLOBAL_VIEW = "personal", "global"
+
+
 def phonetic(text: str) -> str:
     """How an utterance sounds: the metaphone code of each word."""
     import jellyfish
@@ -176,8 +181,17 @@ class RewriteIndex:
         self.personal_bad = {int(k): set(v) for k, v in (meta.get("personal_bad") or {}).items()}
         self.ranker = ranker
         self.fire_model = fire_model
-        fire_threshold = manifest.get("fire_threshold")
-        self.fire_threshold = float(fire_threshold) if fire_threshold is not None else math.inf
+
+        def threshold(key: str) -> float:
+            return float(manifest[key]) if manifest.get(key) is not None else math.inf
+
+        self.fire_thresholds = {
+            PERSONAL_VIEW: threshold("fire_threshold"),
+            # An index from before the views had one threshold for both.
+            GLOBAL_VIEW: threshold(
+                "global_fire_threshold" if "global_fire_threshold" in manifest else "fire_threshold"
+            ),
+        }
         self.records = {text: Record(*counts) for text, counts in (meta.get("records") or {}).items()}
         self.personal_records = {
             int(user): {text: Record(*counts) for text, counts in texts.items()}
@@ -220,7 +234,12 @@ class RewriteIndex:
     @property
     def fires_on_any_turn(self) -> bool:
         """A fire model decides, for confident turns too (else only risky turns are tried)."""
-        return self.fire_model is not None and math.isfinite(self.fire_threshold)
+        return self.fire_model is not None and any(math.isfinite(t) for t in self.fire_thresholds.values())
+
+    def view(self, user_id: int, *, use_personal: bool) -> str:
+        """The fire model's view of this person's turn: whether their personal layer takes part."""
+        in_use = use_personal and "online-personal" not in self.disabled_layers
+        return PERSONAL_VIEW if in_use and self.personal_rows.get(user_id) else GLOBAL_VIEW
 
     def top(self, query: Query, user_id: int, *, use_global: bool, use_personal: bool) -> Top | None:
         """The ranker's top candidate for the query, or None."""
@@ -257,7 +276,7 @@ class RewriteIndex:
         mine = self.personal_records.get(user_id, {}).get(query.text, Record()) if use_personal else Record()
         fire = fire_features(query, top, record, mine)
         probability = float(self.fire_model.predict(np.array([fire], dtype=np.float64))[0])
-        if probability < self.fire_threshold:
+        if probability < self.fire_thresholds[self.view(user_id, use_personal=use_personal)]:
             return None
         return Pick(top.entry, top.personal, top.score, fire_probability=probability)
 

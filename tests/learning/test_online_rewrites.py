@@ -15,7 +15,7 @@ from assistant.pipeline.turn import handle_turn
 from assistant.rewrite.online import CANDIDATE_FEATURES, REWRITE_INDEXES, Entry, Query, RewriteIndex, phonetic
 from assistant.turns import NluResult
 from feedback.models import Rephrase, Session, Turn
-from learning.online import build_and_register, choose_threshold
+from learning.online import build_and_register, choose_threshold, gate
 
 
 def unit(v) -> np.ndarray:
@@ -31,7 +31,7 @@ class PrefersPersonal:
         return x[:, names.index("cosine")] + 2 * x[:, names.index("log_personal_count")]
 
 
-def _index(ranker=None, threshold=0.5) -> RewriteIndex:
+def _index(ranker=None, threshold=0.5, fire_model=None, **manifest) -> RewriteIndex:
     washington = Entry(
         "weather in wilkerson washington", "weather_query", {"place": "wilkerson washington"}, 50, 40, 0.9, 0
     )
@@ -48,7 +48,8 @@ def _index(ranker=None, threshold=0.5) -> RewriteIndex:
         "personal_rows": {"7": [0]},
         "known_good": ["what's the weather"],
     }
-    return RewriteIndex("test", {"threshold": threshold}, arrays, meta, ranker or PrefersPersonal())
+    manifest = {"threshold": threshold, **manifest}
+    return RewriteIndex("test", manifest, arrays, meta, ranker or PrefersPersonal(), fire_model)
 
 
 def _query(text="weather in wilkersen", confidence=0.3) -> Query:
@@ -84,6 +85,43 @@ def test_words_known_to_fail_are_risky_whoever_says_them_or_only_for_the_one_who
     assert index.known_to_fail("weather at the den", 7, use_personal=True)
     assert not index.known_to_fail("weather at the den", 7, use_personal=False)  # the global arm
     assert not index.known_to_fail("weather at the den", 8, use_personal=True)  # someone else
+
+
+def test_the_fire_model_judges_each_view_by_its_own_threshold():
+    """With the person's own layer in use the fire model knows more of them and is surer; the global layer alone
+    (the global arm, or a person with no layer yet) fires from its own, lower, threshold."""
+
+    class Sure:  # a stand-in fire model: the same probability for any turn
+        def predict(self, x):
+            return np.full(len(x), 0.7)
+
+    def fires(manifest: dict, user: int, use_personal: bool) -> bool:
+        index = _index(threshold=math.inf, fire_model=Sure(), **manifest)
+        query = _query(confidence=0.9)
+        return index.best(query, user, use_global=True, use_personal=use_personal, risky=False) is not None
+
+    views = {"fire_threshold": 0.9, "global_fire_threshold": 0.6}
+    assert not fires(views, 7, use_personal=True)  # 0.7 is not sure enough with the personal layer
+    assert fires(views, 7, use_personal=False) and fires(views, 8, use_personal=True)  # global layer alone
+    assert not fires({"fire_threshold": 0.9}, 8, use_personal=True)  # an older index: one threshold for both
+    assert not fires({"fire_threshold": 0.6, "global_fire_threshold": None}, 8, use_personal=True)
+    assert fires({"fire_threshold": 0.6, "global_fire_threshold": None}, 7, use_personal=True)
+
+
+def test_the_gate_refuses_an_index_whose_fire_model_misses_the_precision_in_either_view(settings):
+    settings.ONLINE_REWRITE_PRECISION = settings.ONLINE_FIRE_PRECISION = 0.9
+
+    def index(personal: tuple[int, int], global_layer: tuple[int, int]) -> dict:
+        views = {
+            "personal": {"fired": personal[0], "right": personal[1]},
+            "global": {"fired": global_layer[0], "right": global_layer[1]},
+        }
+        return {"metrics": {"holdout": {"fired": 10, "right": 10}, "fire": {"trained": True, "holdout": views}}}
+
+    assert gate(index((100, 96), (120, 110)), None).promote
+    refused = gate(index((100, 96), (120, 100)), None)
+    assert not refused.promote and "global view" in refused.note
+    assert gate(index((0, 0), (0, 0)), None).promote  # neither view fires yet
 
 
 def test_candidates_that_sound_the_same_are_found():
@@ -197,6 +235,9 @@ def test_the_fire_model_rewrites_words_that_keep_failing_however_confident_the_n
     assert jazz.rewrite is not None and jazz.rewrite["kept"] and jazz.rewrite["to"] == "play some jazz", jazz.rewrite
     # Read confidently enough that, without the fire model, it would not even have been tried.
     assert jazz.rewrite["original"]["confidence"] >= settings.ONLINE_REWRITE_BELOW
-    assert jazz.rewrite["layer"] == "online-global" and jazz.rewrite["fire_probability"] >= index.fire_threshold
+    assert (
+        jazz.rewrite["layer"] == "online-global"
+        and jazz.rewrite["fire_probability"] >= index.fire_thresholds[index.view(alice.pk, use_personal=True)]
+    )
     # Words that went well for everyone are left as they are.
     assert handle_turn(alice, text="add milk to my shopping list").rewrite is None
