@@ -18,8 +18,9 @@ plausible its words are as a request (a word-bigram language model over what peo
 sound almost like another request that went well were probably that request misheard; words that went well
 for others, read the same way, were probably read right), from the turns around it (how the user retried:
 with the same words re-heard or other words, what the retry was read as) and from the user's channel (how
-often their repeats came back as different words). A reviewer's or the model's point is shown on every turn in review/, and each
-learning cycle stores the active model's point on the likely defects of the last FAILURE_POINT_DAYS.
+often their repeats came back as different words). A reviewer's or the model's point is shown on every
+turn in review/, and each learning cycle stores the active model's point on the likely defects of the last
+FAILURE_POINT_DAYS.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db.models import Max, Q
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from assistant.artifacts import checked_file, read_manifest, write_artifact
 from assistant.intents import OUT_OF_SCOPE
@@ -213,11 +214,6 @@ class GoodRequests:
             texts, [sounds(t) for t in texts], intents, counts, dict(by_intent), {t: i for i, t in enumerate(texts)}
         )
 
-    def same_words(self, words: str) -> tuple[int, str | None]:
-        """(how many turns with exactly these words went well, what they were read as most often)."""
-        i = self.row.get(words)
-        return (self.counts[i], self.intents[i]) if i is not None else (0, None)
-
     @classmethod
     def from_store(cls, limit: int = 50_000) -> GoodRequests:
         """The newest `limit` turns that went well."""
@@ -226,11 +222,14 @@ class GoodRequests:
         ).order_by("-id")[:limit]
         return cls.of((turn_words(t), t.intent) for t in good.only("id", "asr_text", "raw_text", "intent"))
 
+    def same_words(self, words: str) -> tuple[int, str | None]:
+        """(how many turns with exactly these words went well, what they were read as most often)."""
+        i = self.row.get(words)
+        return (self.counts[i], self.intents[i]) if i is not None else (0, None)
+
     def nearest(self, words: str, intent: str | None = None) -> tuple[float, str | None]:
         """(how alike they sound, 0..1; what it was read as) of the request in other words that sounds most
         like `words`, among those read as `intent` when given; (0, None) when there is none."""
-        from rapidfuzz import process
-
         rows = self.by_intent.get(intent, []) if intent is not None else None
         choices = [self.sounds[i] for i in rows] if rows is not None else self.sounds
         if not words or not choices:
