@@ -204,6 +204,10 @@ class RewriteIndex:
         self._global_row = {e.text: i for i, e in enumerate(self.global_entries)}
         self._personal_row = {e.text: i for i, e in enumerate(self.personal_entries)}
 
+    def holds(self, user_id: int) -> bool:
+        """Whether anything in the index was learned from this person (their layer, or their words' record)."""
+        return user_id in self.personal_rows or user_id in self.personal_records or user_id in self.personal_bad
+
     def known_to_fail(self, text: str, user_id: int, *, use_personal: bool) -> bool:
         """The words usually fail as they are (for many people, or every time for this person)."""
         return text in self.known_bad or (use_personal and text in self.personal_bad.get(user_id, ()))

@@ -97,16 +97,17 @@ def online_rewrite(
         index = REWRITE_INDEXES.model()
     except ModelUnavailable:
         return None, original
-    known_to_fail = index.known_to_fail(text, user_id, use_personal=allow_personal)
-    risky = original.out_of_scope or original.confidence < settings.ONLINE_REWRITE_BELOW or known_to_fail
-    if not risky and not index.fires_on_any_turn:
-        return None, original
     if (
         allow_personal
+        and index.holds(user_id)
         and (erased := erased_at(user_id)) is not None
         and (index.built_at is None or erased > index.built_at)
     ):
         allow_personal = False  # built from what the person said before they had it forgotten
+    known_to_fail = index.known_to_fail(text, user_id, use_personal=allow_personal)
+    risky = original.out_of_scope or original.confidence < settings.ONLINE_REWRITE_BELOW or known_to_fail
+    if not risky and not index.fires_on_any_turn:
+        return None, original
     query = Query(text=text, vector=embed(text), nlu=original)
     pick = index.best(query, user_id, use_global=allow_global, use_personal=allow_personal, risky=risky)
     if pick is None:

@@ -85,6 +85,9 @@ def test_an_online_rewrite_of_a_confident_reading_needs_words_known_to_fail(alic
         def known_to_fail(self, text, user_id, *, use_personal):
             return text in self.known_bad
 
+        def holds(self, user_id):
+            return False
+
         def best(self, query, user_id, *, use_global, use_personal, risky):
             return Pick(Entry("play the wheels", "play_music", {}, 9, 4, 0.9, 0.0), False, 2.0)
 
@@ -100,3 +103,34 @@ def test_an_online_rewrite_of_a_confident_reading_needs_words_known_to_fail(alic
         None,
         original,
     )
+
+
+def test_after_forgetting_nothing_the_index_learned_from_the_person_is_used(alice, monkeypatch):
+    """An index built before alice had everything forgotten still holds her words that failed for her; they
+    no longer make her turn risky, and her personal layer is not searched."""
+    from datetime import timedelta
+
+    import numpy as np
+    from django.utils import timezone
+
+    from assistant.rewrite import rules
+    from assistant.rewrite.online import RewriteIndex
+    from teaching.privacy import forget_taught
+
+    built = timezone.now() - timedelta(hours=1)
+    empty = np.zeros((0, 3), np.float32)
+    meta = {"global": [], "personal": [], "personal_rows": {}, "personal_bad": {str(alice.pk): ["play the weeds"]}}
+    index = RewriteIndex("test", {"built_at": built.isoformat()}, {"global_vectors": empty, "personal_vectors": empty},
+                         meta, ranker=None)  # fmt: skip
+    asked = []
+    index.best = lambda query, user_id, **how: asked.append(how)  # no candidate: only what was asked matters
+    monkeypatch.setattr(rules.REWRITE_INDEXES, "model", lambda: index)
+    original = _nlu("play the weeds", "weather_query", 0.95)
+
+    def rewrite():
+        return apply_rewrite("play the weeds", original, alice.pk, lambda t: original, embed=lambda t: np.zeros(3))
+
+    assert index.holds(alice.pk) and rewrite() == (None, original)
+    assert asked[-1] == {"use_global": True, "use_personal": True, "risky": True}  # known to fail, for her
+    forget_taught(alice.pk, timezone.now())
+    assert rewrite() == (None, original) and len(asked) == 1  # confident, not risky any more: not even looked up
