@@ -240,17 +240,21 @@ class RewriteIndex:
         """A fire model decides, for confident turns too (else only risky turns are tried)."""
         return self.fire_model is not None and any(math.isfinite(t) for t in self.fire_thresholds.values())
 
+    def in_use(self, layer: str, asked: bool) -> bool:
+        """Whether a layer (online-global, online-personal) takes part: asked for, and not switched off."""
+        return asked and layer not in self.disabled_layers
+
     def view(self, user_id: int, *, use_personal: bool) -> str:
         """The fire model's view of this person's turn: whether their personal layer takes part."""
-        in_use = use_personal and "online-personal" not in self.disabled_layers
+        in_use = self.in_use("online-personal", use_personal)
         return PERSONAL_VIEW if in_use and self.personal_rows.get(user_id) else GLOBAL_VIEW
 
     def top(self, query: Query, user_id: int, *, use_global: bool, use_personal: bool) -> Top | None:
         """The ranker's top candidate for the query, or None."""
         if self.ranker is None:
             return None
-        use_global = use_global and "online-global" not in self.disabled_layers
-        use_personal = use_personal and "online-personal" not in self.disabled_layers
+        use_global = self.in_use("online-global", use_global)
+        use_personal = self.in_use("online-personal", use_personal)
         cands = self.candidates(query, user_id, use_global=use_global, use_personal=use_personal)
         if not cands:
             return None
