@@ -280,11 +280,13 @@ class RewriteIndex:
             return Pick(top.entry, top.personal, top.score)
         if not self.fires_on_any_turn:
             return None
+        # The person's own record takes part only in the personal view, as in the fire model's training.
+        view = self.view(user_id, use_personal=use_personal)
         record = self.records.get(query.text, Record())
-        mine = self.personal_records.get(user_id, {}).get(query.text, Record()) if use_personal else Record()
+        mine = self.personal_records.get(user_id, {}).get(query.text, Record()) if view == PERSONAL_VIEW else Record()
         fire = fire_features(query, top, record, mine)
         probability = float(self.fire_model.predict(np.array([fire], dtype=np.float64))[0])
-        if probability < self.fire_thresholds[self.view(user_id, use_personal=use_personal)]:
+        if probability < self.fire_thresholds[view]:
             return None
         return Pick(top.entry, top.personal, top.score, fire_probability=probability)
 

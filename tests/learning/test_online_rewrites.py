@@ -108,6 +108,25 @@ def test_the_fire_model_judges_each_view_by_its_own_threshold():
     assert fires({"fire_threshold": 0.6, "global_fire_threshold": None}, 7, use_personal=True)
 
 
+def test_the_persons_own_record_reaches_the_fire_model_only_in_the_personal_view():
+    """The fire model learned the global view with a blank personal record: a person without a layer of their
+    own, or on the global arm, is judged so at run time too, whatever they said before."""
+    from assistant.rewrite.online import FIRE_FEATURES, Record
+
+    seen = []
+
+    class Records:  # a stand-in fire model that remembers the personal record it was shown
+        def predict(self, x):
+            seen.append(x[0, list(FIRE_FEATURES).index("log_personal_seen")])
+            return np.full(len(x), 0.0)
+
+    index = _index(threshold=math.inf, fire_model=Records(), fire_threshold=0.5)
+    index.personal_records = {7: {"weather in wilkersen": Record(5, 0)}, 8: {"weather in wilkersen": Record(5, 0)}}
+    for user, use_personal in ((7, True), (7, False), (8, True)):
+        index.best(_query(confidence=0.9), user, use_global=True, use_personal=use_personal, risky=False)
+    assert seen[0] > 0 and seen[1:] == [0.0, 0.0]
+
+
 def test_the_gate_refuses_an_index_whose_fire_model_misses_the_precision_in_either_view(settings):
     settings.ONLINE_REWRITE_PRECISION = settings.ONLINE_FIRE_PRECISION = 0.9
 
