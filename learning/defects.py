@@ -21,9 +21,13 @@ Two stages, because self-labels are, by construction, a function of the reaction
               self-labels and synthetic swaps. It can judge a turn before anyone reacted.
   reactions   a logistic regression over the content score (as a logit) and what followed:
               barge-in and how early, thumbs, a rephrase and whether it went well, being a
-              retry, the gap to the user's next turn. Trained on the survey answers when
-              there are at least MIN_ANSWERS of them (then calibrated by construction),
-              else on the self-labels.
+              retry, the gap to the user's next turn. Trained on the self-labels, then
+              recalibrated on the survey answers (Platt scaling: a logistic regression over its
+              logit) once there are MIN_ANSWERS of them. The self-labels leave out the turns
+              whose reactions are unclear (a quick next turn that is no rephrase, a barge-in with
+              nothing after it), and those are mostly defects, so a model of the self-labels
+              alone says too little; the answers are few but unbiased, and two parameters are
+              all they have to fit.
 
 The artifact (kind "defect" in the registry) holds both; a version is promoted when it
 is at least as good as the active one on the answers held out from both (log loss), or
@@ -59,7 +63,7 @@ from learning.registry import Decision, register_candidate
 log = logging.getLogger(__name__)
 
 FORMAT = "defect-model-1"
-MIN_ANSWERS = 100  # survey answers needed to train the reaction stage on them
+MIN_ANSWERS = 20  # survey answers (not held out) needed to recalibrate the reaction stage on them
 MAX_TRAINING_TURNS = 200_000  # the most recent turns the model learns from
 HOLDOUT_SHARE = 0.25  # of the answers (chosen by a hash of the turn id), never trained on: versions are compared there
 NO_NEXT_GAP_S = 86_400.0  # "the user's next turn" when there was none yet: a day later
@@ -95,7 +99,12 @@ def _load(path: Path) -> DefectModel:
         raise ValueError(f"{path} is not a {FORMAT} artifact")
     with checked_file(path, manifest, "model.pkl").open("rb") as handle:
         parts = pickle.load(handle)  # our own artifact, checksummed against its manifest
-    return DefectModel(version=manifest["version"], content=parts["content"], reactions=parts["reactions"])
+    return DefectModel(
+        version=manifest["version"],
+        content=parts["content"],
+        reactions=parts["reactions"],
+        calibration=parts.get("calibration"),  # None in a version from before recalibration
+    )
 
 
 DEFECT_MODELS = ModelKind("defect", _load, label="defect model", hint="run `python manage.py learn`")
@@ -296,6 +305,7 @@ class DefectModel:
     version: str
     content: Any  # sklearn classifier over CONTENT_FEATURES
     reactions: Any  # sklearn LogisticRegression over [content logit] + REACTION_FEATURES
+    calibration: Any = None  # sklearn LogisticRegression over the reaction stage's logit (None: too few answers)
 
     def content_probability(self, content: np.ndarray) -> np.ndarray:
         return self.content.predict_proba(content)[:, 1] if len(content) else np.zeros(0)
@@ -303,12 +313,17 @@ class DefectModel:
     def probability(self, content: np.ndarray, reactions: np.ndarray) -> np.ndarray:
         if not len(content):
             return np.zeros(0)
-        return self.reactions.predict_proba(_reaction_inputs(self.content_probability(content), reactions))[:, 1]
+        p = self.reactions.predict_proba(_reaction_inputs(self.content_probability(content), reactions))[:, 1]
+        return self.calibration.predict_proba(_logit(p)[:, None])[:, 1] if self.calibration is not None else p
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
 
 
 def _reaction_inputs(content_p: np.ndarray, reactions: np.ndarray) -> np.ndarray:
-    p = np.clip(content_p, 1e-4, 1 - 1e-4)
-    return np.column_stack([np.log(p / (1 - p)), reactions])
+    return np.column_stack([_logit(content_p), reactions])
 
 
 def _synthetic_swaps(rows: TurnRows, rng: np.random.Generator) -> np.ndarray:
@@ -357,15 +372,15 @@ def fit(rows: TurnRows, seed: int = 0) -> tuple[DefectModel, dict[str, Any]]:
     holdout = np.flatnonzero(answered & held_out(rows.ids))
     train_answers = np.flatnonzero(answered & ~held_out(rows.ids))
     p_content = content.predict_proba(rows.content)[:, 1] if len(rows.ids) else np.zeros(0)
-    if len(train_answers) >= MIN_ANSWERS and len(set(rows.answer[train_answers].tolist())) == 2:
-        idx, y, source = train_answers, rows.answer[train_answers], "survey answers"
-    else:
-        idx, y, source = labelled, rows.self_label[labelled], "self-labels (too few survey answers)"
     reactions = LogisticRegression(C=1.0, max_iter=1000)
-    reactions.fit(_reaction_inputs(p_content[idx], rows.reactions[idx]), y)
-    model = DefectModel(version="", content=content, reactions=reactions)
+    reactions.fit(_reaction_inputs(p_content[labelled], rows.reactions[labelled]), rows.self_label[labelled])
+    calibration = None
+    if len(train_answers) >= MIN_ANSWERS and len(set(rows.answer[train_answers].tolist())) == 2:
+        said = reactions.predict_proba(_reaction_inputs(p_content[train_answers], rows.reactions[train_answers]))[:, 1]
+        calibration = LogisticRegression(C=1.0, max_iter=1000).fit(_logit(said)[:, None], rows.answer[train_answers])
+    model = DefectModel(version="", content=content, reactions=reactions, calibration=calibration)
     metrics: dict[str, Any] = {
-        "reaction_stage_trained_on": source,
+        "calibrated_on": f"{len(train_answers)} survey answers" if calibration else "nothing (too few survey answers)",
         "self_labels": {"defect": int((rows.self_label == DEFECT).sum()), "fine": int((rows.self_label == FINE).sum())},
         "reviewed": rows.reviewed,
         "synthetic_swaps": len(swaps),
@@ -459,7 +474,9 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
 
     def write(path: Path) -> None:
         with path.open("wb") as handle:
-            pickle.dump({"content": model.content, "reactions": model.reactions}, handle)
+            pickle.dump(
+                {"content": model.content, "reactions": model.reactions, "calibration": model.calibration}, handle
+            )
 
     progress(0.8, "writing the artifact")
     write_artifact(out, manifest, {"model.pkl": write})
