@@ -6,9 +6,9 @@ Our intents (assistant/intents.py) use SLURP's names wherever the meaning is the
 is close to one of ours but not the same, the SLURP name is kept rather than folded in:
     audio_volume_other  mixes "set volume to 5", "unmute" and "volume settings": ours
                         splits audio_volume_set / audio_volume_unmute
-    play_audiobook      includes "resume my audiobook" (no title); our play_media needs a
-                        title and picks film vs audiobook by device, so it fulfils the goal
-                        but the NLU keeps the SLURP class
+    play_audiobook      includes "resume my audiobook" (no title); our play_media picks film
+                        vs audiobook by device and, without a title, plays what the home last
+                        played, so it fulfils the goal; trained as play_media (TRAINED_AS)
     general_quirky      open chit-chat, not our general_greet
 """
 

@@ -116,7 +116,7 @@ def _play_playlist(req: Request, playlist: dict) -> Action:
 def _resolve_play_media(req: Request) -> Action:
     title = req.slot("title") or req.slot("song") or req.slot("playlist") or req.slot("artist")
     if not title:
-        return req.fail("What would you like to play?", needs="title")
+        return _resolve_untitled_media(req)
     versions = cat.find_media(title)
     if versions:
         films = [m for m in versions if m["type"] == "film"]
@@ -135,6 +135,23 @@ def _resolve_play_media(req: Request) -> Action:
     if (artist := cat.find_artist(title)) is not None:
         return _play(req, artist[1], f"songs by {artist[0]}", "artist", artist=artist[0])
     return req.fail(f"I couldn't find {title}.", not_found="title")
+
+
+def _resolve_untitled_media(req: Request) -> Action:
+    """ "Resume my audiobook", "play me an audiobook": what the home last played, if this device can
+    play it (a film needs a screen), else one from the catalogue of the kind this device suits (a film
+    on a screen, else an audiobook), a different one each day, as "play some music" does."""
+    player = MediaPlayer.objects.filter(home=req.home).values_list("item", flat=True).first() or {}
+    playable = ("film", "audiobook") if req.ctx.has_screen else ("audiobook",)
+    last = cat.items_by_id().get(player.get("id")) if player.get("type") in playable else None
+    if last is not None:
+        return _play(req, [last], _describe(last), last["type"])
+    kind = "film" if req.ctx.has_screen else "audiobook"
+    media = [m for m in cat.catalogue()["media"] if m["type"] == kind]
+    if not media:
+        return req.fail("What would you like to play?", needs="title")
+    pick = media[req.ctx.now.toordinal() % len(media)]
+    return _play(req, [pick], _describe(pick), kind)
 
 
 def _resolve_volume(req: Request) -> Action:

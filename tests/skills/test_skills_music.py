@@ -97,6 +97,26 @@ def test_a_film_only_title_on_a_speaker_without_a_screen_points_to_the_display(a
     assert player(alice).status == "stopped"
 
 
+def test_an_untitled_request_plays_what_the_home_last_played_else_one_this_device_suits(alice):
+    """ "Resume my audiobook", "play me an audiobook": no title to look up."""
+    action, result = say(alice, "play_media", speaker="Kitchen speaker")
+    assert result.ok and action.params["kind"] == "audiobook" and player(alice).item["type"] == "audiobook"
+    first = player(alice).item["id"]
+    say(alice, "music_pause")
+    say(alice, "play_music", artist="adele")  # a song is not what "resume my audiobook" means
+    action, _ = say(alice, "play_media", speaker="Living room display")
+    assert action.params["kind"] == "film"  # a screen: a film
+    say(alice, "play_media", speaker="Bedroom speaker", title="hunger games")
+    action, result = say(alice, "play_media", speaker="Kitchen speaker")
+    assert (
+        player(alice).item["id"] == "m002"
+        and result.text == "Playing the audiobook The Hunger Games by Suzanne Collins."
+    )
+    say(alice, "play_media", speaker="Living room display", title="finding nemo")
+    say(alice, "play_media", speaker="Kitchen speaker")  # a film needs a screen: an audiobook instead
+    assert player(alice).item["id"] == first
+
+
 def test_pause_resume_next_and_whats_playing_follow_the_player(alice):
     _, result = say(alice, "music_pause")
     assert not result.ok and result.text == "Nothing is playing."
