@@ -435,13 +435,12 @@ def _run_stages(
             and NOT_SURVEYED.isdisjoint({understood.intent, action.intent})
             and action.skill != dialogue_skill.SKILL
         ):
-            reason = (
-                prompts.SURVEY
-                if asks_survey(ctx, request.raw_text)
-                else prompts.moment(understood, rewrote, result, asr.text, previous_said)
-            )
-            if reason and not prompts.within_budget(ctx.user_id, ctx.now):
-                reason = None
+            if asks_survey(ctx, request.raw_text) and prompts.within_budget(ctx.user_id, ctx.now, prompts.SURVEY):
+                reason = prompts.SURVEY
+            else:
+                reason = prompts.moment(understood, rewrote, result, asr.text, previous_said)
+                if reason and not prompts.within_budget(ctx.user_id, ctx.now):
+                    reason = None
         if reason:
             # After a rewrite the question names what was understood: "Did you mean "turn off the kitchen lights"?"
             asked = (

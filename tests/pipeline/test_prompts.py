@@ -1,5 +1,6 @@
-"""Assistant-initiated feedback: "Did I answer your question?" at teachable moments and at random,
-at most once per PROMPT_MIN_GAP_TURNS turns per user; a spoken answer is stored as feedback."""
+"""Assistant-initiated feedback: "Did I answer your question?" at teachable moments and at random, each
+at most once per PROMPT_MIN_GAP_TURNS turns per user (a moment after any prompt, a survey after a survey); a
+spoken answer is stored as feedback."""
 
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ def test_at_most_one_prompt_per_gap(alice, nlu_model, settings):
     turns = _talk(alice, *["what time is it", "tell me a joke", "what's the date today"] * 3, gap=600)
     asked = [bool(t.prompt_reason) for t in turns]
     assert asked == [True, False, False] * 3
+
+
+def test_a_teachable_moment_does_not_hold_back_a_drawn_survey(alice, nlu_model, settings, monkeypatch):
+    """Moments follow failures: were surveys held back by them, the answers would say turns go better than
+    they do. Surveys keep a budget of their own; a moment still waits for any prompt."""
+    settings.PROMPT_MIN_GAP_TURNS = 3
+    drawn = {"what time is it", "tell me a joke"}
+    monkeypatch.setattr("assistant.pipeline.turn.asks_survey", lambda ctx, text: text in drawn)
+    said = ["what's the weather like today", "what's the weather like today", "what time is it", "tell me a joke"]
+    reasons = [t.prompt_reason for t in _talk(alice, *said, "tell me a joke")]
+    # The joke: a survey was asked a turn before; the joke again: a moment, but a prompt two turns before.
+    assert reasons == ["", "repeated", "survey", "", ""]
 
 
 def test_under_three_prompts_per_hundred_turns_with_the_defaults(alice, nlu_model, settings):
