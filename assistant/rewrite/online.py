@@ -47,8 +47,9 @@ from assistant.artifacts import checked_file, read_manifest
 from assistant.registry import ModelKind
 from assistant.turns import NluResult
 
-FORMAT = "rewrite-index-1"
+FORMAT = "rewrite-index-2"  # 2: the candidate features compare the readings (same_intent, slots_kept)
 TOP_K = 8  # nearest utterances per layer
+SAME_VALUE = 85  # rapidfuzz ratio at which two slot values are the same words, one of them misheard
 CANDIDATE_FEATURES = (
     "cosine",
     "char_ratio",
@@ -65,6 +66,8 @@ CANDIDATE_FEATURES = (
     "query_out_of_scope",
     "candidate_intent_prob",
     "length_ratio",
+    "same_intent",
+    "slots_kept",
 )
 # The fire model's view of a turn and its top candidate: how sure the ranker is, the candidate,
 # and the turn's own record (a text's counts and rate are NaN when it was never said before).
@@ -321,7 +324,24 @@ def candidate_features(query: Query, entry: Entry, personal: bool, vector: np.nd
         float(query.nlu.out_of_scope),
         float(alternatives.get(entry.intent, 0.0)),
         min(len(entry.text), len(query.text)) / max(1, max(len(entry.text), len(query.text))),
+        float(entry.intent == query.nlu.intent),
+        slots_kept(query.nlu.slots, entry.slots),
     ]
+
+
+def slots_kept(said: dict[str, str], candidate: dict[str, str]) -> float:
+    """The share of the values the turn was read with that the candidate's reading keeps, near enough to be
+        the same words misheard or said in part ("kitchn" and "kitchen", "wilkersen" and "wilkerson
+    california"); NaN when the turn was read without any. A candidate
+        that swaps what the person named ("the kitchen lights" for "the bedroom lights", 5 am for 5 pm) means
+        something else, however close its sentence."""
+    from rapidfuzz import fuzz
+
+    values = [str(v) for v in said.values() if v]
+    if not values:
+        return math.nan
+    theirs = [str(w) for w in candidate.values() if w]
+    return sum(any(fuzz.partial_ratio(v, w) >= SAME_VALUE for w in theirs) for v in values) / len(values)
 
 
 def fire_features(query: Query, top: Top, record: Record, personal: Record) -> list[float]:

@@ -12,7 +12,15 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from assistant.pipeline.turn import handle_turn
-from assistant.rewrite.online import CANDIDATE_FEATURES, REWRITE_INDEXES, Entry, Query, RewriteIndex, phonetic
+from assistant.rewrite.online import (
+    CANDIDATE_FEATURES,
+    REWRITE_INDEXES,
+    Entry,
+    Query,
+    RewriteIndex,
+    phonetic,
+    slots_kept,
+)
 from assistant.turns import NluResult
 from feedback.models import Rephrase, Session, Turn
 from learning.online import build_and_register, choose_threshold, gate
@@ -141,6 +149,15 @@ def test_the_gate_refuses_an_index_whose_fire_model_misses_the_precision_in_eith
     refused = gate(index((100, 96), (120, 100)), None)
     assert not refused.promote and "global view" in refused.note
     assert gate(index((0, 0), (0, 0)), None).promote  # neither view fires yet
+
+
+def test_a_candidate_that_swaps_what_the_person_named_is_told_apart_from_one_that_corrects_a_mishearing():
+    assert slots_kept({"room": "kitchn"}, {"room": "kitchen"}) == 1.0
+    assert slots_kept({"place": "wilkersen"}, {"place": "wilkerson california"}) == 1.0
+    assert slots_kept({"room": "kitchen"}, {"room": "bedroom"}) == 0.0
+    assert slots_kept({"time": "5 am", "date": "tomorrow"}, {"time": "5 pm", "date": "tomorrow"}) == 0.5
+    assert slots_kept({"date": "this week"}, {"date": "next week"}) == 0.0
+    assert math.isnan(slots_kept({}, {"room": "kitchen"}))
 
 
 def test_candidates_that_sound_the_same_are_found():
