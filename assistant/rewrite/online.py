@@ -49,7 +49,7 @@ from assistant.turns import NluResult
 
 FORMAT = "rewrite-index-2"  # 2: the candidate features compare the readings (same_intent, slots_kept)
 TOP_K = 8  # nearest utterances per layer
-SAME_VALUE = 85  # rapidfuzz ratio at which two slot values are the same words, one of them misheard
+SAME_VALUE = 85  # rapidfuzz partial ratio at which two slot values are the same words, one of them misheard
 CANDIDATE_FEATURES = (
     "cosine",
     "char_ratio",
@@ -331,10 +331,9 @@ def candidate_features(query: Query, entry: Entry, personal: bool, vector: np.nd
 
 def slots_kept(said: dict[str, str], candidate: dict[str, str]) -> float:
     """The share of the values the turn was read with that the candidate's reading keeps, near enough to be
-        the same words misheard or said in part ("kitchn" and "kitchen", "wilkersen" and "wilkerson
-    california"); NaN when the turn was read without any. A candidate
-        that swaps what the person named ("the kitchen lights" for "the bedroom lights", 5 am for 5 pm) means
-        something else, however close its sentence."""
+    the same words misheard or said in part ("kitchn" and "kitchen", "wilkersen" and "wilkerson california");
+    NaN when the turn was read without any. A candidate that swaps what the person named ("the kitchen lights"
+    for "the bedroom lights", 5 am for 5 pm) means something else, however close its sentence."""
     from rapidfuzz import fuzz
 
     values = [str(v) for v in said.values() if v]
