@@ -371,7 +371,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Rephrase detection (learning/rephrases.py): consecutive turns of a user closer than this many
 # seconds are candidates; pairs scoring at least the threshold are stored as Rephrase rows.
 REPHRASE_MAX_GAP_S = envfloat("REPHRASE_MAX_GAP_S", 45.0)
+# How many earlier turns a turn may rephrase: usually the one just before, but requests can interleave (two
+# devices, a quick aside) and the retry then follows an unrelated turn.
+REPHRASE_LOOKBACK = envint("REPHRASE_LOOKBACK", 3)
 REPHRASE_THRESHOLD = envfloat("REPHRASE_THRESHOLD", 0.5)
+# A trained rephrase detector is refused when its held-out F1 is this much below the active trained version's.
+REPHRASE_PROMOTION_TOLERANCE = envfloat("REPHRASE_PROMOTION_TOLERANCE", 0.01)
 # Share of replies that end with "Did I answer your question?" (assistant/pipeline/turn.py); the
 # answers are the unbiased labels the defect model is calibrated on (learning/defects.py).
 SURVEY_RATE = envfloat("SURVEY_RATE", 0.05)

@@ -4,6 +4,9 @@
     label_all(turns, reviewer, intent=…, failure_point=…)                  the same label for a cluster's turns
     undo(label, reviewer)                                                  the label no longer counts
     reviewed()                                                             each labelled turn's current label
+    neighbours(turn)                                                       the turns it may retry or be retried by
+    label_rephrase(first, second, reviewer, is_rephrase=…)                 was `second` a retry of `first`
+    undo_rephrase_label(label, reviewer) / reviewed_rephrases()            the same for those verdicts
     as_slurp_jsonl(labels) / as_rasa_yaml(labels)                          what assistant/nlu/datasets.py reads
 
 A slot's value must be words of the turn itself (what the user said, as normalised), so a label is a
@@ -16,9 +19,10 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import yaml
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
@@ -26,7 +30,7 @@ from django.utils import timezone
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
 from assistant.text import normalise
-from feedback.models import Label, Turn
+from feedback.models import Label, RephraseLabel, Turn
 
 MAX_SLOTS = 10
 _SLOT_LINE = re.compile(r"^\s*([a-z_]{1,40})\s*[=:]\s*(.+?)\s*$")
@@ -127,6 +131,60 @@ def reviewed() -> QuerySet[Label]:
         Label.objects.filter(undone_at__isnull=True, pk=Subquery(latest.values("pk")[:1]))
         .select_related("turn")
         .order_by("turn_id")
+    )
+
+
+def neighbours(turn: Turn) -> tuple[list[Turn], list[Turn]]:
+    """The user's turns that may pair with `turn` as first try and retry (the pairs the rephrase detector
+    judges): up to REPHRASE_LOOKBACK turns before and after it, closer than REPHRASE_MAX_GAP_S."""
+    gap = timedelta(seconds=float(settings.REPHRASE_MAX_GAP_S))
+    lookback = int(settings.REPHRASE_LOOKBACK)
+    mine = Turn.objects.filter(user_id=turn.user_id).exclude(pk=turn.pk)
+    before = mine.filter(created_at__gt=turn.created_at - gap, created_at__lte=turn.created_at)
+    before = before.exclude(created_at=turn.created_at, id__gt=turn.pk).order_by("-created_at", "-id")
+    after = mine.filter(created_at__gte=turn.created_at, created_at__lt=turn.created_at + gap)
+    after = after.exclude(created_at=turn.created_at, id__lt=turn.pk).order_by("created_at", "id")
+    return list(before[:lookback])[::-1], list(after[:lookback])
+
+
+def label_rephrase(
+    first: Turn, second: Turn, reviewer: AbstractBaseUser, *, is_rephrase: bool, now: datetime | None = None
+) -> RephraseLabel:
+    """A reviewer's verdict on whether `second` was a retry of `first`: two turns of one user, `second` the
+    later, less than REPHRASE_MAX_GAP_S apart (the pairs the rephrase detector judges)."""
+    if first.user_id != second.user_id:
+        raise LabelError("Both turns must be one person's.")
+    if first.pk == second.pk:
+        raise LabelError("A turn is not a retry of itself.")
+    gap = (second.created_at - first.created_at).total_seconds()
+    if (second.created_at, second.pk) < (first.created_at, first.pk):
+        raise LabelError("The retry must be the later turn.")
+    if gap >= float(settings.REPHRASE_MAX_GAP_S) or first.pk not in {t.pk for t in neighbours(second)[0]}:
+        raise LabelError(
+            f"Only a turn's {settings.REPHRASE_LOOKBACK} turns before it, under {settings.REPHRASE_MAX_GAP_S:.0f} s "
+            "before, can be what it retried."
+        )
+    return RephraseLabel.objects.create(
+        first=first, second=second, is_rephrase=bool(is_rephrase), reviewer=reviewer, created_at=now or timezone.now()
+    )
+
+
+def undo_rephrase_label(label: RephraseLabel, reviewer: AbstractBaseUser, now: datetime | None = None) -> bool:
+    """Undo a verdict on a pair; False if it was undone already."""
+    with transaction.atomic():
+        done = RephraseLabel.objects.filter(pk=label.pk, undone_at__isnull=True).update(
+            undone_at=now or timezone.now(), undone_by=reviewer
+        )
+    return done == 1
+
+
+def reviewed_rephrases() -> QuerySet[RephraseLabel]:
+    """Each judged pair's current verdict (its latest one not undone)."""
+    latest = RephraseLabel.objects.filter(
+        first=OuterRef("first"), second=OuterRef("second"), undone_at__isnull=True
+    ).order_by("-created_at", "-id")
+    return RephraseLabel.objects.filter(undone_at__isnull=True, pk=Subquery(latest.values("pk")[:1])).order_by(
+        "second_id", "first_id"
     )
 
 

@@ -334,6 +334,29 @@ class Rephrase(models.Model):
         return f"turn {self.second_id} rephrases turn {self.first_id} ({self.score:.2f})"
 
 
+class RephraseLabel(models.Model):
+    """A reviewer's verdict on a pair of one user's turns: was `second` a retry of `first` (a rephrase or a
+    repeat of the same request) or not. The rephrase detector trains and is checked on them
+    (learning/rephrases.py). Kept with who and when; undoing one sets `undone_at` (the pair's verdict is
+    then its latest one not undone). feedback/labels.py checks and stores them."""
+
+    first = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="+")
+    is_rephrase = models.BooleanField()
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["second", "first", "-created_at"])]
+
+    def __str__(self) -> str:
+        verdict = "a retry" if self.is_rephrase else "not a retry"
+        return f"turn {self.second_id} is {verdict} of turn {self.first_id}"
+
+
 class Label(models.Model):
     """A reviewer's reading of a turn: the intent and slots it should have had, and the first stage that
     failed. Every decision is kept with who and when; undoing one sets `undone_at` (the turn's label is

@@ -4,7 +4,7 @@ A rephrase is the strongest implicit signal that a turn failed, and the raw mate
 of rewrite mining (pairs "what failed" -> "what the user said instead").
 
 Candidates: pairs of one user's turns (ordered by created_at, id) less than
-REPHRASE_MAX_GAP_S seconds apart, the second at most LOOKBACK turns after the first
+REPHRASE_MAX_GAP_S seconds apart, the second at most REPHRASE_LOOKBACK turns after the first
 (usually the next one; requests may interleave). A turn is linked to the nearest
 earlier candidate that passes the threshold, and each turn is matched at most once
 each way. Each candidate is scored by a small, fixed,
@@ -25,27 +25,53 @@ then "what's the weather") have low sem and lex and stay well below the threshol
 even when the first one failed; a paraphrase with no failure signal passes on
 meaning alone. Pairs scoring at least REPHRASE_THRESHOLD are stored as
 feedback.Rephrase rows (get_or_create: reruns add nothing).
+
+The trained detector (kind "rephrase" in the registry) replaces the formula only where it beats
+it on pairs reviewers judged and it never trained on. A logistic regression over PAIR_FEATURES:
+the formula's own logit, and what the formula leaves out: plain and phonetic wording (jellyfish
+metaphone keys: a misheard retry sounds like what it retries), how early the reply was cut, a
+thumbs down, both NLU confidences, whether the later turn answers a question ("yes", "the
+kitchen"), how many turns lie between. It learns from
+
+  reviewers   verdicts on pairs ("a retry" / "not a retry", review/), the only labels it is judged on:
+              a share of them (a stable hash of the pair) is held out from every version
+  self-labels a turn the user said went well (thumbs up, a "yes" to the survey) was not retried;
+              the same words again right after a visible failure were a retry
+  synthetic   a turn spliced with another user's next request (another intent) is no retry
+
+and is promoted only when its F1 on the held-out verdicts beats the formula's on the same pairs
+(and the active trained version's), with at least MIN_HELD_OUT of them; the gate's note says which
+way it went and by how much. Until then the formula detects.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterable
+import pickle
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db.models import Max, Min, Q
 from rapidfuzz import fuzz
 
+from assistant.artifacts import checked_file, read_manifest, write_artifact
+from assistant.intents import DIALOGUE_INTENTS
+from assistant.registry import ModelKind, ModelUnavailable
+from assistant.rewrite.online import phonetic
+from assistant.text import normalise
+from feedback.labels import reviewed_rephrases
 from feedback.models import BargeIn, Feedback, Rephrase, Turn
 from learning.embeddings import embed
+from learning.registry import Decision, register_candidate
 
 DETECTOR_VERSION = "fixed-logistic-1"
-# How many earlier turns a turn may rephrase: usually the one just before, but requests can
-# interleave (two devices, a quick aside) and the retry then follows an unrelated turn.
-LOOKBACK = 3
 BIAS = -4.0
 WEIGHTS = {"sem": 4.0, "lex": 2.0, "close": 1.5, "failed": 1.0, "same": 0.5}
 FAILED_STATUSES = (Turn.Status.ERROR, Turn.Status.OUT_OF_SCOPE)
@@ -82,25 +108,17 @@ def score_features(f: PairFeatures) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def pair_features(
-    first: Turn, second: Turn, vectors: dict[str, Any], failed_ids: set[int], max_gap: float
-) -> PairFeatures:
-    a, b = turn_text(first), turn_text(second)
-    va, vb = vectors.get(a), vectors.get(b)
-    sem = max(0.0, float(va @ vb)) if va is not None and vb is not None else 0.0  # both L2-normalised
-    lex = fuzz.token_set_ratio(a.lower(), b.lower()) / 100.0 if a and b else 0.0
-    gap = (second.created_at - first.created_at).total_seconds()
-    close = max(0.0, min(1.0, 1.0 - gap / max_gap)) if max_gap > 0 else 0.0
-    failed = 1.0 if (first.pk in failed_ids or first.status in FAILED_STATUSES) else 0.0
-    same = 1.0 if first.intent and first.intent == second.intent else 0.0
-    return PairFeatures(sem=min(sem, 1.0), lex=lex, close=close, failed=failed, same=same)
+@dataclass(frozen=True)
+class Candidate:
+    first: Turn
+    second: Turn
+    between: int  # the user's turns between the two (0: the second came right after the first)
 
 
-def _candidate_pairs(new_turns: Q, max_gap: float) -> list[tuple[Turn, Turn]]:
-    """Pairs of a user's turns (one of them new) less than max_gap apart, up to LOOKBACK turns back."""
-    from datetime import timedelta
-
-    pairs: list[tuple[Turn, Turn]] = []
+def _candidate_pairs(new_turns: Q, max_gap: float) -> list[Candidate]:
+    """Pairs of a user's turns (one of them new) less than max_gap apart, up to REPHRASE_LOOKBACK turns back."""
+    lookback = int(settings.REPHRASE_LOOKBACK)
+    pairs: list[Candidate] = []
     spans = Turn.objects.filter(new_turns).values("user_id").annotate(lo=Min("created_at"), hi=Max("created_at"))
     new_ids = set(Turn.objects.filter(new_turns).values_list("id", flat=True))
     for span in spans:
@@ -112,26 +130,365 @@ def _candidate_pairs(new_turns: Q, max_gap: float) -> list[tuple[Turn, Turn]]:
         ).order_by("created_at", "id")
         turns = list(window)
         for j, second in enumerate(turns):
-            for first in turns[max(0, j - LOOKBACK) : j]:
+            for i in range(max(0, j - lookback), j):
+                first = turns[i]
                 if first.pk not in new_ids and second.pk not in new_ids:
                     continue
                 gap = (second.created_at - first.created_at).total_seconds()
                 if 0 <= gap < max_gap:
-                    pairs.append((first, second))
+                    pairs.append(Candidate(first, second, j - i - 1))
     return pairs
 
 
-def _failed_ids(turn_ids: Iterable[int]) -> set[int]:
-    ids = list(turn_ids)
-    barged = BargeIn.objects.filter(turn_id__in=ids).values_list("turn_id", flat=True)
-    down = Feedback.objects.filter(turn_id__in=ids, kind=Feedback.Kind.THUMBS_DOWN).values_list("turn_id", flat=True)
-    return set(barged) | set(down)
+# --- the trained detector -----------------------------------------------------------
+
+FORMAT = "rephrase-model-1"
+PAIR_FEATURES = (
+    "formula",  # the fixed formula's logit
+    "sem",
+    "lex",
+    "ratio",  # rapidfuzz ratio / 100: the whole wording, in order
+    "sounds",  # rapidfuzz ratio / 100 of the metaphone keys
+    "close",
+    "barged",
+    "heard_share",  # of the first reply, before the barge-in (1 without one)
+    "thumbs_down",
+    "failed_status",  # the first turn was out of scope or an error
+    "same_intent",
+    "first_confidence",
+    "second_confidence",
+    "second_answers",  # the second turn reads as an answer to a question: yes, no, a bare value
+    "between",
+)
+MIN_REVIEWED = 40  # reviewed pairs (not held out) before a detector is trained
+MIN_HELD_OUT = 20  # held-out reviewed pairs, of both kinds, to compare it with the formula on
+HOLDOUT_SHARE = 0.3
+MAX_TRAINING_TURNS = 100_000  # the most recent turns whose pairs it learns from
+NOT_RETRY, RETRY = 0, 1
+
+
+def _load(path: Path) -> RephraseModel:
+    manifest = read_manifest(path)
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} artifact")
+    with checked_file(path, manifest, "model.pkl").open("rb") as handle:
+        classifier = pickle.load(handle)  # our own artifact, checksummed against its manifest
+    return RephraseModel(version=manifest["version"], classifier=classifier)
+
+
+REPHRASE_MODELS = ModelKind(
+    "rephrase",
+    _load,
+    label="rephrase detector",
+    hint="the fixed formula detects until reviewers' verdicts on pairs train one that beats it",
+)
+
+
+@dataclass
+class RephraseModel:
+    version: str
+    classifier: Any  # sklearn pipeline over PAIR_FEATURES
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return self.classifier.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
+
+
+@dataclass
+class Signals:
+    """What the product saw of the first turns of pairs: barge-ins and thumbs."""
+
+    heard: dict[int, float]  # turn id -> share of its reply heard before the (earliest) barge-in
+    down: set[int]  # turns with a thumbs down (ever)
+    up: set[int]  # turns whose latest thumbs is up
+
+    @classmethod
+    def of(cls, turns: Iterable[Turn]) -> Signals:
+        by_id = {t.pk: t for t in turns}
+        ids = list(by_id)
+        heard: dict[int, float] = {}
+        down, latest = set(), {}
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            for turn_id, words in BargeIn.objects.filter(turn_id__in=chunk).values_list("turn_id", "offset_words"):
+                reply_words = len((by_id[turn_id].response or "").split())
+                share = min(1.0, words / reply_words) if reply_words else 0.0
+                heard[turn_id] = min(share, heard.get(turn_id, 1.0))
+            rows = Feedback.objects.filter(turn_id__in=chunk).order_by("created_at", "id")
+            for turn_id, kind in rows.values_list("turn_id", "kind"):
+                latest[turn_id] = kind
+                if kind == Feedback.Kind.THUMBS_DOWN:
+                    down.add(turn_id)
+        return cls(heard=heard, down=down, up={t for t, k in latest.items() if k == Feedback.Kind.THUMBS_UP})
+
+    def failed(self, turn: Turn) -> bool:
+        return turn.pk in self.heard or turn.pk in self.down or turn.status in FAILED_STATUSES
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def pair_row(
+    c: Candidate, vectors: dict[str, Any], signals: Signals, max_gap: float, gap: float | None = None
+) -> list[float]:
+    """PAIR_FEATURES of a candidate (`gap` overrides the seconds between its turns: a spliced pair's)."""
+    first, second = c.first, c.second
+    a, b = turn_text(first), turn_text(second)
+    va, vb = vectors.get(a), vectors.get(b)
+    sem = min(1.0, max(0.0, float(va @ vb))) if va is not None and vb is not None else 0.0
+    lower_a, lower_b = a.lower(), b.lower()
+    lex = fuzz.token_set_ratio(lower_a, lower_b) / 100.0 if a and b else 0.0
+    gap = (second.created_at - first.created_at).total_seconds() if gap is None else gap
+    close = max(0.0, min(1.0, 1.0 - gap / max_gap)) if max_gap > 0 else 0.0
+    failed = signals.failed(first)
+    same = bool(first.intent) and first.intent == second.intent
+    formula = score_features(PairFeatures(sem=sem, lex=lex, close=close, failed=float(failed), same=float(same)))
+    return [
+        _logit(formula),
+        sem,
+        lex,
+        fuzz.ratio(lower_a, lower_b) / 100.0 if a and b else 0.0,
+        fuzz.ratio(phonetic(normalise(a)), phonetic(normalise(b))) / 100.0 if a and b else 0.0,
+        close,
+        float(first.pk in signals.heard),
+        signals.heard.get(first.pk, 1.0),
+        float(first.pk in signals.down),
+        float(first.status in FAILED_STATUSES),
+        float(same),
+        float(first.nlu_confidence or 0.0),
+        float(second.nlu_confidence or 0.0),
+        float(second.intent in DIALOGUE_INTENTS),
+        float(c.between),
+    ]
+
+
+def formula_probability(x: np.ndarray) -> np.ndarray:
+    """The fixed formula's score, from its logit (PAIR_FEATURES[0])."""
+    return 1.0 / (1.0 + np.exp(-x[:, 0])) if len(x) else np.zeros(0)
+
+
+def held_out(first_ids: np.ndarray, second_ids: np.ndarray) -> np.ndarray:
+    """Which reviewed pairs no version trains on (a stable hash of the pair: the same for every version)."""
+    return np.array(
+        [int.from_bytes(hashlib.sha256(f"rephrase-holdout|{a}|{b}".encode()).digest()[:4], "big") / 2**32 < HOLDOUT_SHARE
+         for a, b in zip(first_ids.tolist(), second_ids.tolist(), strict=True)],
+        dtype=bool,
+    )  # fmt: skip
+
+
+@dataclass
+class PairRows:
+    """Labelled pairs, featurised: one row per pair."""
+
+    first_ids: np.ndarray
+    second_ids: np.ndarray
+    x: np.ndarray  # (n, len(PAIR_FEATURES))
+    label: np.ndarray  # RETRY or NOT_RETRY
+    reviewed: np.ndarray  # bool: the label is a reviewer's verdict
+    synthetic: int = 0  # of the rows, how many are spliced pairs (at the end)
+
+
+def self_label(c: Candidate, signals: Signals) -> int | None:
+    """A confident read of a pair from what the user did, or None."""
+    if c.first.pk in signals.up:
+        return NOT_RETRY  # the user said it went well: what followed was something else
+    same_words = normalise(turn_text(c.first)) == normalise(turn_text(c.second))
+    if same_words and c.between == 0 and signals.failed(c.first):
+        return RETRY  # the same words again, right after a visible failure
+    return None
+
+
+def load_pairs(turn_filter: Q, seed: int = 0) -> PairRows:
+    """The candidate pairs among the turns matching `turn_filter` that reviewers judged or the user's
+    reactions label, featurised, plus one spliced pair per labelled pair (where it splices)."""
+    gap_limit = max_gap_s()
+    candidates = _candidate_pairs(turn_filter, gap_limit)
+    signals = Signals.of(c.first for c in candidates)
+    ids = {c.first.pk for c in candidates} | {c.second.pk for c in candidates}
+    verdicts: dict[tuple[int, int], bool] = {}
+    for start in range(0, len(ids), 5000):
+        chunk = list(ids)[start : start + 5000]
+        current = reviewed_rephrases().filter(second_id__in=chunk)
+        verdicts.update({(a, b): v for a, b, v in current.values_list("first_id", "second_id", "is_rephrase")})
+    labelled: list[tuple[Candidate, int, bool]] = []
+    for c in candidates:
+        verdict = verdicts.get((c.first.pk, c.second.pk))
+        if verdict is not None:
+            labelled.append((c, RETRY if verdict else NOT_RETRY, True))
+            continue
+        label = self_label(c, signals)
+        if label is not None:
+            labelled.append((c, label, False))
+    rng = np.random.default_rng(seed)
+    splices = []
+    if len(labelled) > 1:
+        donors = rng.permutation(len(labelled))
+        for k, (c, _, _) in enumerate(labelled):
+            other = labelled[donors[k]][0].second
+            if other.user_id != c.first.user_id and other.intent != c.first.intent:
+                gap = (c.second.created_at - c.first.created_at).total_seconds()
+                splices.append((Candidate(c.first, other, c.between), gap))
+    texts = [turn_text(t) for c, _, _ in labelled for t in (c.first, c.second)] + [
+        turn_text(c.second) for c, _ in splices
+    ]
+    vectors = embed(texts) if texts else {}
+    rows = [pair_row(c, vectors, signals, gap_limit) for c, _, _ in labelled]
+    rows += [pair_row(c, vectors, signals, gap_limit, gap=gap) for c, gap in splices]
+    n = len(rows)
+    return PairRows(
+        first_ids=np.array([c.first.pk for c, _, _ in labelled] + [c.first.pk for c, _ in splices], dtype=np.int64),
+        second_ids=np.array([c.second.pk for c, _, _ in labelled] + [c.second.pk for c, _ in splices], dtype=np.int64),
+        x=np.array(rows, dtype=np.float64).reshape(n, len(PAIR_FEATURES)),
+        label=np.array([y for _, y, _ in labelled] + [NOT_RETRY] * len(splices), dtype=np.int8),
+        reviewed=np.array([r for _, _, r in labelled] + [False] * len(splices), dtype=bool),
+        synthetic=len(splices),
+    )
+
+
+class NotEnoughEvidence(ValueError):
+    """Too few reviewed pairs to train a detector or to compare it with the formula."""
+
+
+def fit(rows: PairRows) -> tuple[RephraseModel, dict[str, Any]]:
+    """Train on every labelled pair but the held-out reviewed ones; metrics on those, for it and the formula."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    holdout = rows.reviewed & held_out(rows.first_ids, rows.second_ids)
+    train = ~holdout
+    reviewed_train = int((rows.reviewed & train).sum())
+    if reviewed_train < MIN_REVIEWED:
+        raise NotEnoughEvidence(
+            f"{reviewed_train} reviewed pairs to train on, {MIN_REVIEWED} needed: the fixed formula detects"
+        )
+    if len(set(rows.label[train].tolist())) < 2:
+        raise NotEnoughEvidence("the labelled pairs hold only one kind so far: the fixed formula detects")
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+    classifier.fit(rows.x[train], rows.label[train])
+    model = RephraseModel(version="", classifier=classifier)
+    metrics: dict[str, Any] = {
+        "trained_on": {
+            "reviewed": reviewed_train,
+            "self_labels": int((~rows.reviewed[: len(rows.label) - rows.synthetic]).sum()),
+            "synthetic": rows.synthetic,
+            "retries": int((rows.label[train] == RETRY).sum()),
+        },
+        "held_out": int(holdout.sum()),
+        "weights": dict(
+            zip(PAIR_FEATURES, np.round(classifier[-1].coef_[0], 3).tolist(), strict=True)
+        ),  # on standardised features
+    }
+    idx = np.flatnonzero(holdout)
+    if len(idx):
+        metrics["holdout"] = score(model.probability(rows.x[idx]), rows.label[idx])
+        metrics["formula_on_holdout"] = score(formula_probability(rows.x[idx]), rows.label[idx])
+    return model, metrics
+
+
+def score(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Precision, recall and F1 at REPHRASE_THRESHOLD, and log loss, of scores `p` against labels `y`."""
+    from sklearn.metrics import log_loss
+
+    said = p >= threshold()
+    tp = int((said & (y == RETRY)).sum())
+    precision = tp / int(said.sum()) if said.any() else 0.0
+    recall = tp / int((y == RETRY).sum()) if (y == RETRY).any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "n": len(y),
+        "retries": int((y == RETRY).sum()),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "log_loss": round(float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])), 4),
+    }
+
+
+def gate(candidate: dict, active: dict | None) -> Decision:
+    """Promote only a detector that beats the formula (and the active version) on held-out reviewed pairs."""
+    metrics = candidate.get("metrics") or {}
+    mine, formula = metrics.get("holdout"), metrics.get("formula_on_holdout")
+    if not mine or not formula or mine["n"] < MIN_HELD_OUT or mine["retries"] in (0, mine["n"]):
+        n = mine["n"] if mine else 0
+        return Decision(
+            False, False, f"rejected: {n} held-out reviewed pairs, {MIN_HELD_OUT} of both kinds needed to compare "
+            "it with the fixed formula, which detects meanwhile"
+        )  # fmt: skip
+    versus = f"held-out F1 {mine['f1']} against the fixed formula's {formula['f1']} on the same {mine['n']} pairs"
+    beats = (mine["f1"], -mine["log_loss"]) > (formula["f1"], -formula["log_loss"])
+    if not beats:
+        return Decision(False, True, f"rejected: {versus}; the formula detects", ("f1",))
+    theirs = metrics.get("active_on_holdout")
+    if theirs and mine["f1"] < theirs["f1"] - float(settings.REPHRASE_PROMOTION_TOLERANCE):
+        return Decision(False, True, f"rejected: {versus}, but the active version's is {theirs['f1']}", ("f1",))
+    return Decision(True, True, f"promoted: {versus}")
+
+
+def active_detector() -> RephraseModel | None:
+    """The trained detector the gate promoted, or None: the fixed formula detects."""
+    try:
+        return REPHRASE_MODELS.model()
+    except ModelUnavailable:
+        return None
+
+
+def train_and_register(progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+    """Train on the most recent turns' labelled pairs, write the artifact, let the gate decide.
+    Raises NotEnoughEvidence while reviewers have judged too few pairs."""
+    progress = progress or (lambda _share, _what: None)
+    started = time.monotonic()
+    newest = Turn.objects.aggregate(m=Max("id"))["m"]
+    if newest is None:
+        raise NotEnoughEvidence("no turns are stored yet")
+    if reviewed_rephrases().count() < MIN_REVIEWED:
+        raise NotEnoughEvidence(f"fewer than {MIN_REVIEWED} reviewed pairs: the fixed formula detects")
+    floor = max(0, newest - MAX_TRAINING_TURNS)
+    progress(0.05, "reading labelled pairs")
+    rows = load_pairs(Q(id__gt=floor, id__lte=newest))
+    progress(0.3, f"training on {len(rows.label)} pairs")
+    model, metrics = fit(rows)
+    active = active_detector()
+    holdout = np.flatnonzero(rows.reviewed & held_out(rows.first_ids, rows.second_ids))
+    if active is not None and len(holdout):
+        metrics["active_on_holdout"] = score(active.probability(rows.x[holdout]), rows.label[holdout])
+    version = f"rephrase-{datetime.now(UTC):%Y%m%d-%H%M%S}-{newest}"
+    manifest = {
+        "format": FORMAT,
+        "kind": REPHRASE_MODELS.name,
+        "version": version,
+        "features": list(PAIR_FEATURES),
+        "threshold": threshold(),
+        "trained_through_turn": newest,
+        "metrics": metrics,
+    }
+
+    def write(path: Path) -> None:
+        with path.open("wb") as handle:
+            pickle.dump(model.classifier, handle)
+
+    write_artifact(Path(settings.MODEL_DIR) / "rephrase" / version, manifest, {"model.pkl": write})
+    row, decision = register_candidate(
+        REPHRASE_MODELS, Path(settings.MODEL_DIR) / "rephrase" / version, manifest, gate=gate
+    )
+    return {
+        "version": version,
+        "status": row.status,
+        "decision": decision.note if decision else None,
+        "metrics": metrics,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+# --- detection ----------------------------------------------------------------------
 
 
 def detect_rephrases(since: datetime | None = None, *, after_id: int | None = None) -> dict[str, Any]:
     """Find and store rephrases among turns created at/after `since` and with id > `after_id`.
 
-    Both None: every turn. Returns counts and `watermark_id`, the largest turn id seen,
+    Both None: every turn. The active trained detector scores the pairs if the gate promoted
+    one, else the fixed formula. Returns counts and `watermark_id`, the largest turn id seen,
     which the next run can pass as `after_id` (ids, not times: simulated turns carry
     simulated, possibly past, timestamps).
     """
@@ -143,21 +500,27 @@ def detect_rephrases(since: datetime | None = None, *, after_id: int | None = No
     watermark = Turn.objects.filter(new_turns).aggregate(m=Max("id"))["m"]
     gap_limit, cutoff = max_gap_s(), threshold()
     pairs = _candidate_pairs(new_turns, gap_limit)
-    vectors = embed([turn_text(t) for pair in pairs for t in pair]) if pairs else {}
-    failed_ids = _failed_ids(first.pk for first, _ in pairs)
-    scored = [(score_features(pair_features(a, b, vectors, failed_ids, gap_limit)), a, b) for a, b in pairs]
+    vectors = embed([turn_text(t) for c in pairs for t in (c.first, c.second)]) if pairs else {}
+    signals = Signals.of(c.first for c in pairs)
+    x = np.array([pair_row(c, vectors, signals, gap_limit) for c in pairs], dtype=np.float64).reshape(
+        len(pairs), len(PAIR_FEATURES)
+    )
+    detector = active_detector()
+    scores = detector.probability(x) if detector is not None else formula_probability(x)
+    version = detector.version if detector is not None else DETECTOR_VERSION
+    scored = [(float(p), c.first, c.second) for p, c in zip(scores.tolist(), pairs, strict=True)]
     # Each turn rephrases at most one earlier turn, the nearest that passes (a chain of retries
     # links each try to the one before), and is rephrased at most once.
     scored.sort(key=lambda item: (item[2].created_at, item[2].pk, -item[1].created_at.timestamp(), -item[1].pk))
-    ids = {t.pk for pair in pairs for t in pair}
+    ids = {t.pk for c in pairs for t in (c.first, c.second)}
     stored = set(
         Rephrase.objects.filter(Q(first_id__in=ids) | Q(second_id__in=ids)).values_list("first_id", "second_id")
     )
     used_first = {a for a, _ in stored}  # earlier runs' matches hold: reruns change nothing
     used_second = {b for _, b in stored}
     created = existing = 0
-    for score, first, second in scored:
-        if score < cutoff:
+    for score_, first, second in scored:
+        if score_ < cutoff:
             continue
         if (first.pk, second.pk) in stored:
             existing += 1
@@ -171,7 +534,7 @@ def detect_rephrases(since: datetime | None = None, *, after_id: int | None = No
         _, was_created = Rephrase.objects.get_or_create(
             first=first,
             second=second,
-            defaults={"score": round(score, 4), "gap_ms": gap_ms, "detector_version": DETECTOR_VERSION},
+            defaults={"score": round(score_, 4), "gap_ms": gap_ms, "detector_version": version[:40]},
         )
         created += was_created
         existing += not was_created
@@ -182,6 +545,6 @@ def detect_rephrases(since: datetime | None = None, *, after_id: int | None = No
         "already_stored": existing,
         "threshold": cutoff,
         "max_gap_s": gap_limit,
-        "detector_version": DETECTOR_VERSION,
+        "detector_version": version,
         "watermark_id": watermark if watermark is not None else after_id,
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from assistant.registry import ModelUnavailable
-from learning import failure_points
+from learning import failure_points, rephrases
 from learning.clusters import build_clusters
 from learning.defects import NotEnoughEvidence, score_turns, train_and_register
 from learning.generated_labels import generate_labels
@@ -20,7 +20,6 @@ from learning.nlu.context import train_and_register as train_context
 from learning.nlu.service import train_from_params
 from learning.online import build_and_register
 from learning.preferences import train_and_register as train_preferences
-from learning.rephrases import detect_rephrases
 
 
 @learning_task("train_nlu", time_limit=4 * 3600)  # the best recipe: tens of minutes on a busy two-core machine
@@ -48,18 +47,25 @@ def train_context_task(job: Job, progress: Progress) -> JobOutcome:
 
 @learning_task("detect_rephrases")
 def detect_rephrases_task(job: Job, progress: Progress) -> JobOutcome:
-    """Detect rephrases among the turns since the last run (params.after_id overrides; null: all turns)."""
+    """Train a rephrase detector on reviewers' verdicts (the gate promotes it only if it beats the fixed
+    formula), then detect rephrases among the turns since the last run (params.after_id overrides; null: all
+    turns) with whichever detects."""
     if "after_id" in job.params:
         value = job.params["after_id"]
         after_id = int(value) if value is not None else None  # a bad value fails the job, saying so
     else:
         value = previous_result(job, "watermark_id")
         after_id = value if isinstance(value, int) else None
-    result = detect_rephrases(after_id=after_id)
+    try:
+        trained = rephrases.train_and_register(progress)
+    except rephrases.NotEnoughEvidence as exc:
+        trained = {"skipped": str(exc)}
+    result = rephrases.detect_rephrases(after_id=after_id)
     return JobOutcome(
         f"{result['detected']} rephrases among {result['candidates']} candidate pairs "
-        f"({result['created']} new, turns after id {after_id})",
-        {**result, "after_id": after_id},
+        f"({result['created']} new, turns after id {after_id}) by {result['detector_version']}; "
+        f"trained detector: {trained.get('decision') or trained.get('skipped')}",
+        {**result, "after_id": after_id, "training": trained},
     )
 
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from assistant import skills
 from assistant.models import ModelVersion
 from assistant.nlu import NLU_MODELS
-from feedback.labels import reviewed
+from feedback.labels import neighbours, reviewed, reviewed_rephrases
 from feedback.models import (
     CLUSTER_RANKING,
     DefectCluster,
@@ -67,6 +67,18 @@ class Neighbour:
 
 
 @dataclass(frozen=True)
+class RetryQuestion:
+    """An earlier turn this one may have retried: what the detector said, what a reviewer said."""
+
+    turn_id: int
+    text: str
+    created_at: datetime
+    detector_score: float | None  # the stored link's score, None when the detector linked none
+    verdict: bool | None  # the reviewer's current verdict: a retry, not one, or not judged
+    verdict_id: int | None  # the RephraseLabel to undo
+
+
+@dataclass(frozen=True)
 class ReadableTurn:
     turn: Turn
     stages: list[Stage]
@@ -75,6 +87,7 @@ class ReadableTurn:
     rephrase_of: list[Neighbour]  # earlier turns this one rephrased
     rephrased_by: list[Neighbour]  # later turns that rephrased this one
     conclusions: dict[str, Any]
+    retry_questions: list[RetryQuestion] = field(default_factory=list)  # was this turn a retry of one of these?
 
 
 def _shown(value: Any) -> str:
@@ -115,6 +128,26 @@ def reply(turn: Turn) -> Reply:
     return Reply(heard=" ".join(words[:at]), cut=" ".join(words[at:]), barge_in=first.as_dict())
 
 
+def retry_questions(turn: Turn) -> list[RetryQuestion]:
+    """The earlier turns this one may have retried (the pairs the rephrase detector judges), with the
+    detector's and the reviewers' verdicts."""
+    earlier = neighbours(turn)[0]
+    ids = [t.pk for t in earlier]
+    linked = dict(Rephrase.objects.filter(second=turn, first_id__in=ids).values_list("first_id", "score"))
+    verdicts = {v.first_id: v for v in reviewed_rephrases().filter(second=turn, first_id__in=ids)}
+    return [
+        RetryQuestion(
+            turn_id=t.pk,
+            text=t.raw_text,
+            created_at=t.created_at,
+            detector_score=linked.get(t.pk),
+            verdict=verdicts[t.pk].is_rephrase if t.pk in verdicts else None,
+            verdict_id=verdicts[t.pk].pk if t.pk in verdicts else None,
+        )
+        for t in earlier
+    ]
+
+
 def readable(turn: Turn) -> ReadableTurn:
     before = Rephrase.objects.filter(second=turn).select_related("first").order_by("first__created_at")
     after = Rephrase.objects.filter(first=turn).select_related("second").order_by("second__created_at")
@@ -132,6 +165,7 @@ def readable(turn: Turn) -> ReadableTurn:
         feedback=[f.as_dict() for f in turn.feedback.order_by("created_at")],
         rephrase_of=[Neighbour(r.first_id, r.first.raw_text, r.score, r.first.created_at) for r in before],
         rephrased_by=[Neighbour(r.second_id, r.second.raw_text, r.score, r.second.created_at) for r in after],
+        retry_questions=retry_questions(turn),
         conclusions={
             "defect_probability": turn.defect_probability,
             "defect_model_version": turn.defect_model_version,

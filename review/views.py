@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from assistant.models import ModelVersion
 from assistant.registry import RegistryError, activate_version
 from feedback import labels, rule_review
-from feedback.models import DefectCluster, Label, RewriteRule, RuleDecision, Turn
+from feedback.models import DefectCluster, Label, RephraseLabel, RewriteRule, RuleDecision, Turn
 from learning.models import Job
 from review import charts, models_page, turns
 from review import dashboard as dashboard_figures
@@ -166,6 +166,35 @@ def undo_label(request: HttpRequest, label_id: int) -> HttpResponse:
         raise Http404("No label by that id.")
     labels.undo(found, request.user)
     return redirect("review-turn", turn_id=found.turn_id)
+
+
+@require_POST
+@reviewers_only
+def label_retry(request: HttpRequest, turn_id: int) -> HttpResponse:
+    """A reviewer's verdict: was this turn a retry of the earlier turn `first` ("retry" or "not_retry")?"""
+    found = _found(turn_id)
+    verdict = request.POST.get("verdict", "")
+    first_id = request.POST.get("first", "")
+    if verdict not in ("retry", "not_retry"):
+        return _turn_page(request, found, problem='Say "retry" or "not_retry".', status=400)
+    first = Turn.objects.filter(pk=int(first_id)).first() if first_id.isdigit() and len(first_id) < 19 else None
+    if first is None:
+        return _turn_page(request, found, problem="No earlier turn by that id.", status=400)
+    try:
+        labels.label_rephrase(first, found, request.user, is_rephrase=verdict == "retry")
+    except labels.LabelError as exc:
+        return _turn_page(request, found, problem=str(exc), status=400)
+    return redirect("review-turn", turn_id=found.pk)
+
+
+@require_POST
+@reviewers_only
+def undo_retry_label(request: HttpRequest, label_id: int) -> HttpResponse:
+    found = RephraseLabel.objects.filter(pk=label_id).first()
+    if found is None:
+        raise Http404("No verdict by that id.")
+    labels.undo_rephrase_label(found, request.user)
+    return redirect("review-turn", turn_id=found.second_id)
 
 
 @require_GET

@@ -7,15 +7,16 @@ the failures whose failure point the model is least sure of (review.turns.likely
 likeliest failures while there is no model). The product learns from those labels as from any reviewer's
 (learning/failure_points.py); no learner reads the truth. A turn the truth says went well gets no label, as
 a reviewer who finds nothing wrong labels nothing; the report scores the failure-point model on the turns
-nobody labelled.
+nobody labelled. Around each turn it labels, the reviewer also says whether the turns just before and after
+it were retries (feedback.labels.label_rephrase), as the review page asks: the rephrase detector's verdicts.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 
-from feedback.labels import label_turn
-from feedback.models import Label
+from feedback.labels import label_rephrase, label_turn, neighbours
+from feedback.models import Label, RephraseLabel, Turn
 from review.turns import UNSURE, likely_defects
 
 # The simulator's truth (simulator/truth.py) in the product's failure points.
@@ -35,8 +36,12 @@ def reviewer_for(run_tag: str):
     return user
 
 
-def review(run_tag: str, truth_by_turn: dict[int, str], per_cycle: int) -> int:
-    """Label where up to `per_cycle` of this run's users' failures in the queue failed; returns how many."""
+def review(
+    run_tag: str, truth_by_turn: dict[int, str], per_cycle: int, retry_of: dict[int, int | None] | None = None
+) -> int:
+    """Label where up to `per_cycle` of this run's users' failures in the queue failed, and, with `retry_of`
+    ({turn id: the turn it truly retried, or None}, the goals' turns), whether the turns just around each were
+    retries; returns how many turns were labelled."""
     if per_cycle <= 0:
         return 0
     reviewer = reviewer_for(run_tag)
@@ -52,7 +57,25 @@ def review(run_tag: str, truth_by_turn: dict[int, str], per_cycle: int) -> int:
         if point is None:
             continue
         label_turn(turn, reviewer, failure_point=point)
+        if retry_of is not None:
+            judge_neighbours(turn, reviewer, retry_of)
         done += 1
         if done >= per_cycle:
             break
     return done
+
+
+def judge_neighbours(turn: Turn, reviewer, retry_of: dict[int, int | None]) -> int:
+    """Say whether each pair of `turn` and the user's turns just before or after it (feedback.labels.neighbours:
+    the pairs the rephrase detector judges) was a retry, where the truth knows both turns; returns how many
+    verdicts were stored."""
+    before, after = neighbours(turn)
+    stored = 0
+    for first, second in [(first, turn) for first in before] + [(turn, second) for second in after]:
+        if first.pk not in retry_of or second.pk not in retry_of:
+            continue  # a teaching probe or an answer: the truth does not say
+        if RephraseLabel.objects.filter(first=first, second=second).exists():
+            continue
+        label_rephrase(first, second, reviewer, is_rephrase=retry_of[second.pk] == first.pk)
+        stored += 1
+    return stored

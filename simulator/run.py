@@ -135,6 +135,11 @@ def _prepare_users(config: SimConfig, goals: list[Goal], experiment_name: str) -
     return participants
 
 
+def _retries(records: list[dict]) -> dict[int, int | None]:
+    """{turn id: the turn it truly retried, or None} of the goals' turns so far, for the simulated reviewer."""
+    return {r["turn_id"]: r["rephrase_of"] for r in records if not r.get("teaching") and "rephrase_of" in r}
+
+
 def _failures(records: list[dict]) -> dict[int, str]:
     """{turn id: true failure point} of the failed requests so far, for the simulated reviewer."""
     return {r["turn_id"]: r["failure_point"] for r in records if not r.get("teaching") and not r["met"]}
@@ -246,14 +251,14 @@ def run_simulation(config: SimConfig, progress: Callable[[str], None] | None = N
             say(f"day {day}: {turns_today} turns in {day_seconds[-1]:.1f}s")
             if config.learning != "none" and day < config.days:
                 # Day d+1 must see what was learned from days 1..d.
-                reviewed += review(config.run_tag, _failures(records), config.reviewer_labels)
+                reviewed += review(config.run_tag, _failures(records), config.reviewer_labels, _retries(records))
                 t1 = time.monotonic()
                 cycle = run_learning_cycle(sync=config.sync, timeout=config.learning_timeout, learners=config.learning)
                 reader.clear()
                 learning.append({"after_day": day, "seconds": round(time.monotonic() - t1, 2), "steps": cycle})
                 say(f"learning after day {day}: " + ", ".join(f"{k}={v['status']}" for k, v in cycle.items()))
         if config.learning != "none":
-            reviewed += review(config.run_tag, _failures(records), config.reviewer_labels)
+            reviewed += review(config.run_tag, _failures(records), config.reviewer_labels, _retries(records))
         labelled = _final_labelling(config, learning)
         # What the product inferred about those who never taught (served on the last day).
         records += inferred_records(participants, config, driver)

@@ -638,3 +638,67 @@ def test_without_postgresql_the_search_matches_each_word_as_written(alice, staff
     page = _client(staff).get("/review/", {"view": "turns", "q": "KITCH lights"}).content.decode()
     assert "turn of the kitchn lights" in page and "kitchen timer" not in page
     assert "kitchen timer" not in _client(staff).get("/review/", {"view": "turns", "q": "..."}).content.decode()
+
+
+def test_a_reviewer_says_whether_a_turn_retried_the_ones_before_it_and_can_undo_it(alice, bob, reviewer):
+    from feedback.labels import reviewed_rephrases
+    from feedback.models import RephraseLabel
+
+    failed = _turn(alice, "turn of the kitchn lights", intent="out_of_scope")
+    aside = _turn(alice, "<b>what time is it</b>", at=NOON + timedelta(seconds=4), intent="datetime_query")
+    retry = _turn(alice, "switch off the kitchen lights", at=NOON + timedelta(seconds=9), intent="iot_hue_lightoff")
+    Rephrase.objects.create(first=failed, second=retry, score=0.81, gap_ms=9000, detector_version="fixed-logistic-1")
+    long_ago = _turn(alice, "turn on the lights", at=NOON - timedelta(minutes=5))
+    client = _client(reviewer)
+    page = client.get(f"/review/turns/{retry.pk}/").content.decode()
+    assert "Was this a retry?" in page and "a retry (0.81)" in page and "no link" in page
+    assert "&lt;b&gt;what time is it&lt;/b&gt;" in page and "<b>what time" not in page  # escaped
+    assert f'value="{long_ago.pk}"' not in page  # five minutes before: not a pair the detector judges
+
+    url = f"/review/turns/{retry.pk}/retry-of/"
+    assert client.post(url, {"first": failed.pk, "verdict": "retry"}).status_code == 302
+    assert client.post(url, {"first": aside.pk, "verdict": "not_retry"}).status_code == 302
+    assert {(v.first_id, v.is_rephrase) for v in reviewed_rephrases()} == {(failed.pk, True), (aside.pk, False)}
+    page = client.get(f"/review/turns/{retry.pk}/").content.decode()
+    assert "not a retry" in page and "Undo" in page
+
+    # A second thought wins; undoing it brings back the first.
+    client.post(url, {"first": aside.pk, "verdict": "retry"})
+    assert reviewed_rephrases().get(first=aside).is_rephrase is True
+    latest = RephraseLabel.objects.filter(first=aside).order_by("-id").first()
+    assert client.post(f"/review/retry-labels/{latest.pk}/undo/").status_code == 302
+    assert reviewed_rephrases().get(first=aside).is_rephrase is False
+    assert RephraseLabel.objects.count() == 3  # every decision is kept
+
+    # Refused, saying why, storing nothing: itself, another person's, one too long before, bad input.
+    for form, why in [
+        ({"first": retry.pk, "verdict": "retry"}, "not a retry of itself"),
+        ({"first": long_ago.pk, "verdict": "retry"}, "can be what it retried"),
+        ({"first": _turn(bob, "lights off", at=NOON).pk, "verdict": "retry"}, "one person"),
+        ({"first": failed.pk, "verdict": "<script>"}, "Say"),
+        ({"first": "x" * 50, "verdict": "retry"}, "No earlier turn"),
+        ({"first": "99999999", "verdict": "retry"}, "No earlier turn"),
+        ({}, "Say"),
+    ]:
+        response = client.post(url, form)
+        assert response.status_code == 400, form
+        assert why in response.content.decode().replace("&#x27;", "'").replace("&quot;", '"'), form
+    assert RephraseLabel.objects.count() == 3
+
+
+def test_retry_verdicts_are_refused_to_others_and_unknown_ids_are_not_found(alice, staff):
+    from feedback.models import RephraseLabel
+
+    first = _turn(alice, "turn of the kitchn lights")
+    second = _turn(alice, "kitchen lights off", at=NOON + timedelta(seconds=5))
+    assert (
+        _client(alice).post(f"/review/turns/{second.pk}/retry-of/", {"first": first.pk, "verdict": "retry"}).status_code
+        == 403
+    )
+    assert (
+        _client(staff).post("/review/turns/999999/retry-of/", {"first": first.pk, "verdict": "retry"}).status_code
+        == 404
+    )
+    assert _client(staff).post("/review/retry-labels/999999/undo/").status_code == 404
+    assert _client(staff).get(f"/review/turns/{second.pk}/retry-of/").status_code == 405
+    assert not RephraseLabel.objects.exists()
