@@ -108,6 +108,10 @@ def score_features(f: PairFeatures) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
+# What pairing and scoring read of a turn (not its trace, the largest column).
+PAIR_FIELDS = ("id", "user_id", "created_at", "raw_text", "asr_text", "intent", "status", "nlu_confidence", "response")
+
+
 @dataclass(frozen=True)
 class Candidate:
     first: Turn
@@ -128,7 +132,7 @@ def _candidate_pairs(new_turns: Q, max_gap: float) -> list[Candidate]:
             created_at__gte=span["lo"] - timedelta(seconds=max_gap),
             created_at__lte=span["hi"],
         ).order_by("created_at", "id")
-        turns = list(window)
+        turns = list(window.only(*PAIR_FIELDS))
         for j, second in enumerate(turns):
             for i in range(max(0, j - lookback), j):
                 first = turns[i]
