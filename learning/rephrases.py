@@ -39,9 +39,11 @@ kitchen"), how many turns lie between. It learns from
               the same words again right after a visible failure were a retry
   synthetic   a turn spliced with another user's next request (another intent) is no retry
 
-and is promoted only when its F1 on the held-out verdicts beats the formula's on the same pairs
-(and the active trained version's), with at least MIN_HELD_OUT of them; the gate's note says which
-way it went and by how much. Until then the formula detects.
+It calls a pair a retry from the probability where its out-of-fold F1 on the reviewed pairs it
+trains on is best (the easy negatives above keep its probabilities low on the harder pairs
+reviewers judge), and is promoted only when its F1 on the held-out verdicts beats the formula's on
+the same pairs (and the active trained version's), with at least MIN_HELD_OUT of them; the gate's
+note says which way it went and by how much. Until then the formula detects.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def _load(path: Path) -> RephraseModel:
         raise ValueError(f"{path} is not a {FORMAT} artifact")
     with checked_file(path, manifest, "model.pkl").open("rb") as handle:
         classifier = pickle.load(handle)  # our own artifact, checksummed against its manifest
-    return RephraseModel(version=manifest["version"], classifier=classifier)
+    return RephraseModel(version=manifest["version"], classifier=classifier, threshold=float(manifest["threshold"]))
 
 
 REPHRASE_MODELS = ModelKind(
@@ -192,6 +194,7 @@ REPHRASE_MODELS = ModelKind(
 class RephraseModel:
     version: str
     classifier: Any  # sklearn pipeline over PAIR_FEATURES
+    threshold: float  # a pair is a retry from this probability (chosen by its trainer)
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         return self.classifier.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
@@ -371,8 +374,9 @@ def fit(rows: PairRows) -> tuple[RephraseModel, dict[str, Any]]:
         raise NotEnoughEvidence("the labelled pairs hold only one kind so far: the fixed formula detects")
     classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
     classifier.fit(rows.x[train], rows.label[train])
-    model = RephraseModel(version="", classifier=classifier)
+    model = RephraseModel(version="", classifier=classifier, threshold=_threshold(classifier, rows, train))
     metrics: dict[str, Any] = {
+        "threshold": model.threshold,
         "trained_on": {
             "reviewed": reviewed_train,
             "self_labels": int((~rows.reviewed[: len(rows.label) - rows.synthetic]).sum()),
@@ -386,16 +390,34 @@ def fit(rows: PairRows) -> tuple[RephraseModel, dict[str, Any]]:
     }
     idx = np.flatnonzero(holdout)
     if len(idx):
-        metrics["holdout"] = score(model.probability(rows.x[idx]), rows.label[idx])
-        metrics["formula_on_holdout"] = score(formula_probability(rows.x[idx]), rows.label[idx])
+        metrics["holdout"] = score(model.probability(rows.x[idx]), rows.label[idx], model.threshold)
+        metrics["formula_on_holdout"] = score(formula_probability(rows.x[idx]), rows.label[idx], threshold())
     return model, metrics
 
 
-def score(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Precision, recall and F1 at REPHRASE_THRESHOLD, and log loss, of scores `p` against labels `y`."""
+def _threshold(classifier: Any, rows: PairRows, train: np.ndarray) -> float:
+    """The probability from which a pair is a retry: where out-of-fold predictions on the reviewed training
+    pairs have the best F1. The self-labels and the spliced pairs are mostly easy negatives, so the
+    model's probabilities run low on the harder pairs reviewers judge, and 0.5 would miss retries."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    x, y, reviewed = rows.x[train], rows.label[train], rows.reviewed[train]
+    folds = min(5, int(np.bincount(y, minlength=2).min()))
+    if folds < 2 or not reviewed.any():
+        return threshold()
+    cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+    p = cross_val_predict(clone(classifier), x, y, cv=cv, method="predict_proba")[:, 1][reviewed]
+    grid = np.round(np.arange(0.1, 0.91, 0.05), 2)
+    f1s = [score(p, y[reviewed], float(t))["f1"] for t in grid]
+    return float(grid[int(np.argmax(f1s))])
+
+
+def score(p: np.ndarray, y: np.ndarray, cutoff: float) -> dict[str, Any]:
+    """Precision, recall and F1 of scores `p` from `cutoff` on, and log loss, against labels `y`."""
     from sklearn.metrics import log_loss
 
-    said = p >= threshold()
+    said = p >= cutoff
     tp = int((said & (y == RETRY)).sum())
     precision = tp / int(said.sum()) if said.any() else 0.0
     recall = tp / int((y == RETRY).sum()) if (y == RETRY).any() else 0.0
@@ -456,14 +478,14 @@ def train_and_register(progress: Callable[[float, str], None] | None = None) -> 
     active = active_detector()
     holdout = np.flatnonzero(rows.reviewed & held_out(rows.first_ids, rows.second_ids))
     if active is not None and len(holdout):
-        metrics["active_on_holdout"] = score(active.probability(rows.x[holdout]), rows.label[holdout])
+        metrics["active_on_holdout"] = score(active.probability(rows.x[holdout]), rows.label[holdout], active.threshold)
     version = f"rephrase-{datetime.now(UTC):%Y%m%d-%H%M%S}-{newest}"
     manifest = {
         "format": FORMAT,
         "kind": REPHRASE_MODELS.name,
         "version": version,
         "features": list(PAIR_FEATURES),
-        "threshold": threshold(),
+        "threshold": model.threshold,
         "trained_through_turn": newest,
         "metrics": metrics,
     }
@@ -502,7 +524,7 @@ def detect_rephrases(since: datetime | None = None, *, after_id: int | None = No
     if after_id is not None:
         new_turns &= Q(pk__gt=after_id)
     watermark = Turn.objects.filter(new_turns).aggregate(m=Max("id"))["m"]
-    gap_limit, cutoff = max_gap_s(), threshold()
+    gap_limit = max_gap_s()
     pairs = _candidate_pairs(new_turns, gap_limit)
     vectors = embed([turn_text(t) for c in pairs for t in (c.first, c.second)]) if pairs else {}
     signals = Signals.of(c.first for c in pairs)
@@ -512,6 +534,7 @@ def detect_rephrases(since: datetime | None = None, *, after_id: int | None = No
     detector = active_detector()
     scores = detector.probability(x) if detector is not None else formula_probability(x)
     version = detector.version if detector is not None else DETECTOR_VERSION
+    cutoff = detector.threshold if detector is not None else threshold()
     scored = [(float(p), c.first, c.second) for p, c in zip(scores.tolist(), pairs, strict=True)]
     # Each turn rephrases at most one earlier turn, the nearest that passes (a chain of retries
     # links each try to the one before), and is rephrased at most once.

@@ -229,6 +229,7 @@ def test_a_trained_detector_detects_only_once_it_beats_the_formula_on_held_out_v
     assert metrics["holdout"]["n"] >= 40 and "fixed formula" in trained["decision"]
     detector = active_detector()
     assert detector is not None and detector.version == trained["version"]
+    assert 0.1 <= detector.threshold == metrics["threshold"] <= 0.9  # chosen out of fold, stored with it
 
     found = detect_rephrases()
     assert found["detector_version"] == trained["version"]
