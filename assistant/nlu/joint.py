@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Lock
 
 import numpy as np
 
@@ -70,6 +72,11 @@ def exit_layers(
     return confident.argmax(axis=0)
 
 
+# predict() results kept per loaded version: the utterances people say most, and the utterances online
+# rewriting tries (the index holds what went well, so the same few come up), are read once.
+RECENT_PREDICTIONS = 4096
+
+
 @dataclass(frozen=True)
 class JointPrediction(Prediction):
     layers: int = 0  # encoder layers run (early exit)
@@ -102,6 +109,8 @@ class JointModel:
             w[f"{i}.intent.w"] = w[f"intent_heads.{i}.weight"].t().contiguous()
             w[f"{i}.slot.w"] = w[f"slot_heads.{i}.weight"].t().contiguous()
         self.w = w  # read-only after this: predict() runs on many threads at once, without a lock
+        self._recent: OrderedDict[str, JointPrediction] = OrderedDict()
+        self._recent_lock = Lock()
 
     @classmethod
     def load(cls, path: Path, manifest: dict | None = None) -> JointModel:
@@ -142,12 +151,31 @@ class JointModel:
     ) -> JointPrediction:
         """Intent probabilities and slot spans, stopping at the first layer that is sure of
         both: intent entropy below `threshold`, every word piece's tag entropy below
-        `slot_threshold` (both normalised to [0, 1]; the manifest's defaults)."""
+        `slot_threshold` (both normalised to [0, 1]; the manifest's defaults). With the defaults,
+        the last RECENT_PREDICTIONS utterances' predictions are kept and shared (read-only)."""
+        if threshold is None and slot_threshold is None:
+            with self._recent_lock:
+                found = self._recent.get(text)
+                if found is not None:
+                    self._recent.move_to_end(text)
+                    return found
+            found = self._predict(text, self.threshold, self.slot_threshold)
+            found.probs.flags.writeable = False  # shared by every caller of the cache
+            with self._recent_lock:
+                self._recent[text] = found
+                while len(self._recent) > RECENT_PREDICTIONS:
+                    self._recent.popitem(last=False)
+            return found
+        return self._predict(
+            text,
+            self.threshold if threshold is None else threshold,
+            self.slot_threshold if slot_threshold is None else slot_threshold,
+        )
+
+    def _predict(self, text: str, threshold: float, slot_threshold: float) -> JointPrediction:
         import torch
         import torch.nn.functional as F
 
-        threshold = self.threshold if threshold is None else threshold
-        slot_threshold = self.slot_threshold if slot_threshold is None else slot_threshold
         enc = self.tokenizer.encode(text)
         offsets = tuple(enc.offsets[1:-1])
         w, eps, dim, nh = self.w, self.eps, self.dim, self.heads

@@ -77,6 +77,24 @@ def test_early_exit_runs_fewer_layers_at_a_loose_threshold(joint_artifact):
     assert all(0 <= a < b <= len(text) for _, a, b in strict.spans)
 
 
+def test_default_predictions_are_kept_and_shared_read_only(joint_artifact):
+    import numpy as np
+
+    from assistant.nlu.joint import JointModel
+
+    model = JointModel.load(joint_artifact[0])
+    first = model.predict("turn off the kitchen lights")
+    again = model.predict("turn off the kitchen lights")
+    assert again is first and not first.probs.flags.writeable
+    with pytest.raises(ValueError):
+        first.probs[0] = 1.0  # nobody's copy can change another's
+    # Other exit rules are computed afresh, and agree with the kept one at the defaults.
+    explicit = model.predict(
+        "turn off the kitchen lights", threshold=model.threshold, slot_threshold=model.slot_threshold
+    )
+    assert explicit is not first and np.allclose(explicit.probs, first.probs) and explicit.spans == first.spans
+
+
 def test_the_default_exit_rule_is_the_cheapest_within_both_budgets():
     from learning.nlu.early_exit import choose_thresholds
     from learning.nlu.joint import JOINT_HYPER

@@ -80,7 +80,7 @@ def test_an_online_rewrite_of_a_confident_reading_needs_words_known_to_fail(alic
     from assistant.rewrite.online import Entry, Pick
 
     class Index:
-        version, known_bad, fires_on_any_turn = "test", {"play the weeds"}, False
+        version, known_bad, known_good, fires_on_any_turn = "test", {"play the weeds"}, set(), False
 
         def known_to_fail(self, text, user_id, *, use_personal):
             return text in self.known_bad
@@ -103,6 +103,14 @@ def test_an_online_rewrite_of_a_confident_reading_needs_words_known_to_fail(alic
         None,
         original,
     )
+
+    # Words known to work as they are, even read unsurely, are not even embedded.
+    def no_embedding(text):
+        raise AssertionError("embedded words known to work")
+
+    index.known_good = {"play the weeds"}
+    unsure = _nlu("play the weeds", "weather_query", 0.2)
+    assert apply_rewrite("play the weeds", unsure, alice.pk, understand, embed=no_embedding) == (None, unsure)
 
 
 def test_after_forgetting_nothing_the_index_learned_from_the_person_is_used(alice, monkeypatch):
