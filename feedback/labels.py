@@ -2,11 +2,11 @@
 
     label_turn(turn, reviewer, intent=…, slots_text=…, failure_point=…)   a new label (LabelError if wrong)
     label_all(turns, reviewer, intent=…, failure_point=…)                  the same label for a cluster's turns
-    undo(label, reviewer)                                                  the label no longer counts
+    undo(label, reviewer)                                                  the label (or pair verdict) no longer counts
     reviewed()                                                             each labelled turn's current label
     neighbours(turn)                                                       the turns it may retry or be retried by
     label_rephrase(first, second, reviewer, is_rephrase=…)                 was `second` a retry of `first`
-    undo_rephrase_label(label, reviewer) / reviewed_rephrases()            the same for those verdicts
+    reviewed_rephrases()                                                   each judged pair's current verdict
     as_slurp_jsonl(labels) / as_rasa_yaml(labels)                          what assistant/nlu/datasets.py reads
 
 A slot's value must be words of the turn itself (what the user said, as normalised), so a label is a
@@ -115,11 +115,13 @@ def label_all(
         return [label_turn(t, reviewer, intent=intent, failure_point=failure_point, now=now) for t in turns]
 
 
-def undo(label: Label, reviewer: AbstractBaseUser, now: datetime | None = None) -> bool:
-    """Undo a label; False if it was undone already."""
+def undo(label: Label | RephraseLabel, reviewer: AbstractBaseUser, now: datetime | None = None) -> bool:
+    """Undo a label on a turn or a verdict on a pair; False if it was undone already."""
     with transaction.atomic():
-        done = Label.objects.filter(pk=label.pk, undone_at__isnull=True).update(
-            undone_at=now or timezone.now(), undone_by=reviewer
+        done = (
+            type(label)
+            .objects.filter(pk=label.pk, undone_at__isnull=True)
+            .update(undone_at=now or timezone.now(), undone_by=reviewer)
         )
     return done == 1
 
@@ -167,15 +169,6 @@ def label_rephrase(
     return RephraseLabel.objects.create(
         first=first, second=second, is_rephrase=bool(is_rephrase), reviewer=reviewer, created_at=now or timezone.now()
     )
-
-
-def undo_rephrase_label(label: RephraseLabel, reviewer: AbstractBaseUser, now: datetime | None = None) -> bool:
-    """Undo a verdict on a pair; False if it was undone already."""
-    with transaction.atomic():
-        done = RephraseLabel.objects.filter(pk=label.pk, undone_at__isnull=True).update(
-            undone_at=now or timezone.now(), undone_by=reviewer
-        )
-    return done == 1
 
 
 def reviewed_rephrases() -> QuerySet[RephraseLabel]:

@@ -312,10 +312,10 @@ def load_pairs(turn_filter: Q, seed: int = 0) -> PairRows:
     gap_limit = max_gap_s()
     candidates = _candidate_pairs(turn_filter, gap_limit)
     signals = Signals.of(c.first for c in candidates)
-    ids = {c.first.pk for c in candidates} | {c.second.pk for c in candidates}
+    ids = list({c.second.pk for c in candidates})
     verdicts: dict[tuple[int, int], bool] = {}
     for start in range(0, len(ids), 5000):
-        chunk = list(ids)[start : start + 5000]
+        chunk = ids[start : start + 5000]
         current = reviewed_rephrases().filter(second_id__in=chunk)
         verdicts.update({(a, b): v for a, b, v in current.values_list("first_id", "second_id", "is_rephrase")})
     labelled: list[tuple[Candidate, int, bool]] = []
@@ -494,10 +494,9 @@ def train_and_register(progress: Callable[[float, str], None] | None = None) -> 
         with path.open("wb") as handle:
             pickle.dump(model.classifier, handle)
 
-    write_artifact(Path(settings.MODEL_DIR) / "rephrase" / version, manifest, {"model.pkl": write})
-    row, decision = register_candidate(
-        REPHRASE_MODELS, Path(settings.MODEL_DIR) / "rephrase" / version, manifest, gate=gate
-    )
+    out = Path(settings.MODEL_DIR) / "rephrase" / version
+    write_artifact(out, manifest, {"model.pkl": write})
+    row, decision = register_candidate(REPHRASE_MODELS, out, manifest, gate=gate)
     return {
         "version": version,
         "status": row.status,

@@ -193,7 +193,7 @@ def undo_retry_label(request: HttpRequest, label_id: int) -> HttpResponse:
     found = RephraseLabel.objects.filter(pk=label_id).first()
     if found is None:
         raise Http404("No verdict by that id.")
-    labels.undo_rephrase_label(found, request.user)
+    labels.undo(found, request.user)
     return redirect("review-turn", turn_id=found.second_id)
 
 
