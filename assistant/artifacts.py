@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 MANIFEST = "manifest.json"
 
@@ -82,3 +84,13 @@ def checked_file(folder: Path, manifest: dict, name: str) -> Path:
     except OSError as exc:
         raise ArtifactError(f"cannot read {path}: {exc}") from exc
     return path
+
+
+def read_pickled(path: Path, fmt: str, name: str = "model.pkl") -> tuple[dict, Any]:
+    """The manifest of an artifact of format `fmt` and its pickled file `name` (the learners' models: our own
+    artifacts, checksummed against the manifest before they are unpickled)."""
+    manifest = read_manifest(path)
+    if manifest.get("format") != fmt:
+        raise ValueError(f"{path} is not a {fmt} artifact")
+    with checked_file(path, manifest, name).open("rb") as handle:
+        return manifest, pickle.load(handle)

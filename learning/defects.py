@@ -52,7 +52,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Max, Min
 
-from assistant.artifacts import checked_file, read_manifest, write_artifact
+from assistant.artifacts import read_pickled, write_artifact
 from assistant.nlu.metrics import binary_calibration_error
 from assistant.registry import ModelKind
 from feedback.labels import reviewed
@@ -94,11 +94,7 @@ REACTION_FEATURES = (
 
 
 def _load(path: Path) -> DefectModel:
-    manifest = read_manifest(path)
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} artifact")
-    with checked_file(path, manifest, "model.pkl").open("rb") as handle:
-        parts = pickle.load(handle)  # our own artifact, checksummed against its manifest
+    manifest, parts = read_pickled(path, FORMAT)
     return DefectModel(
         version=manifest["version"],
         content=parts["content"],

@@ -43,7 +43,7 @@ from django.conf import settings
 from django.db.models import Max, Q
 from rapidfuzz import fuzz, process
 
-from assistant.artifacts import checked_file, read_manifest, write_artifact
+from assistant.artifacts import read_pickled, write_artifact
 from assistant.intents import OUT_OF_SCOPE
 from assistant.registry import ModelKind
 from feedback.labels import turn_words
@@ -563,11 +563,7 @@ class FailurePointModel:
 
 
 def _load(path: Path) -> FailurePointModel:
-    manifest = read_manifest(path)
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} artifact")
-    with checked_file(path, manifest, "model.pkl").open("rb") as handle:
-        parts = pickle.load(handle)  # our own artifact, checksummed against its manifest
+    manifest, parts = read_pickled(path, FORMAT)
     features = tuple(manifest.get("features") or FEATURES)
     if not set(features) <= set(FEATURES):
         raise ValueError(f"{path} was trained on features this code no longer computes")

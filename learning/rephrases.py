@@ -63,7 +63,7 @@ from django.conf import settings
 from django.db.models import Max, Min, Q
 from rapidfuzz import fuzz
 
-from assistant.artifacts import checked_file, read_manifest, write_artifact
+from assistant.artifacts import read_pickled, write_artifact
 from assistant.intents import DIALOGUE_INTENTS
 from assistant.registry import ModelKind, ModelUnavailable
 from assistant.rewrite.online import phonetic
@@ -174,11 +174,7 @@ NOT_RETRY, RETRY = 0, 1
 
 
 def _load(path: Path) -> RephraseModel:
-    manifest = read_manifest(path)
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} artifact")
-    with checked_file(path, manifest, "model.pkl").open("rb") as handle:
-        classifier = pickle.load(handle)  # our own artifact, checksummed against its manifest
+    manifest, classifier = read_pickled(path, FORMAT)
     return RephraseModel(version=manifest["version"], classifier=classifier, threshold=float(manifest["threshold"]))
 
 
