@@ -396,6 +396,11 @@ MINE_MAX_SOURCE_SUCCESS = envfloat("MINE_MAX_SOURCE_SUCCESS", 0.5)
 MINE_MIN_TARGET_SUCCESS = envfloat("MINE_MIN_TARGET_SUCCESS", 0.6)
 MINE_MIN_PROBABILITY = envfloat("MINE_MIN_PROBABILITY", 0.5)
 MINE_ACTIVE_PROBABILITY = envfloat("MINE_ACTIVE_PROBABILITY", 0.6)
+# Past MINE_ROWS_PER_SHARD rephrased-into-or-from occurrences, mining splits the graph's components into
+# up to MINE_SHARDS shards, each a job for any learning worker (learning/mining.py); below it one
+# process mines faster than writing the shards out would take.
+MINE_SHARDS = envint("MINE_SHARDS", 4)
+MINE_ROWS_PER_SHARD = envint("MINE_ROWS_PER_SHARD", 100_000)
 # A rewritten turn counts this much as evidence (the learners discount what rewrites produced).
 REWRITE_EVIDENCE_WEIGHT = envfloat("REWRITE_EVIDENCE_WEIGHT", 0.2)
 # A rule with at least REWRITE_MIN_OUTCOMES outcomes retires when the 5% quantile of its win

@@ -17,6 +17,10 @@ the broker hands the message out again and the next worker claims the job once i
 heartbeat is stale; if no message comes back, the reaper fails the job so it can be
 retried (learning.models.Job). Every learning task must therefore be safe to run
 again from the start, which they are: each writes a new version or recomputes rows.
+
+A job can split its work into parts for every worker (fan_out): each part is a job of its
+own, queued for any worker; the job that split it runs the parts nobody has taken yet
+and waits for the others, so it never waits on a queue only it could serve.
 """
 
 from __future__ import annotations
@@ -173,6 +177,46 @@ def start_job(task: Any, params: dict[str, Any] | None = None) -> Job:
     job = Job.objects.create(kind=task.job_kind, params=params or {})
     transaction.on_commit(lambda: task.delay(job.pk))
     return job
+
+
+class PartFailed(RuntimeError):
+    """A part of a fanned-out job failed (its Job row says why)."""
+
+
+def fan_out(kind: str, params: list[dict[str, Any]], work: Work, *, poll: float = 0.5) -> list[Job]:
+    """Run one job of `kind` per params across the workers and this process; the finished Job rows, in order.
+
+    Every part is queued for any worker consuming the learning queue ("learning.<kind>", a learning_task
+    whose work is `work`). This process then runs each part nobody has claimed, from the last, and waits for
+    those other workers run, taking over a part whose worker stopped beating (run_job's claim). With no other worker
+    free it runs them all. A failed part is run again, as a retried job is, up to JOB_MAX_ATTEMPTS; then
+    PartFailed says which failed and why.
+    """
+    parts = [Job.enqueue(kind, p).pk for p in params]
+    while True:
+        rows = Job.objects.in_bulk(parts)
+        pending = [pk for pk in parts if _may_still_finish(rows[pk])]
+        if not pending:
+            break
+        ran_here = False
+        for pk in reversed(pending):  # from the last: the queue hands the first ones to the other workers
+            try:
+                ran_here |= run_job(pk, work) is not None
+            except AliveElsewhere:
+                continue  # another worker runs it and beats
+        if not ran_here:
+            time.sleep(poll)
+    failed = [rows[pk] for pk in parts if rows[pk].status != Job.Status.DONE]
+    if failed:
+        raise PartFailed("; ".join(f"{kind} job {job.pk}: {job.message}" for job in failed))
+    return [rows[pk] for pk in parts]
+
+
+def _may_still_finish(job: Job) -> bool:
+    """Queued, running, or failed with attempts left."""
+    if job.status == Job.Status.DONE:
+        return False
+    return job.status != Job.Status.FAILED or job.attempts < settings.JOB_MAX_ATTEMPTS
 
 
 def previous_result(job: Job, key: str) -> Any:

@@ -33,6 +33,14 @@ their session. Rules are reconciled with the stored ones: a rule whose evidence 
 (people deleted, fewer than k users left) retires, a better target supersedes an old one; a rule a
 person approved in review stays as they decided (only its outcomes can retire it).
 
+Shards. Every rephrase links two utterances of one connected component of the graph, so every
+chain, absorption, rule and guardrail above stays within one component: the rules mined from a
+set of whole components are exactly the rules of all the evidence that start there. Past
+MINE_ROWS_PER_SHARD occurrences, the components are dealt into up to MINE_SHARDS shards of about
+equal size, each mined as a job of its own by whichever worker takes it (learning.jobs.fan_out);
+the shards' rules are stored together. Utterances no rephrase touches start and end no rule and
+are left out of every shard.
+
 Outcomes. update_outcomes() adds up every fired rule's wins and losses (1 - P(defect) and
 P(defect) of the turns it rewrote) and retires a rule whose Beta posterior's 5% quantile
 falls below REWRITE_RETIRE_BELOW once it has REWRITE_MIN_OUTCOMES outcomes.
@@ -42,10 +50,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import os
+import shutil
+import socket
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +69,8 @@ from django.db import transaction
 from feedback.models import Rephrase, RewriteRule, Session, Turn
 from feedback.rule_review import approved_by_a_person
 from learning.defects import defect_or_guess
+from learning.jobs import JobOutcome, Progress, fan_out
+from learning.models import Job
 from learning.readings import reading
 from teaching.privacy import erasures
 
@@ -561,18 +577,128 @@ def update_outcomes() -> dict[str, Any]:
     return {"rules_with_outcomes": len(by_rule), "retired_by_outcomes": retired, "layers": layer_outcomes(layers)}
 
 
-def mine_and_store(progress: Callable[[float, str], None]) -> dict[str, Any]:
-    """The learning step: outcomes first (they may retire rules), then mining."""
+# --- shards ---------------------------------------------------------------------------
+
+ARRAYS = ("node", "user", "session", "defect", "weight", "next_row", "rewritten_from")
+
+
+def plan_shards(occ: Occurrences, most: int) -> list[np.ndarray]:
+    """The occurrences (rows) of each shard: whole components of the utterance graph, dealt largest first
+    to the shard with the fewest rows; at most `most` shards, one per MINE_ROWS_PER_SHARD rows. Rows of
+    utterances no rephrase touches are in none (no rule starts or ends there)."""
+    from scipy import sparse
+    from scipy.sparse import csgraph
+
+    moved = occ.next_row >= 0
+    src, dst = occ.node[moved], occ.node[occ.next_row[moved]]
+    graph = sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(occ.nodes, occ.nodes))
+    _, labels = csgraph.connected_components(graph.tocsr(), directed=True, connection="weak")
+    linked = np.zeros(occ.nodes, dtype=bool)
+    linked[src] = linked[dst] = True
+    kept = np.flatnonzero(linked[occ.node])
+    if not len(kept):
+        return []
+    component = labels[occ.node[kept]]
+    sizes = np.bincount(component)
+    count = max(1, min(most, -(-len(kept) // settings.MINE_ROWS_PER_SHARD)))
+    shard_of = np.zeros(len(sizes), dtype=np.int64)
+    load = np.zeros(count)
+    for c in np.argsort(-sizes, kind="stable").tolist():
+        if sizes[c] == 0:
+            break
+        k = int(np.argmin(load))
+        shard_of[c] = k
+        load[k] += sizes[c]
+    row_shard = shard_of[component]
+    return [kept[row_shard == k] for k in range(count)]
+
+
+def subset(occ: Occurrences, rows: np.ndarray) -> Occurrences:
+    """The occurrences `rows` (whole components, ascending) with their own row numbers; the utterances
+    keep theirs, so rules and their tie-breaks come out as from all the evidence."""
+    position = np.full(len(occ.node), -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    following = occ.next_row[rows]
+    next_row = np.where(following >= 0, position[np.maximum(following, 0)], -1)
+    if ((following >= 0) & (next_row < 0)).any():
+        raise ValueError("a shard's rephrases must stay within its rows (whole components)")
+    return Occurrences(
+        **{name: getattr(occ, name)[rows] for name in ARRAYS if name != "next_row"},
+        next_row=next_row,
+        texts=occ.texts,
+        meaning=occ.meaning,
+        forgotten_sessions=occ.forgotten_sessions,
+    )
+
+
+def _write_shards(occ: Occurrences, shards: list[np.ndarray], folder: Path) -> None:
+    """Each shard's occurrences for the worker that mines it (MODEL_DIR: every worker reads it)."""
+    folder.mkdir(parents=True)
+    shared = {"texts": occ.texts, "meaning": occ.meaning, "forgotten_sessions": sorted(occ.forgotten_sessions)}
+    (folder / "utterances.json").write_text(json.dumps(shared), encoding="utf-8")
+    for k, rows in enumerate(shards):
+        part = subset(occ, rows)
+        np.savez(folder / f"shard-{k}.npz", **{name: getattr(part, name) for name in ARRAYS})
+
+
+def _read_shard(folder: Path, k: int) -> Occurrences:
+    shared = json.loads((folder / "utterances.json").read_text(encoding="utf-8"))
+    with np.load(folder / f"shard-{k}.npz") as arrays:
+        return Occurrences(
+            **{name: arrays[name] for name in ARRAYS},
+            texts=shared["texts"],
+            meaning=shared["meaning"],
+            forgotten_sessions=set(shared["forgotten_sessions"]),
+        )
+
+
+def mine_shard(job: Job, progress: Progress) -> JobOutcome:
+    """One shard's rules (the learning task "mine_shard"), written next to its occurrences.
+    params: folder (what the mining job wrote), shard (its number)."""
+    folder, k = Path(str(job.params["folder"])), int(job.params["shard"])
+    occ = _read_shard(folder, k)
+    candidates = mine(occ, progress)
+    (folder / f"rules-{k}.json").write_text(json.dumps([asdict(c) for c in candidates]), encoding="utf-8")
+    return JobOutcome(
+        f"shard {k}: {len(candidates)} candidate rules from {len(occ.node)} turns",
+        {
+            "shard": k,
+            "occurrences": len(occ.node),
+            "candidates": len(candidates),
+            "worker": f"{socket.gethostname()}:{os.getpid()}",  # who mined it
+        },
+    )
+
+
+def mine_in_shards(occ: Occurrences, shards: list[np.ndarray], progress: Progress) -> list[Candidate]:
+    """mine() over the shards, each a job for any worker (this one included); their rules together."""
+    folder = Path(settings.MODEL_DIR) / "mining" / uuid.uuid4().hex
+    try:
+        _write_shards(occ, shards, folder)
+        progress(0.25, f"mining {len(shards)} shards")
+        fan_out("mine_shard", [{"folder": str(folder), "shard": k} for k in range(len(shards))], mine_shard)
+        found = []
+        for k in range(len(shards)):
+            found += [Candidate(**c) for c in json.loads((folder / f"rules-{k}.json").read_text(encoding="utf-8"))]
+        return found
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def mine_and_store(progress: Progress, *, most_shards: int | None = None) -> dict[str, Any]:
+    """The learning step: outcomes first (they may retire rules), then mining, in shards past a size."""
     outcomes = update_outcomes()
     progress(0.05, "reading the evidence")
     occ = collect()
     progress(0.15, f"{len(occ.node)} occurrences of {occ.nodes} utterances")
-    candidates = mine(occ, progress)
+    shards = plan_shards(occ, settings.MINE_SHARDS if most_shards is None else most_shards)
+    candidates = mine_in_shards(occ, shards, progress) if len(shards) > 1 else mine(occ, progress)
     progress(0.9, f"{len(candidates)} candidate rules")
     changes = store(candidates, occ)
     return {
         "occurrences": len(occ.node),
         "utterances": occ.nodes,
+        "shards": max(1, len(shards)),
         "candidates": {
             "global": sum(1 for c in candidates if c.user_id is None),
             "personal": sum(1 for c in candidates if c.user_id is not None),

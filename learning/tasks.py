@@ -14,7 +14,7 @@ from learning.clusters import build_clusters
 from learning.defects import NotEnoughEvidence, score_turns, train_and_register
 from learning.generated_labels import generate_labels
 from learning.jobs import JobOutcome, Progress, learning_task, previous_result
-from learning.mining import layer_outcomes, mine_and_store
+from learning.mining import layer_outcomes, mine_and_store, mine_shard
 from learning.models import Job
 from learning.nlu.context import train_and_register as train_context
 from learning.nlu.service import train_from_params
@@ -157,9 +157,15 @@ def mine_rewrites_task(job: Job, progress: Progress) -> JobOutcome:
     changes = ", ".join(f"{k} {v}" for k, v in sorted(result["changes"].items())) or "no change"
     return JobOutcome(
         f"{result['candidates']['global']} global and {result['candidates']['personal']} personal rules mined "
-        f"from {result['occurrences']} turns: {changes}",
+        f"from {result['occurrences']} turns in {result['shards']} shard(s): {changes}",
         result,
     )
+
+
+@learning_task("mine_shard")
+def mine_shard_task(job: Job, progress: Progress) -> JobOutcome:
+    """Mine one shard of the rephrase graph for a mining job that split it (learning.mining.mine_in_shards)."""
+    return mine_shard(job, progress)
 
 
 @learning_task("build_rewrite_index", exclusive=True)

@@ -145,3 +145,41 @@ def test_a_job_whose_worker_is_killed_is_finished_by_the_next_worker(nlu_model, 
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+@pytest.mark.django_db
+def test_fan_out_runs_the_parts_nobody_took_here_from_the_last(settings):
+    from learning.jobs import fan_out
+
+    ran = []
+
+    def work(job, progress):
+        ran.append(job.params["n"])
+        return JobOutcome(f"part {job.params['n']}", {"twice": 2 * job.params["n"]})
+
+    parts = fan_out("test_part", [{"n": n} for n in range(4)], work)
+    assert ran == [3, 2, 1, 0]  # the queue hands the first ones to other workers, if any
+    assert [(p.status, p.result["twice"]) for p in parts] == [(Job.Status.DONE, 2 * n) for n in range(4)]
+
+
+@pytest.mark.django_db
+def test_fan_out_retries_a_failing_part_then_says_which_failed_and_why(settings):
+    from learning.jobs import PartFailed, fan_out
+
+    settings.JOB_MAX_ATTEMPTS = 2
+    tries = []
+
+    def work(job, progress):
+        tries.append(job.params["n"])
+        if job.params["n"] == 1:
+            raise ValueError("shard file unreadable")
+        return JobOutcome("ok")
+
+    with pytest.raises(PartFailed, match="shard file unreadable"):
+        fan_out("test_part", [{"n": n} for n in range(3)], work)
+    assert sorted(tries) == [0, 1, 1, 2]
+    assert sorted(Job.objects.filter(kind="test_part").values_list("status", flat=True)) == [
+        Job.Status.DONE,
+        Job.Status.DONE,
+        Job.Status.FAILED,
+    ]

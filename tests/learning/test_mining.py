@@ -14,7 +14,18 @@ from django.utils import timezone
 
 from assistant.pipeline.turn import handle_turn
 from feedback.models import Rephrase, RewriteRule, Session, Turn
-from learning.mining import Occurrences, absorption, build_chain, collect, mine, mine_and_store, store, update_outcomes
+from learning.mining import (
+    Occurrences,
+    absorption,
+    build_chain,
+    collect,
+    mine,
+    mine_and_store,
+    plan_shards,
+    store,
+    subset,
+    update_outcomes,
+)
 
 
 def occurrences(rows: list[tuple], links: list[tuple[int, int]] = ()) -> Occurrences:
@@ -247,3 +258,120 @@ def test_phrasings_of_the_same_request_pool_their_probability(settings):
     (rule,) = [r for r in mine(occurrences(rows, links)) if r.user_id is None]
     assert rule.source == "kitchen lie off" and rule.target in phrasings
     assert rule.probability > 0.8 and rule.users == 6  # no single phrasing has more than a third of it
+
+
+# --- shards ---------------------------------------------------------------------------
+
+
+def _traffic(seed: int) -> Occurrences:
+    """Many people, requests of several phrasings of which some fail, retries, a voice that garbles one
+    request for some people (their own rules), a few turns rewritten by a rule, utterances never retried."""
+    rng = np.random.default_rng(seed)
+    rows, links, tid = [], [], 0
+    requests = [[f"request {r} way {p}" for p in range(int(rng.integers(2, 5)))] for r in range(25)]
+    failing = [set(rng.choice(len(ways), size=int(rng.integers(0, len(ways))), replace=False)) for ways in requests]
+    for user in range(60):
+        garbled = int(rng.integers(0, 25)) if rng.random() < 0.3 else -1
+        for _ in range(int(rng.integers(5, 30))):
+            r = int(rng.integers(0, 25))
+            previous = None
+            for _attempt in range(3):
+                way = int(rng.integers(0, len(requests[r])))
+                text = requests[r][way] + (" mumble" if r == garbled else "")
+                fails = way in failing[r] or r == garbled
+                tid += 1
+                rows.append((tid, user, text, float(rng.uniform(0.7, 0.98) if fails else rng.uniform(0.01, 0.2)),
+                             "out_of_scope" if fails else f"intent {r}"))  # fmt: skip
+                if previous is not None:
+                    links.append((previous, tid))
+                previous = tid
+                if not fails or rng.random() < 0.25:
+                    break
+        tid += 1
+        rows.append((tid, user, f"something only person {user} said once", 0.1))
+    return occurrences(rows, links)
+
+
+def _rules(candidates) -> list[tuple]:
+    return sorted(
+        (c.user_id or 0, c.source, c.target, c.probability, c.source_success, c.support, c.users, str(c.evidence))
+        for c in candidates
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_shards_hold_whole_components_and_mine_exactly_the_rules_of_all_the_evidence(settings, seed):
+    settings.MINE_MIN_USERS = 3
+    settings.MINE_ROWS_PER_SHARD = 50
+    occ = _traffic(seed)
+    everything = mine(occ)
+    assert len(everything) > 10 and any(c.user_id is not None for c in everything)
+    shards = plan_shards(occ, 4)
+    assert len(shards) == 4
+    rows = np.concatenate(shards)
+    assert len(rows) == len(set(rows.tolist()))  # each occurrence in one shard at most
+    nodes = [set(occ.node[r].tolist()) for r in shards]
+    assert all(not (a & b) for a, b in itertools.combinations(nodes, 2))  # each utterance in one shard
+    sizes = sorted(len(r) for r in shards)
+    assert sizes[-1] < 2 * sizes[0] + max(np.bincount(occ.node).max() * 10, 1)  # roughly even
+    # Utterances never retried are in no shard.
+    assert not any("only person" in occ.texts[n] for part in nodes for n in part)
+    assert _rules(c for part in shards for c in mine(subset(occ, part))) == _rules(everything)
+
+
+def test_a_small_graph_is_one_shard_and_an_empty_one_none(settings):
+    settings.MINE_ROWS_PER_SHARD = 10**6
+    assert len(plan_shards(_traffic(0), 4)) == 1
+    assert plan_shards(occurrences([(1, 1, "never retried", 0.2)]), 4) == []
+
+
+@pytest.mark.django_db
+def test_mining_in_shards_stores_the_rules_mining_in_one_process_does(settings, tmp_path):
+    from learning.models import Job
+
+    settings.MINE_MIN_USERS = 3
+    settings.MODEL_DIR = tmp_path
+    now = timezone.now()
+    for k, person in enumerate(_people(5)):
+        _store_chain(person, "turn of the kitchn lights", "turn off the kitchen lights", now)
+        _store_chain(person, "play sum jazz", "play some jazz", now, good_intent="play_music")
+        if k < 3:
+            _store_chain(person, "wether in paris", "weather in paris", now, bad_intent="out_of_scope",
+                         good_intent="weather_query")  # fmt: skip
+    one = mine_and_store(lambda f, m: None, most_shards=1)
+    in_one = sorted(RewriteRule.objects.values_list("source_text", "target_text", "scope", "confidence", "support"))
+    assert one["shards"] == 1 and len(in_one) == 3
+    RewriteRule.objects.all().delete()
+
+    settings.MINE_ROWS_PER_SHARD = 1
+    sharded = mine_and_store(lambda f, m: None, most_shards=3)
+    assert sharded["shards"] == 3
+    assert sorted(RewriteRule.objects.values_list("source_text", "target_text", "scope", "confidence", "support")) == (
+        in_one
+    )
+    # No other worker here: this process mined every shard, as jobs, and left no shard files behind.
+    parts = Job.objects.filter(kind="mine_shard")
+    assert sorted(parts.values_list("status", flat=True)) == [Job.Status.DONE] * 3
+    assert sum(job.result["candidates"] for job in parts) == 3
+    assert not any((tmp_path / "mining").iterdir())
+
+
+@pytest.mark.django_db
+def test_bench_mining_generates_turns_mines_them_in_shards_and_cleans_up(settings, tmp_path):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    settings.MODEL_DIR = tmp_path
+    settings.MINE_ROWS_PER_SHARD = 100
+    out = io.StringIO()
+    call_command("bench_mining", turns=3000, requests=200, shards=3, store=True, json=True, stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["turns"] == 3000 and report["rephrases"] > 0
+    mining = report["mining"]
+    assert len(mining["shards"]) == 3 and mining["shard_workers"]
+    assert mining["rules"]["global"] > 0 and mining["peak_rss_mb"] > 0
+    # The generated people, their turns and the rules mined from them are gone.
+    assert not Turn.objects.exists() and not RewriteRule.objects.exists()
+    assert not get_user_model().objects.filter(username__startswith="bench-mining-").exists()

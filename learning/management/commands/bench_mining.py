@@ -8,6 +8,10 @@ rephrases a few seconds later (stored as a Rephrase, as the detector would), and
 some users have a misheard variant of their own. Turns carry a defect probability as the
 defect model would store it. Rows are written with COPY (Postgres only) under users named
 `bench-mining-*`, which are deleted afterwards unless --keep.
+
+--shards K mines as the learning step does past MINE_ROWS_PER_SHARD: the graph's components in up
+to K shards, each a "mine_shard" job that any running learning worker may take (this process
+takes the rest); start workers first to measure them sharing it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--keep", action="store_true", help="Keep the generated users and turns.")
         parser.add_argument("--store", action="store_true", help="Also reconcile the mined rules with the store.")
+        parser.add_argument(
+            "--shards", type=int, default=1, help="Most shards to mine in (1: in this process, as before)."
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -44,10 +51,12 @@ class Command(BaseCommand):
         if options["turns"] < 10:
             raise CommandError("--turns must be at least 10")
         from feedback.models import RewriteRule
-        from learning.mining import chain_ends, collect, mine, store
+        from learning.mining import chain_ends, collect, mine, mine_in_shards, plan_shards, store
+        from learning.models import Job
 
         self._delete()
         rules_before = RewriteRule.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        jobs_before = Job.objects.order_by("-id").values_list("id", flat=True).first() or 0
         started = time.monotonic()
         generated = self._generate(options)
         generate_s = time.monotonic() - started
@@ -55,8 +64,15 @@ class Command(BaseCommand):
             t0 = time.monotonic()
             occ = collect()
             t1 = time.monotonic()
-            occ.ends = chain_ends(occ)
-            candidates = mine(occ)
+            shards = plan_shards(occ, options["shards"]) if options["shards"] > 1 else []
+            shard_workers: list[str] = []
+            if len(shards) > 1:
+                candidates = mine_in_shards(occ, shards, lambda fraction, message: None)
+                parts = Job.objects.filter(id__gt=jobs_before, kind="mine_shard").values_list("result", flat=True)
+                shard_workers = sorted({part.get("worker", "") for part in parts})
+            else:
+                occ.ends = chain_ends(occ)
+                candidates = mine(occ)
             t2 = time.monotonic()
             changes = store(candidates, occ) if options["store"] else None
             t3 = time.monotonic()
@@ -66,6 +82,7 @@ class Command(BaseCommand):
                 self._delete()
                 # The global rules --store made name no user: they are the ones created since the start.
                 RewriteRule.objects.filter(id__gt=rules_before).delete()
+                Job.objects.filter(id__gt=jobs_before, kind="mine_shard").delete()
         report = {
             "turns": generated["turns"],
             "users": generated["users"],
@@ -79,6 +96,8 @@ class Command(BaseCommand):
                 "peak_rss_mb": round(peak_mb),
                 "occurrences": len(occ.node),
                 "utterances": occ.nodes,
+                "shards": [len(rows) for rows in shards] if len(shards) > 1 else None,
+                "shard_workers": shard_workers or None,
                 "rules": {
                     "global": sum(1 for c in candidates if c.user_id is None),
                     "personal": sum(1 for c in candidates if c.user_id is not None),
@@ -139,7 +158,7 @@ class Command(BaseCommand):
                         status = "oos" if fails else "ok"
                         turns.write(
                             f"{next_turn}\t{session_id}\t{user_id}\t{at.isoformat()}\t{text}\t{text}\t{intent}\t{{}}\t"
-                            f"ok\t{status}\t{{}}\t[]\t0\t\tf\t{defect:.4f}\tbench\n"
+                            f"ok\t{status}\t{{}}\t[]\t0\t\tf\t{defect:.4f}\tbench\t\t\t\t\t\n"
                         )
                         if previous is not None:
                             links.write(f"{previous}\t{next_turn}\t0.9\t5000\tbench\t{at.isoformat()}\n")
@@ -162,7 +181,8 @@ class Command(BaseCommand):
                     turns,
                     "COPY feedback_turn (id, session_id, user_id, created_at, raw_text, asr_text, intent, slots, "
                     "response, status, context, trace, total_ms, idempotency_key, survey_asked, defect_probability, "
-                    "defect_model_version) FROM STDIN",
+                    "defect_model_version, prompt_reason, failure_point, failure_point_model_version, "
+                    "nlu_model_version, skill) FROM STDIN",
                 ),
                 (
                     links,
