@@ -61,6 +61,14 @@ def write_artifact(out_dir: Path, manifest: dict, files: Mapping[str, Callable[[
         raise
 
 
+def version_name(prefix: str, newest: object) -> str:
+    """A new version's name: what it is, when to the microsecond (two runs in one second must not share
+    a folder), and the newest turn it learned from."""
+    from datetime import UTC, datetime
+
+    return f"{prefix}-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{newest}"
+
+
 def read_manifest(path: Path) -> dict:
     """The manifest of an artifact folder: a JSON object with a `version`. Weights are not read."""
     try:

@@ -5,7 +5,8 @@
     undo(label, reviewer)                                                  the label (or pair verdict) no longer counts
     reviewed()                                                             each labelled turn's current label
     neighbours(turn)                                                       the turns it may retry or be retried by
-    label_rephrase(first, second, reviewer, is_rephrase=…)                 was `second` a retry of `first`
+    label_rephrase(first, second, reviewer, is_rephrase=…, sampled=…)      was `second` a retry of `first`
+    random_pairs(count)                                                    pairs drawn at random, to judge
     reviewed_rephrases()                                                   each judged pair's current verdict
     as_slurp_jsonl(labels) / as_rasa_yaml(labels)                          what assistant/nlu/datasets.py reads
 
@@ -16,6 +17,7 @@ span over the turn's words, as SLURP's annotations are.
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -25,7 +27,7 @@ import yaml
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Max, Min, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from assistant.intents import INTENTS, OUT_OF_SCOPE
@@ -149,11 +151,53 @@ def neighbours(turn: Turn) -> tuple[list[Turn], list[Turn]]:
     return list(before[:lookback])[::-1], list(after[:lookback])
 
 
+def random_pairs(
+    count: int, *, turns: QuerySet[Turn] | None = None, rng: random.Random | None = None
+) -> list[tuple[Turn, Turn]]:
+    """Up to `count` pairs the rephrase detector judges, none judged yet, drawn uniformly at random from those
+    whose later turn is in `turns` (default: every turn). A reviewer's verdicts on these stand for every pair,
+    where the pairs they open from the inbox are mostly around failures: the detector's gate measures on these.
+
+    Uniform: a turn id uniformly from the id range (an id with no turn draws again), then one of the
+    REPHRASE_LOOKBACK places before that turn uniformly (a place with no turn draws again)."""
+    rng = rng or random.Random()
+    turns = Turn.objects.all() if turns is None else turns
+    bounds = turns.aggregate(low=Min("id"), high=Max("id"))
+    if bounds["low"] is None or count <= 0:
+        return []
+    lookback = int(settings.REPHRASE_LOOKBACK)
+    drawn: list[tuple[Turn, Turn]] = []
+    seen: set[tuple[int, int]] = set()
+    for _ in range(50 * count):  # draws that find no pair are most of them when few turns follow one another
+        later = turns.filter(pk=rng.randint(bounds["low"], bounds["high"])).first()
+        place = rng.randrange(lookback)
+        if later is None:
+            continue
+        before = neighbours(later)[0][::-1]  # the nearest first
+        if place >= len(before) or (before[place].pk, later.pk) in seen:
+            continue
+        first = before[place]
+        seen.add((first.pk, later.pk))
+        if RephraseLabel.objects.filter(first=first, second=later, undone_at__isnull=True).exists():
+            continue
+        drawn.append((first, later))
+        if len(drawn) >= count:
+            break
+    return drawn
+
+
 def label_rephrase(
-    first: Turn, second: Turn, reviewer: AbstractBaseUser, *, is_rephrase: bool, now: datetime | None = None
+    first: Turn,
+    second: Turn,
+    reviewer: AbstractBaseUser,
+    *,
+    is_rephrase: bool,
+    sampled: bool = False,
+    now: datetime | None = None,
 ) -> RephraseLabel:
     """A reviewer's verdict on whether `second` was a retry of `first`: two turns of one user, `second` the
-    later, less than REPHRASE_MAX_GAP_S apart (the pairs the rephrase detector judges)."""
+    later, less than REPHRASE_MAX_GAP_S apart (the pairs the rephrase detector judges). `sampled`: the pair
+    was drawn by random_pairs, not chosen."""
     if first.user_id != second.user_id:
         raise LabelError("Both turns must be one person's.")
     if first.pk == second.pk:
@@ -167,7 +211,12 @@ def label_rephrase(
             "before, can be what it retried."
         )
     return RephraseLabel.objects.create(
-        first=first, second=second, is_rephrase=bool(is_rephrase), reviewer=reviewer, created_at=now or timezone.now()
+        first=first,
+        second=second,
+        is_rephrase=bool(is_rephrase),
+        sampled=bool(sampled),
+        reviewer=reviewer,
+        created_at=now or timezone.now(),
     )
 
 

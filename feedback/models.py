@@ -343,6 +343,9 @@ class RephraseLabel(models.Model):
     first = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="+")
     second = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="+")
     is_rephrase = models.BooleanField()
+    # Drawn at random from every pair the detector judges (feedback.labels.random_pairs), not chosen by the
+    # reviewer: only these stand for all pairs, so the detector's gate measures it on them.
+    sampled = models.BooleanField(default=False)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField()
     undone_at = models.DateTimeField(null=True, blank=True)

@@ -44,7 +44,6 @@ import pickle
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Max, Min
 
-from assistant.artifacts import read_pickled, write_artifact
+from assistant.artifacts import read_pickled, version_name, write_artifact
 from assistant.nlu.metrics import binary_calibration_error
 from assistant.registry import ModelKind
 from feedback.labels import reviewed
@@ -455,7 +454,7 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
         active = None
     if active is not None and len(holdout):
         metrics["active_on_holdout"] = score(active, rows, holdout)
-    version = f"defect-{datetime.now(UTC):%Y%m%d-%H%M%S}-{newest}"
+    version = version_name("defect", newest)
     out = Path(settings.MODEL_DIR) / "defect" / version
     manifest = {
         "format": FORMAT,

@@ -34,7 +34,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from django.conf import settings
 from django.db.models import Max, Q
 from rapidfuzz import fuzz, process
 
-from assistant.artifacts import read_pickled, write_artifact
+from assistant.artifacts import read_pickled, version_name, write_artifact
 from assistant.intents import OUT_OF_SCOPE
 from assistant.registry import ModelKind
 from feedback.labels import turn_words
@@ -722,7 +722,7 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
         metrics["active_on_holdout"] = score(active, replace(active.rows(turns), label=rows.label), holdout)
     newest = int(rows.ids.max()) if len(rows.ids) else 0
     # ModelVersion.version holds 40 characters: a short prefix leaves room for the microseconds and the id.
-    version = f"fp-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{newest}"
+    version = version_name("fp", newest)
     out = Path(settings.MODEL_DIR) / "failure_point" / version
     manifest = {
         "format": FORMAT,

@@ -51,7 +51,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Max
 
-from assistant.artifacts import write_artifact
+from assistant.artifacts import version_name, write_artifact
 from assistant.rewrite.online import (
     FORMAT,
     GLOBAL_VIEW,
@@ -399,7 +399,7 @@ def build_and_register(progress: Callable[[float, str], None], layer_outcomes: d
     fire_thresholds = {view: t for view, t in fire_thresholds.items() if math.isfinite(t)}
     # Without a ranker (too little evidence yet) the index never fires; it still knows what works.
     newest = Turn.objects.aggregate(m=Max("id"))["m"] or 0
-    version = f"rewrite-index-{datetime.now(UTC):%Y%m%d-%H%M%S}-{newest}"
+    version = version_name("rewrite-index", newest)
     manifest = {
         "format": FORMAT,
         "kind": "rewrite_index",

@@ -34,7 +34,9 @@ thumbs down, both NLU confidences, whether the later turn answers a question ("y
 kitchen"), how many turns lie between. It learns from
 
   reviewers   verdicts on pairs ("a retry" / "not a retry", review/), the only labels it is judged on:
-              a share of them (a stable hash of the pair) is held out from every version
+              those on pairs drawn at random (review's "Retries to judge") stand for every pair, and a
+              share of them (a stable hash of the pair) is held out from every version; the pairs a
+              reviewer opens from the inbox, mostly around failures, are only trained on
   self-labels a turn the user said went well (thumbs up, a "yes" to the survey) was not retried;
               the same words again right after a visible failure were a retry
   synthetic   a turn spliced with another user's next request (another intent) is no retry
@@ -54,7 +56,7 @@ import pickle
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,7 @@ from django.conf import settings
 from django.db.models import Max, Min, Q
 from rapidfuzz import fuzz
 
-from assistant.artifacts import read_pickled, write_artifact
+from assistant.artifacts import read_pickled, version_name, write_artifact
 from assistant.intents import DIALOGUE_INTENTS
 from assistant.registry import ModelKind, ModelUnavailable
 from assistant.rewrite.online import phonetic
@@ -167,8 +169,8 @@ PAIR_FEATURES = (
     "between",
 )
 MIN_REVIEWED = 40  # reviewed pairs (not held out) before a detector is trained
-MIN_HELD_OUT = 20  # held-out reviewed pairs, of both kinds, to compare it with the formula on
-HOLDOUT_SHARE = 0.3
+MIN_HELD_OUT = 20  # held-out verdicts on pairs drawn at random, of both kinds, to compare it with the formula on
+HOLDOUT_SHARE = 0.5  # of the verdicts on pairs drawn at random
 MAX_TRAINING_TURNS = 100_000  # the most recent turns whose pairs it learns from
 NOT_RETRY, RETRY = 0, 1
 
@@ -272,7 +274,8 @@ def formula_probability(x: np.ndarray) -> np.ndarray:
 
 
 def held_out(first_ids: np.ndarray, second_ids: np.ndarray) -> np.ndarray:
-    """Which reviewed pairs no version trains on (a stable hash of the pair: the same for every version)."""
+    """Which pairs no version trains on, if drawn at random (a stable hash of the pair: the same for every
+    version)."""
     return np.array(
         [int.from_bytes(hashlib.sha256(f"rephrase-holdout|{a}|{b}".encode()).digest()[:4], "big") / 2**32 < HOLDOUT_SHARE
          for a, b in zip(first_ids.tolist(), second_ids.tolist(), strict=True)],
@@ -289,7 +292,14 @@ class PairRows:
     x: np.ndarray  # (n, len(PAIR_FEATURES))
     label: np.ndarray  # RETRY or NOT_RETRY
     reviewed: np.ndarray  # bool: the label is a reviewer's verdict
+    sampled: np.ndarray  # bool: a reviewer's verdict on a pair drawn at random (feedback.labels.random_pairs)
     synthetic: int = 0  # of the rows, how many are spliced pairs (at the end)
+
+    @property
+    def holdout(self) -> np.ndarray:
+        """The rows every version is measured on and none trains on: a share of the verdicts on pairs drawn
+        at random, which stand for every pair (the inbox's are mostly around failures)."""
+        return self.sampled & held_out(self.first_ids, self.second_ids)
 
 
 def self_label(c: Candidate, signals: Signals) -> int | None:
@@ -309,20 +319,24 @@ def load_pairs(turn_filter: Q, seed: int = 0) -> PairRows:
     candidates = _candidate_pairs(turn_filter, gap_limit)
     signals = Signals.of(c.first for c in candidates)
     ids = list({c.second.pk for c in candidates})
-    verdicts: dict[tuple[int, int], bool] = {}
+    verdicts: dict[tuple[int, int], tuple[bool, bool]] = {}  # (is a retry, drawn at random)
     for start in range(0, len(ids), 5000):
         chunk = ids[start : start + 5000]
         current = reviewed_rephrases().filter(second_id__in=chunk)
-        verdicts.update({(a, b): v for a, b, v in current.values_list("first_id", "second_id", "is_rephrase")})
+        fields = ("first_id", "second_id", "is_rephrase", "sampled")
+        verdicts.update({(a, b): (v, drawn) for a, b, v, drawn in current.values_list(*fields)})
     labelled: list[tuple[Candidate, int, bool]] = []
+    sampled: list[bool] = []
     for c in candidates:
         verdict = verdicts.get((c.first.pk, c.second.pk))
         if verdict is not None:
-            labelled.append((c, RETRY if verdict else NOT_RETRY, True))
+            labelled.append((c, RETRY if verdict[0] else NOT_RETRY, True))
+            sampled.append(verdict[1])
             continue
         label = self_label(c, signals)
         if label is not None:
             labelled.append((c, label, False))
+            sampled.append(False)
     rng = np.random.default_rng(seed)
     splices = []
     if len(labelled) > 1:
@@ -345,6 +359,7 @@ def load_pairs(turn_filter: Q, seed: int = 0) -> PairRows:
         x=np.array(rows, dtype=np.float64).reshape(n, len(PAIR_FEATURES)),
         label=np.array([y for _, y, _ in labelled] + [NOT_RETRY] * len(splices), dtype=np.int8),
         reviewed=np.array([r for _, _, r in labelled] + [False] * len(splices), dtype=bool),
+        sampled=np.array(sampled + [False] * len(splices), dtype=bool),
         synthetic=len(splices),
     )
 
@@ -359,7 +374,7 @@ def fit(rows: PairRows) -> tuple[RephraseModel, dict[str, Any]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    holdout = rows.reviewed & held_out(rows.first_ids, rows.second_ids)
+    holdout = rows.holdout
     train = ~holdout
     reviewed_train = int((rows.reviewed & train).sum())
     if reviewed_train < MIN_REVIEWED:
@@ -435,8 +450,8 @@ def gate(candidate: dict, active: dict | None) -> Decision:
     if not mine or not formula or mine["n"] < MIN_HELD_OUT or mine["retries"] in (0, mine["n"]):
         n = mine["n"] if mine else 0
         return Decision(
-            False, False, f"rejected: {n} held-out reviewed pairs, {MIN_HELD_OUT} of both kinds needed to compare "
-            "it with the fixed formula, which detects meanwhile"
+            False, False, f"rejected: {n} held-out verdicts on pairs drawn at random (review's retries to judge), "
+            f"{MIN_HELD_OUT} of both kinds needed to compare it with the fixed formula, which detects meanwhile"
         )  # fmt: skip
     versus = f"held-out F1 {mine['f1']} against the fixed formula's {formula['f1']} on the same {mine['n']} pairs"
     beats = (mine["f1"], -mine["log_loss"]) > (formula["f1"], -formula["log_loss"])
@@ -472,10 +487,10 @@ def train_and_register(progress: Callable[[float, str], None] | None = None) -> 
     progress(0.3, f"training on {len(rows.label)} pairs")
     model, metrics = fit(rows)
     active = active_detector()
-    holdout = np.flatnonzero(rows.reviewed & held_out(rows.first_ids, rows.second_ids))
+    holdout = np.flatnonzero(rows.holdout)
     if active is not None and len(holdout):
         metrics["active_on_holdout"] = score(active.probability(rows.x[holdout]), rows.label[holdout], active.threshold)
-    version = f"rephrase-{datetime.now(UTC):%Y%m%d-%H%M%S}-{newest}"
+    version = version_name("rephrase", newest)
     manifest = {
         "format": FORMAT,
         "kind": REPHRASE_MODELS.name,

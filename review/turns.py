@@ -24,7 +24,7 @@ from django.utils import timezone
 from assistant import skills
 from assistant.models import ModelVersion
 from assistant.nlu import NLU_MODELS
-from feedback.labels import neighbours, reviewed, reviewed_rephrases
+from feedback.labels import neighbours, random_pairs, reviewed, reviewed_rephrases
 from feedback.models import (
     CLUSTER_RANKING,
     DefectCluster,
@@ -145,6 +145,31 @@ def retry_questions(turn: Turn) -> list[RetryQuestion]:
             verdict_id=verdicts[t.pk].pk if t.pk in verdicts else None,
         )
         for t in earlier
+    ]
+
+
+@dataclass(frozen=True)
+class PairToJudge:
+    """Two turns of one person drawn at random (feedback.labels.random_pairs): was the later a retry?"""
+
+    first: Turn
+    second: Turn
+    gap_s: float
+    detector_score: float | None  # the stored link's score, None when the detector linked none
+
+
+PAIRS_TO_JUDGE = 10  # a page of the random queue
+
+
+def pairs_to_judge(count: int = PAIRS_TO_JUDGE) -> list[PairToJudge]:
+    """A page of the random queue of pairs to judge, with what the detector said of each."""
+    drawn = random_pairs(count)
+    links = Rephrase.objects.filter(second_id__in=[b.pk for _, b in drawn]).values_list(
+        "first_id", "second_id", "score"
+    )
+    scores = {(a, b): score for a, b, score in links}
+    return [
+        PairToJudge(a, b, (b.created_at - a.created_at).total_seconds(), scores.get((a.pk, b.pk))) for a, b in drawn
     ]
 
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("turns/<int:turn_id>/label/", views.label, name="review-label"),
     path("labels/<int:label_id>/undo/", views.undo_label, name="review-undo-label"),
     path("turns/<int:turn_id>/retry-of/", views.label_retry, name="review-label-retry"),
+    path("retries/", views.retries, name="review-retries"),
     path("retry-labels/<int:label_id>/undo/", views.undo_retry_label, name="review-undo-retry-label"),
     path("rules/", views.rules, name="review-rules"),
     path("rules/<int:rule_id>/<slug:action>/", views.decide_rule, name="review-decide-rule"),

@@ -180,11 +180,20 @@ def label_retry(request: HttpRequest, turn_id: int) -> HttpResponse:
     first = Turn.objects.filter(pk=int(first_id)).first() if first_id.isdigit() and len(first_id) < 19 else None
     if first is None:
         return _turn_page(request, found, problem="No earlier turn by that id.", status=400)
+    sampled = request.POST.get("sampled") == "1"  # from the random queue: back to it
     try:
-        labels.label_rephrase(first, found, request.user, is_rephrase=verdict == "retry")
+        labels.label_rephrase(first, found, request.user, is_rephrase=verdict == "retry", sampled=sampled)
     except labels.LabelError as exc:
         return _turn_page(request, found, problem=str(exc), status=400)
-    return redirect("review-turn", turn_id=found.pk)
+    return redirect("review-retries") if sampled else redirect("review-turn", turn_id=found.pk)
+
+
+@require_GET
+@reviewers_only
+def retries(request: HttpRequest) -> HttpResponse:
+    """Pairs of one person's turns drawn at random: was the later a retry? The rephrase detector's gate
+    measures it on these verdicts (the pairs opened from the inbox are mostly around failures)."""
+    return render(request, "review/retries.html", {"pairs": turns.pairs_to_judge()})
 
 
 @require_POST

@@ -8,14 +8,18 @@ likeliest failures while there is no model). The product learns from those label
 (learning/failure_points.py); no learner reads the truth. A turn the truth says went well gets no label, as
 a reviewer who finds nothing wrong labels nothing; the report scores the failure-point model on the turns
 nobody labelled. Around each turn it labels, the reviewer also says whether the turns just before and after
-it were retries (feedback.labels.label_rephrase), as the review page asks: the rephrase detector's verdicts.
+it were retries (feedback.labels.label_rephrase), as the review page asks, and judges as many pairs drawn at
+random (review's "Retries to judge", feedback.labels.random_pairs): the rephrase detector's verdicts, the
+random ones those its gate measures on.
 """
 
 from __future__ import annotations
 
+import random
+
 from django.contrib.auth import get_user_model
 
-from feedback.labels import label_rephrase, label_turn, neighbours
+from feedback.labels import label_rephrase, label_turn, neighbours, random_pairs
 from feedback.models import Label, RephraseLabel, Turn
 from review.turns import UNSURE, likely_defects
 
@@ -51,6 +55,8 @@ def review(
     inbox = likely_defects(order=UNSURE).filter(**ours)
     if not inbox.exists():
         inbox = likely_defects().filter(**ours)
+    if retry_of is not None:
+        judge_random_pairs(run_tag, reviewer, retry_of, per_cycle)
     done = 0
     for turn in inbox[: per_cycle * 3]:
         point = AS_LABEL.get(truth_by_turn.get(turn.pk, ""))
@@ -77,5 +83,19 @@ def judge_neighbours(turn: Turn, reviewer, retry_of: dict[int, int | None]) -> i
         if RephraseLabel.objects.filter(first=first, second=second).exists():
             continue
         label_rephrase(first, second, reviewer, is_rephrase=retry_of[second.pk] == first.pk)
+        stored += 1
+    return stored
+
+
+def judge_random_pairs(run_tag: str, reviewer, retry_of: dict[int, int | None], count: int) -> int:
+    """Judge up to `count` pairs of this run's users' turns drawn at random, as review's queue of retries to
+    judge shows them, where the truth knows both turns; returns how many verdicts were stored."""
+    ours = Turn.objects.filter(user__username__startswith=f"sim-{run_tag}-")
+    rng = random.Random(f"retries:{run_tag}:{RephraseLabel.objects.count()}")
+    stored = 0
+    for first, second in random_pairs(count, turns=ours, rng=rng):
+        if first.pk not in retry_of or second.pk not in retry_of:
+            continue  # a teaching probe or an answer: the truth does not say
+        label_rephrase(first, second, reviewer, is_rephrase=retry_of[second.pk] == first.pk, sampled=True)
         stored += 1
     return stored

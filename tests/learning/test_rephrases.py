@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feedback.models import BargeIn, Feedback, Rephrase, Session, Turn
+from feedback.models import BargeIn, Feedback, Rephrase, RephraseLabel, Session, Turn
 from learning.models import Job
 from learning.rephrases import PairFeatures, detect_rephrases, score_features
 from learning.tasks import detect_rephrases_task
@@ -216,11 +216,20 @@ def test_a_trained_detector_detects_only_once_it_beats_the_formula_on_held_out_v
         city, other = CITIES[k % len(CITIES)], CITIES[(k * 7 + 3) % len(CITIES)]
         retry, follow = _retry_and_follow_up(user, T0 + timedelta(days=k % 5), city, other)
         follow_ups.append(follow)
-        label_rephrase(*retry, staff, is_rephrase=True)
-        label_rephrase(*follow, staff, is_rephrase=False)
+        # Half of them judged from the random queue (the gate measures on a share of those), half opened
+        # from the inbox (trained on only).
+        label_rephrase(*retry, staff, is_rephrase=True, sampled=k % 2 == 0)
+        label_rephrase(*follow, staff, is_rephrase=False, sampled=k % 2 == 0)
     # The formula links the follow-ups too: that is what reviewers said it gets wrong.
     assert detect_rephrases()["detected"] == 240
     Rephrase.objects.all().delete()
+
+    # Verdicts on pairs reviewers chose do not measure it: they are not a sample of all pairs.
+    RephraseLabel.objects.update(sampled=False)
+    chosen_only = train_and_register()
+    assert chosen_only["status"] != "active" and "drawn at random" in chosen_only["decision"]
+    assert chosen_only["metrics"]["held_out"] == 0
+    RephraseLabel.objects.filter(first__user__username__regex=r"^person\d*[02468]$").update(sampled=True)
 
     trained = train_and_register()
     assert trained["status"] == "active", trained["decision"]
@@ -295,3 +304,25 @@ def test_the_simulated_reviewer_judges_the_pairs_around_a_turn_from_the_truth(al
     assert judge_neighbours(c, staff, {a.pk: None, b.pk: None, c.pk: a.pk}) == 1  # (a, c); (b, c) was judged
     assert reviewed_rephrases().get(first=a, second=c).is_rephrase is True
     assert not reviewed_rephrases().filter(second=probe).exists()
+
+
+@pytest.mark.django_db
+def test_the_simulated_reviewer_judges_pairs_drawn_at_random_from_its_runs_users_as_sampled():
+    from django.contrib.auth import get_user_model
+
+    from feedback.labels import reviewed_rephrases
+    from simulator.reviewer import judge_random_pairs
+
+    User = get_user_model()
+    staff = User.objects.create_user("simreviewer-rnd", is_staff=True)
+    ours, theirs = User.objects.create_user("sim-rnd-u0"), User.objects.create_user("sim-other-u0")
+    a = _turn(ours, "turn of the kitchn lights", T0, status=Turn.Status.OUT_OF_SCOPE)
+    b = _turn(ours, "kitchen lights off", T0 + timedelta(seconds=5), intent="iot_hue_lightoff")
+    c = _turn(ours, "yes", T0 + timedelta(seconds=9))  # an answer: the truth does not say
+    x = _turn(theirs, "what time is it", T0)
+    y = _turn(theirs, "what's the time", T0 + timedelta(seconds=4))
+    retry_of = {a.pk: None, b.pk: a.pk, x.pk: None, y.pk: x.pk}
+    assert judge_random_pairs("rnd", staff, retry_of, 10) == 1
+    (verdict,) = reviewed_rephrases()
+    assert (verdict.first_id, verdict.second_id, verdict.is_rephrase, verdict.sampled) == (a.pk, b.pk, True, True)
+    assert not reviewed_rephrases().filter(second=c).exists()

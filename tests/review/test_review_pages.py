@@ -702,3 +702,62 @@ def test_retry_verdicts_are_refused_to_others_and_unknown_ids_are_not_found(alic
     assert _client(staff).post("/review/retry-labels/999999/undo/").status_code == 404
     assert _client(staff).get(f"/review/turns/{second.pk}/retry-of/").status_code == 405
     assert not RephraseLabel.objects.exists()
+
+
+def test_the_random_queue_of_retries_to_judge_draws_unjudged_pairs_and_stores_its_verdicts_as_sampled(
+    client, alice, bob, staff, reviewer
+):
+    from feedback.models import RephraseLabel
+
+    first = _turn(alice, "<b>turn of the kitchn lights</b>", response="Sorry, I can't do that.")
+    second = _turn(alice, "kitchen lights off", at=NOON + timedelta(seconds=5))
+    _turn(bob, "what time is it", at=NOON + timedelta(hours=2))  # nobody's pair: said alone
+    Rephrase.objects.create(first=first, second=second, score=0.77, gap_ms=5000, detector_version="fixed-logistic-1")
+    assert client.get("/review/retries/").status_code == 302
+    assert _client(alice).get("/review/retries/").status_code == 403
+    page = _client(reviewer).get("/review/retries/").content.decode()
+    assert "&lt;b&gt;turn of the kitchn lights&lt;/b&gt;" in page and "<b>turn" not in page
+    assert "kitchen lights off" in page and "a retry (0.77)" in page and "(5 s)" in page
+    assert "what time is it" not in page
+    response = _client(reviewer).post(
+        f"/review/turns/{second.pk}/retry-of/", {"first": first.pk, "verdict": "retry", "sampled": "1"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/review/retries/"
+    verdict = RephraseLabel.objects.get()
+    assert (verdict.first_id, verdict.second_id, verdict.is_rephrase, verdict.sampled) == (
+        first.pk,
+        second.pk,
+        True,
+        True,
+    )
+    # Judged: the queue has nothing left to draw.
+    assert "No pair to judge" in _client(staff).get("/review/retries/").content.decode()
+    # From the turn page, a chosen pair: not sampled.
+    third = _turn(alice, "lights off in the kitchen", at=NOON + timedelta(seconds=9))
+    _client(staff).post(f"/review/turns/{third.pk}/retry-of/", {"first": second.pk, "verdict": "not_retry"})
+    assert RephraseLabel.objects.get(second=third).sampled is False
+    assert _client(staff).post("/review/retries/").status_code == 405
+
+
+def test_random_pairs_are_uniform_over_the_pairs_the_detector_judges(alice, bob):
+    import random
+    from collections import Counter
+
+    from feedback.labels import random_pairs
+
+    # alice: three turns in a row (pairs 1-2, 1-3, 2-3); bob: two in a row (one pair), then one alone.
+    a = [_turn(alice, f"alice {k}", at=NOON + timedelta(seconds=5 * k)) for k in range(3)]
+    b = [_turn(bob, f"bob {k}", at=NOON + timedelta(seconds=5 * k)) for k in range(2)]
+    _turn(bob, "bob later", at=NOON + timedelta(hours=1))
+    pairs = {(a[0].pk, a[1].pk), (a[0].pk, a[2].pk), (a[1].pk, a[2].pk), (b[0].pk, b[1].pk)}
+    counts: Counter = Counter()
+    rng = random.Random(0)
+    for _ in range(400):
+        ((first, second),) = random_pairs(1, rng=rng)
+        assert first.user_id == second.user_id and first.created_at <= second.created_at
+        counts[(first.pk, second.pk)] += 1
+    assert set(counts) == pairs
+    assert min(counts.values()) > 70 and max(counts.values()) < 130  # about 100 each
+    assert len(random_pairs(10, rng=rng)) == 4  # each pair once
+    assert random_pairs(10, turns=Turn.objects.filter(user=bob), rng=rng) == [(b[0], b[1])]
+    assert random_pairs(0) == [] and random_pairs(3, turns=Turn.objects.none()) == []
