@@ -16,22 +16,27 @@ from assistant.models import ModelVersion
 from learning.models import Job
 
 
+def _finished(job: Job, workers: list[tuple], timeout: float = 300) -> Job:
+    """The job once done, the workers (process, log file) still running meanwhile; its logs say why not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in (Job.Status.DONE, Job.Status.FAILED):
+            break
+        assert all(proc.poll() is None for proc, _ in workers), [log.read_text()[-2000:] for _, log in workers]
+        time.sleep(0.5)
+    logs = "\n".join(log.read_text()[-3000:] for _, log in workers)
+    assert job.status == Job.Status.DONE, f"{job.status}: {job.message}\n{logs}"
+    return job
+
+
 @pytest.mark.celery
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_trains_and_promotes_an_nlu_model(celery_worker_process):
     from learning.jobs import start_job
     from learning.tasks import train_nlu_task
 
-    proc, log_path = celery_worker_process
-    job = start_job(train_nlu_task)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.status in (Job.Status.DONE, Job.Status.FAILED):
-            break
-        assert proc.poll() is None, log_path.read_text()[-3000:]
-        time.sleep(1)
-    assert job.status == Job.Status.DONE, f"{job.status}: {job.message}\n{log_path.read_text()[-3000:]}"
+    job = _finished(start_job(train_nlu_task), [celery_worker_process])
     assert job.progress == 1.0
     active = ModelVersion.objects.get(kind="nlu", status=ModelVersion.Status.ACTIVE)
     assert Path(active.path).exists()
@@ -64,16 +69,7 @@ def test_two_workers_mining_in_shards_store_the_rules_one_process_mines(celery_w
     assert len(expected) == 4
 
     workers = celery_workers(2, MINE_SHARDS="4", MINE_ROWS_PER_SHARD="1", MINE_MIN_USERS="3")
-    job = start_job(mine_rewrites_task)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.status in (Job.Status.DONE, Job.Status.FAILED):
-            break
-        assert all(proc.poll() is None for proc, _ in workers), [log.read_text()[-2000:] for _, log in workers]
-        time.sleep(0.5)
-    logs = "\n".join(log.read_text()[-3000:] for _, log in workers)
-    assert job.status == Job.Status.DONE, f"{job.status}: {job.message}\n{logs}"
+    job = _finished(start_job(mine_rewrites_task), workers)
     assert job.result["shards"] == 4
     parts = Job.objects.filter(kind="mine_shard")
     assert sorted(parts.values_list("status", flat=True)) == [Job.Status.DONE] * 4
