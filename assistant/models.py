@@ -140,7 +140,7 @@ class ModelVersion(models.Model):
         REJECTED = "rejected", "Rejected"
 
     kind = models.CharField(max_length=30, db_index=True)  # a ModelKind's name (assistant/registry.py): "nlu"…
-    version = models.CharField(max_length=40)
+    version = models.CharField(max_length=80)  # as long as the version fields that copy it
     path = models.CharField(max_length=500)
     manifest = models.JSONField(default=dict)
     metrics = models.JSONField(default=dict)

@@ -323,7 +323,7 @@ class Rephrase(models.Model):
     second = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="rephrase_of")
     score = models.FloatField()
     gap_ms = models.IntegerField(help_text="Milliseconds between the two turns.")
-    detector_version = models.CharField(max_length=40)
+    detector_version = models.CharField(max_length=80)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

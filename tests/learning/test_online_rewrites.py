@@ -333,3 +333,14 @@ def test_only_a_model_whose_own_pass_makes_the_sentence_embedding_is_said_to(nlu
     ModelVersion.objects.filter(kind="nlu").delete()
     nlu.NLU_MODELS.reset_loaded()
     assert not nlu.embeds_sentences()
+
+
+def test_a_version_name_fits_where_it_is_stored_however_many_turns_there_are():
+    from assistant.artifacts import version_name
+    from assistant.models import ModelVersion
+
+    longest = version_name("rewrite-index", 2**63 - 1)  # the longest prefix, the largest turn id
+    assert len(longest) <= ModelVersion._meta.get_field("version").max_length
+    assert len(version_name("rephrase", 2**63 - 1)) <= Rephrase._meta.get_field("detector_version").max_length
+    assert len(version_name("defect", 2**63 - 1)) <= Turn._meta.get_field("defect_model_version").max_length
+    assert len(version_name("fp", 2**63 - 1)) <= Turn._meta.get_field("failure_point_model_version").max_length
