@@ -28,10 +28,10 @@ from assistant.intents import INTENTS, OUT_OF_SCOPE
 from assistant.nlu.context import serving_ranker, situation_of
 from assistant.nlu.loading import load_model
 from assistant.nlu.tagging import join_spans
-from assistant.registry import ModelKind, ModelUnavailable
+from assistant.registry import ModelKind
 from assistant.turns import NluResult, SlotSpan, TurnContext
 
-__all__ = ["NLU_MODELS", "embeds_sentences", "sentence_vector", "serving", "understand"]
+__all__ = ["NLU_MODELS", "sentence_vector", "serving", "understand"]
 
 NLU_MODELS = ModelKind("nlu", load_model, label="NLU", hint="run `python manage.py train_nlu`")
 
@@ -59,17 +59,6 @@ def serving() -> dict[str, str] | None:
         return None
     recipe = recipe_of(row.manifest)
     return {"version": row.version, "recipe": recipe, "about": RECIPE_DESCRIPTIONS[recipe]}
-
-
-def embeds_sentences() -> bool:
-    """Whether the serving model's own pass makes the MiniLM sentence embedding (the heads model's frozen
-    encoder): then sentence_vector() of the words it just read costs nothing. The joint model is fine-tuned."""
-    from assistant.nlu.heads import HeadsModel
-
-    try:
-        return isinstance(NLU_MODELS.model(), HeadsModel)
-    except ModelUnavailable:
-        return False
 
 
 def sentence_vector(text: str):

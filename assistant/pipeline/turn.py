@@ -37,7 +37,6 @@ from assistant.models import Device, Home
 from assistant.pipeline import prompts
 from assistant.pipeline.asr import choose_reading, recognise
 from assistant.pipeline.trace import StageFailed, Trace
-from assistant.rewrite.online import embedding_ahead
 from assistant.rewrite.rules import apply_rewrite
 from assistant.skills import dialogue as dialogue_skill
 from assistant.text import TextError, check_utterance, normalise
@@ -297,12 +296,6 @@ def _run_stages(
             raise ValueError("nothing left after normalisation")
         st.output, st.confidence = asr.text, asr.confidence
 
-    layers = layers or RewriteLayers()
-    embed = nlu.sentence_vector
-    if pending is None and (layers.global_rewrites or layers.personal_rewrites) and not nlu.embeds_sentences():
-        # Once a fire model judges every turn, online rewriting embeds these words whatever the NLU reads:
-        # unless the NLU's own pass makes that embedding, it starts now, beside the NLU (assistant/rewrite/online.py).
-        embed = embedding_ahead(asr.text, embed)
     with trace.stage("nlu", input=asr.text) as st:
         if len(request.nbest) > 1:
             # Several hypotheses: the reading is chosen over hypotheses and intents together.
@@ -357,12 +350,13 @@ def _run_stages(
                 )
                 st.output = {"taught_concept": concept.name}
             elif understood.intent != "concept_teach":
+                layers = layers or RewriteLayers()
                 outcome, understood = apply_rewrite(
                     asr.text,
                     understood,
                     ctx.user_id,
                     understand,
-                    embed=embed,
+                    embed=nlu.sentence_vector,
                     allow_global=layers.global_rewrites,
                     allow_personal=layers.personal_rewrites,
                 )

@@ -29,22 +29,12 @@ works as it is is never rewritten.
 
 The index, ranker and fire model are one artifact (kind "rewrite_index" in the registry),
 rebuilt by a learning step and hot-swapped.
-
-The sentence embedding of the turn is the stage's largest cost (a MiniLM forward pass; the joint NLU
-is fine-tuned, so its own pass gives none). Once a fire model judges every turn, the turn will need
-it whatever the NLU says, so the pipeline starts it on a thread of its own as the NLU starts
-(embedding_ahead; not for the heads model, whose own pass makes it): on a machine with a core to spare the two passes overlap, and the rewrite stage
-finds the embedding done. The result is the same as computing it in the stage.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -54,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from assistant.artifacts import checked_file, read_manifest
-from assistant.registry import ModelKind, ModelUnavailable
+from assistant.registry import ModelKind
 from assistant.turns import NluResult
 
 FORMAT = "rewrite-index-2"  # 2: the candidate features compare the readings (same_intent, slots_kept)
@@ -358,45 +348,6 @@ def fire_features(query: Query, top: Top, record: Record, personal: Record) -> l
     probabilities = sorted((p for _, p in query.nlu.alternatives), reverse=True) or [query.nlu.confidence]
     margin = probabilities[0] - (probabilities[1] if len(probabilities) > 1 else 0.0)
     return [top.score, *top.features, margin, *record.features(), *personal.features(), math.log1p(top.candidates)]
-
-
-# --- the embedding, ahead of the stage ----------------------------------------------------------
-
-Embed = Callable[[str], np.ndarray]
-EMBEDDING_THREADS = 2  # per process: turns of a few people at once each start one
-_executor: tuple[int, ThreadPoolExecutor] | None = None
-_executor_lock = threading.Lock()
-
-
-def _embedding_executor() -> ThreadPoolExecutor:
-    """The process's embedding threads (a forked process makes its own: threads do not survive a fork)."""
-    global _executor
-    with _executor_lock:
-        if _executor is None or _executor[0] != os.getpid():
-            _executor = (os.getpid(), ThreadPoolExecutor(EMBEDDING_THREADS, thread_name_prefix="embed-ahead"))
-        return _executor[1]
-
-
-def embedding_ahead(text: str, embed: Embed) -> Embed:
-    """`embed`, with the embedding of `text` started now on a thread of its own when online rewriting will
-    need it whatever the NLU reads: a fire model serves and the words are not known to work. Otherwise, or
-    for other words, `embed` itself."""
-    try:
-        index = REWRITE_INDEXES.model()
-    except ModelUnavailable:
-        return embed
-    if not index.fires_on_any_turn or index.ranker is None or text in index.known_good:
-        return embed
-    started: Future = _embedding_executor().submit(embed, text)
-
-    def ahead(asked: str) -> np.ndarray:
-        if asked != text:
-            return embed(asked)
-        if started.cancel():  # every thread busy with other turns' embeddings: compute it here
-            return embed(asked)
-        return started.result()
-
-    return ahead
 
 
 def load_index(path: Path) -> RewriteIndex:

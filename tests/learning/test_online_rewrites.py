@@ -285,56 +285,6 @@ def test_the_fire_model_rewrites_words_that_keep_failing_however_confident_the_n
     assert handle_turn(alice, text="add milk to my shopping list").rewrite is None
 
 
-def test_the_embedding_starts_ahead_only_when_online_rewriting_will_need_it_and_gives_the_same_vector(monkeypatch):
-    import threading
-
-    from assistant.registry import ModelUnavailable
-    from assistant.rewrite.online import embedding_ahead
-
-    class Sure:
-        def predict(self, x):
-            return np.full(len(x), 0.7)
-
-    calls = []
-    called = threading.Event()
-
-    def embed(text: str) -> np.ndarray:
-        calls.append((text, threading.current_thread().name))
-        called.set()
-        return unit([len(text), 1, 0])
-
-    judging = _index(fire_model=Sure(), fire_threshold=0.5)
-    monkeypatch.setattr(REWRITE_INDEXES, "model", lambda: judging)
-    ahead = embedding_ahead("weather in wilkersen", embed)
-    assert ahead is not embed
-    assert called.wait(10)  # in a turn, the NLU runs meanwhile
-    np.testing.assert_array_equal(ahead("weather in wilkersen"), embed("weather in wilkersen"))
-    assert calls[0] == ("weather in wilkersen", calls[0][1]) and calls[0][1].startswith("embed-ahead")
-    assert ahead("other words")[0] == unit([11, 1, 0])[0]  # other words (another hypothesis): computed here
-    # Nothing to start: the words are known to work, no fire model judges every turn (then only risky turns
-    # are tried, which the NLU has not said yet), or no index serves.
-    assert embedding_ahead("what's the weather", embed) is embed
-    monkeypatch.setattr(REWRITE_INDEXES, "model", lambda: _index())
-    assert embedding_ahead("weather in wilkersen", embed) is embed
-
-    def unavailable():
-        raise ModelUnavailable("no index yet")
-
-    monkeypatch.setattr(REWRITE_INDEXES, "model", unavailable)
-    assert embedding_ahead("weather in wilkersen", embed) is embed
-
-
-@pytest.mark.django_db
-def test_only_a_model_whose_own_pass_makes_the_sentence_embedding_is_said_to(nlu_model):
-    from assistant import nlu
-    from assistant.models import ModelVersion
-
-    assert nlu.embeds_sentences()  # the heads model: its frozen encoder's pass makes it
-    ModelVersion.objects.filter(kind="nlu").delete()
-    nlu.NLU_MODELS.reset_loaded()
-    assert not nlu.embeds_sentences()
-
-
 def test_a_version_name_fits_where_it_is_stored_however_many_turns_there_are():
     from assistant.artifacts import version_name
     from assistant.models import ModelVersion
