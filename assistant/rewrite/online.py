@@ -243,6 +243,13 @@ class RewriteIndex:
         """A fire model decides, for confident turns too (else only risky turns are tried)."""
         return self.fire_model is not None and any(math.isfinite(t) for t in self.fire_thresholds.values())
 
+    def judges(self, user_id: int, *, use_personal: bool) -> bool:
+        """Whether the fire model may fire on this person's turns, confident ones too: it serves, and the view
+        their turns are judged in has a threshold (a view whose held-out fires never met the precision has none,
+        and then only risky turns are tried)."""
+        view = self.view(user_id, use_personal=use_personal)
+        return self.fire_model is not None and math.isfinite(self.fire_thresholds[view])
+
     def in_use(self, layer: str, asked: bool) -> bool:
         """Whether a layer (online-global, online-personal) takes part: asked for, and not switched off."""
         return asked and layer not in self.disabled_layers

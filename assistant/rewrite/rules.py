@@ -106,8 +106,8 @@ def online_rewrite(
         allow_personal = False  # built from what the person said before they had it forgotten
     known_to_fail = index.known_to_fail(text, user_id, use_personal=allow_personal)
     risky = original.out_of_scope or original.confidence < settings.ONLINE_REWRITE_BELOW or known_to_fail
-    if (not risky and not index.fires_on_any_turn) or text in index.known_good:
-        return None, original  # before the sentence embedding, the stage's largest cost
+    if (not risky and not index.judges(user_id, use_personal=allow_personal)) or text in index.known_good:
+        return None, original  # nothing could fire: leave before the sentence embedding, the stage's largest cost
     query = Query(text=text, vector=embed(text), nlu=original)
     pick = index.best(query, user_id, use_global=allow_global, use_personal=allow_personal, risky=risky)
     if pick is None:

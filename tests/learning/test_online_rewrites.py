@@ -294,3 +294,37 @@ def test_a_version_name_fits_where_it_is_stored_however_many_turns_there_are():
     assert len(version_name("rephrase", 2**63 - 1)) <= Rephrase._meta.get_field("detector_version").max_length
     assert len(version_name("defect", 2**63 - 1)) <= Turn._meta.get_field("defect_model_version").max_length
     assert len(version_name("fp", 2**63 - 1)) <= Turn._meta.get_field("failure_point_model_version").max_length
+
+
+@pytest.mark.django_db
+def test_a_confident_turn_is_not_embedded_where_the_fire_model_could_not_fire_on_it(monkeypatch):
+    """The fire model judges a person's confident turns only in a view with a threshold; where it has none (its
+    held-out fires never met the precision) nothing can fire on them, so the embedding is not computed."""
+    from assistant.rewrite.rules import online_rewrite
+
+    class Sure:
+        def predict(self, x):
+            return np.full(len(x), 0.7)
+
+    index = _index(threshold=math.inf, fire_model=Sure(), fire_threshold=0.6, global_fire_threshold=None)
+    assert index.judges(7, use_personal=True)  # 7 has a personal layer: the personal view, threshold 0.6
+    assert not index.judges(8, use_personal=True) and not index.judges(7, use_personal=False)  # the global view
+    monkeypatch.setattr(REWRITE_INDEXES, "model", lambda: index)
+    embedded = []
+
+    def embed(text):
+        embedded.append(text)
+        return unit([1, 0.11, 0])
+
+    confident = _query(confidence=0.9).nlu
+
+    def rewrite(user: int, use_personal: bool):
+        return online_rewrite(
+            "weather in wilkersen", confident, user, lambda t: confident, embed,
+            allow_global=True, allow_personal=use_personal,
+        )  # fmt: skip
+
+    assert rewrite(8, True) == (None, confident) and rewrite(7, False) == (None, confident)
+    assert embedded == []
+    rewrite(7, True)  # judged: embedded, then the fire model decides
+    assert embedded == ["weather in wilkersen"]
