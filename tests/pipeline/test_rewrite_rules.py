@@ -80,7 +80,10 @@ def test_an_online_rewrite_of_a_confident_reading_needs_words_known_to_fail(alic
     from assistant.rewrite.online import Entry, Pick
 
     class Index:
-        version, known_bad, known_good, fires_on_any_turn = "test", {"play the weeds"}, set(), False
+        version, known_bad, known_good = "test", {"play the weeds"}, set()
+
+        def judges(self, user_id, *, use_personal):  # no fire model: only risky turns are tried
+            return False
 
         def known_to_fail(self, text, user_id, *, use_personal):
             return text in self.known_bad
