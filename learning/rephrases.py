@@ -571,7 +571,7 @@ def detect_rephrases(since: datetime | None = None, *, after_id: int | None = No
         _, was_created = Rephrase.objects.get_or_create(
             first=first,
             second=second,
-            defaults={"score": round(score_, 4), "gap_ms": gap_ms, "detector_version": version[:40]},
+            defaults={"score": round(score_, 4), "gap_ms": gap_ms, "detector_version": version},
         )
         created += was_created
         existing += not was_created
