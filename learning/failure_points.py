@@ -721,7 +721,6 @@ def train_and_register(progress: Callable[[float, str], None], seed: int = 0) ->
         # Judged against the candidate's labels: a self-label depends on the requests that went well.
         metrics["active_on_holdout"] = score(active, replace(active.rows(turns), label=rows.label), holdout)
     newest = int(rows.ids.max()) if len(rows.ids) else 0
-    # ModelVersion.version holds 40 characters: a short prefix leaves room for the microseconds and the id.
     version = version_name("fp", newest)
     out = Path(settings.MODEL_DIR) / "failure_point" / version
     manifest = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -94,62 +93,29 @@ def server_password(user, raw: str) -> None:
     user.save(update_fields=["password"])
 
 
-def _start_worker(tmp_path: Path, name: str, **env_overrides: str) -> tuple[subprocess.Popen, Path]:
-    """A real Celery worker (solo pool) on this test's database and Redis, consuming every queue, with its
-    log in tmp_path/<name>.log. Workers started for one test share its MODEL_DIR and VAR_DIR."""
-    from tests.servers import current_database_url
-
-    env = {
-        **os.environ,
-        "DATABASE_URL": current_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "MODEL_DIR": str(tmp_path / "models"),
-        "VAR_DIR": str(tmp_path / "var"),
-        **env_overrides,
-    }
-    log_path = tmp_path / f"{name}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "assistant", "worker", "--pool", "solo", "--hostname",
-             f"{name}@%h", "--queues", "celery,learning", "--loglevel", "INFO", "--without-gossip",
-             "--without-mingle"],
-            cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    return proc, log_path
-
-
-def _stop_worker(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-@pytest.fixture
-def celery_worker_process(tmp_path):
-    """A real Celery worker; yields (process, its log file). The test must use django_db(transaction=True)
-    so the worker sees its writes."""
-    if not settings.REDIS_URL or not settings.DATABASE_URL:
-        pytest.skip("needs DATABASE_URL and REDIS_URL (make test sets them)")
-    proc, log_path = _start_worker(tmp_path, "worker")
-    yield proc, log_path
-    _stop_worker(proc)
-
-
 @pytest.fixture
 def celery_workers(tmp_path):
     """Start real Celery workers: `start(n, **env)` -> [(process, log file)], stopped after the test
     (which must use django_db(transaction=True))."""
+    from tests.servers import start_worker, stop_worker
+
     if not settings.REDIS_URL or not settings.DATABASE_URL:
         pytest.skip("needs DATABASE_URL and REDIS_URL (make test sets them)")
     started: list[subprocess.Popen] = []
 
     def start(n: int, **env: str) -> list[tuple[subprocess.Popen, Path]]:
-        workers = [_start_worker(tmp_path, f"worker{len(started) + i}", **env) for i in range(n)]
+        workers = [start_worker(tmp_path, f"worker{len(started) + i}", **env) for i in range(n)]
         started.extend(proc for proc, _ in workers)
         return workers
 
     yield start
     for proc in started:
-        _stop_worker(proc)
+        stop_worker(proc)
+
+
+@pytest.fixture
+def celery_worker_process(celery_workers):
+    """A real Celery worker; (process, its log file). The test must use django_db(transaction=True) so the
+    worker sees its writes."""
+    (worker,) = celery_workers(1)
+    return worker

@@ -1,4 +1,5 @@
-"""Processes that integration tests start against this test's database: the web server serving the app."""
+"""Processes that integration tests start against this test's database: the web server serving the app, and
+Celery workers."""
 
 from __future__ import annotations
 
@@ -79,3 +80,33 @@ def running_server(log_dir: Path, *, workers: int = 1, **env_overrides: str) -> 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def start_worker(tmp_path: Path, name: str, **env_overrides: str) -> tuple[subprocess.Popen, Path]:
+    """A real Celery worker (solo pool) on this test's database and Redis, consuming every queue, with its
+    log in tmp_path/<name>.log. Workers started for one test share its MODEL_DIR and VAR_DIR."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": current_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "MODEL_DIR": str(tmp_path / "models"),
+        "VAR_DIR": str(tmp_path / "var"),
+        **env_overrides,
+    }
+    log_path = tmp_path / f"{name}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "assistant", "worker", "--pool", "solo", "--hostname",
+             f"{name}@%h", "--queues", "celery,learning", "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle"],
+            cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return proc, log_path
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -17,9 +16,7 @@ from django.utils import timezone
 
 from learning.jobs import JobOutcome, run_job
 from learning.models import Job
-from tests.servers import current_database_url
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import start_worker
 
 
 def _stale(job: Job) -> None:
@@ -90,24 +87,11 @@ def test_a_failed_job_is_retried(django_capture_on_commit_callbacks, nlu_model):
 
 
 def _worker(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": current_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "MODEL_DIR": str(settings.MODEL_DIR),
-        "VAR_DIR": str(tmp_path / "var"),
-        # Quick to notice a dead worker, so the test need not wait minutes.
-        "JOB_HEARTBEAT_S": "1",
-        "JOB_STALE_AFTER_S": "4",
-        "BROKER_VISIBILITY_TIMEOUT": "4",
-    }
-    log = tmp_path / f"{name}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "assistant", "worker", "--pool", "solo", "--queues", "learning",
-         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", f"{name}@%h"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    # Quick to notice a dead worker, so the test need not wait minutes.
+    return start_worker(
+        tmp_path, name, MODEL_DIR=str(settings.MODEL_DIR), JOB_HEARTBEAT_S="1", JOB_STALE_AFTER_S="4",
+        BROKER_VISIBILITY_TIMEOUT="4",
     )  # fmt: skip
-    return proc, log
 
 
 @pytest.mark.celery
