@@ -45,7 +45,10 @@ It calls a pair a retry from the probability where its out-of-fold F1 on the rev
 trains on is best (the easy negatives above keep its probabilities low on the harder pairs
 reviewers judge), and is promoted only when its F1 on the held-out verdicts beats the formula's on
 the same pairs (and the active trained version's), with at least MIN_HELD_OUT of them; the gate's
-note says which way it went and by how much. Until then the formula detects.
+note says which way it went and by how much. Both are scored on the pairs detection would store with
+them, not on each pair's score alone: a pair that passes loses to a nearer earlier turn that passes
+too (`links`, `Around`), so a detector that raises every retry-like pair gains nothing where the
+nearest try already passed. Until then the formula detects.
 """
 
 from __future__ import annotations
@@ -294,12 +297,48 @@ class PairRows:
     reviewed: np.ndarray  # bool: the label is a reviewer's verdict
     sampled: np.ndarray  # bool: a reviewer's verdict on a pair drawn at random (feedback.labels.random_pairs)
     synthetic: int = 0  # of the rows, how many are spliced pairs (at the end)
+    around: Around | None = None  # what detection weighs with the held-out pairs
 
     @property
     def holdout(self) -> np.ndarray:
         """The rows every version is measured on and none trains on: a share of the verdicts on pairs drawn
         at random, which stand for every pair (the inbox's are mostly around failures)."""
         return self.sampled & held_out(self.first_ids, self.second_ids)
+
+
+@dataclass
+class Around:
+    """Every candidate pair detection weighs together with held-out pairs, featurised: for a pair (a, b),
+    those among the person's turns from a to b. Detection links b to the nearest earlier turn whose pair
+    passes and that no turn before b took (`links`), so these, and nothing outside them, decide whether it
+    links b to a. A detector is judged on the pairs it would store, not on each pair's score alone: a pair
+    that passes loses to a nearer retry that passes too."""
+
+    pairs: list[Candidate]
+    x: np.ndarray  # (len(pairs), len(PAIR_FEATURES))
+
+    @classmethod
+    def of(
+        cls, held: list[Candidate], candidates: list[Candidate], vectors: dict, signals: Signals, gap_limit: float
+    ) -> Around:
+        def at(turn: Turn) -> tuple:
+            return turn.created_at, turn.pk
+
+        spans: dict[int, list[tuple[tuple, tuple]]] = {}
+        for c in held:
+            spans.setdefault(c.first.user_id, []).append((at(c.first), at(c.second)))
+        pairs = [
+            c for c in candidates
+            if any(lo <= at(c.first) and at(c.second) <= hi for lo, hi in spans.get(c.first.user_id, ()))
+        ]  # fmt: skip
+        missing = [text for c in pairs for t in (c.first, c.second) if (text := turn_text(t)) not in vectors]
+        vectors = {**vectors, **embed(missing)} if missing else vectors
+        x = np.array([pair_row(c, vectors, signals, gap_limit) for c in pairs], dtype=np.float64)
+        return cls(pairs=pairs, x=x.reshape(len(pairs), len(PAIR_FEATURES)))
+
+    def linked(self, probability: Callable[[np.ndarray], np.ndarray], cutoff: float) -> set[tuple[int, int]]:
+        """The (first, second) ids detection would link with this detector, of these pairs."""
+        return {(c.first.pk, c.second.pk) for _, c in links(self.pairs, probability(self.x), cutoff)}
 
 
 def self_label(c: Candidate, signals: Signals) -> int | None:
@@ -353,14 +392,20 @@ def load_pairs(turn_filter: Q, seed: int = 0) -> PairRows:
     rows = [pair_row(c, vectors, signals, gap_limit) for c, _, _ in labelled]
     rows += [pair_row(c, vectors, signals, gap_limit, gap=gap) for c, gap in splices]
     n = len(rows)
+    first_ids = np.array([c.first.pk for c, _, _ in labelled] + [c.first.pk for c, _ in splices], dtype=np.int64)
+    second_ids = np.array([c.second.pk for c, _, _ in labelled] + [c.second.pk for c, _ in splices], dtype=np.int64)
+    held = np.flatnonzero(
+        np.array(sampled, dtype=bool) & held_out(first_ids[: len(labelled)], second_ids[: len(labelled)])
+    )
     return PairRows(
-        first_ids=np.array([c.first.pk for c, _, _ in labelled] + [c.first.pk for c, _ in splices], dtype=np.int64),
-        second_ids=np.array([c.second.pk for c, _, _ in labelled] + [c.second.pk for c, _ in splices], dtype=np.int64),
+        first_ids=first_ids,
+        second_ids=second_ids,
         x=np.array(rows, dtype=np.float64).reshape(n, len(PAIR_FEATURES)),
         label=np.array([y for _, y, _ in labelled] + [NOT_RETRY] * len(splices), dtype=np.int8),
         reviewed=np.array([r for _, _, r in labelled] + [False] * len(splices), dtype=bool),
         sampled=np.array(sampled + [False] * len(splices), dtype=bool),
         synthetic=len(splices),
+        around=Around.of([labelled[i][0] for i in held], candidates, vectors, signals, gap_limit),
     )
 
 
@@ -399,11 +444,22 @@ def fit(rows: PairRows) -> tuple[RephraseModel, dict[str, Any]]:
             zip(PAIR_FEATURES, np.round(classifier[-1].coef_[0], 3).tolist(), strict=True)
         ),  # on standardised features
     }
-    idx = np.flatnonzero(holdout)
-    if len(idx):
-        metrics["holdout"] = score(model.probability(rows.x[idx]), rows.label[idx], model.threshold)
-        metrics["formula_on_holdout"] = score(formula_probability(rows.x[idx]), rows.label[idx], threshold())
+    if holdout.any():
+        metrics["holdout"] = score_held_out(rows, model.probability, model.threshold)
+        metrics["formula_on_holdout"] = score_held_out(rows, formula_probability, threshold())
     return model, metrics
+
+
+def score_held_out(rows: PairRows, probability: Callable[[np.ndarray], np.ndarray], cutoff: float) -> dict[str, Any]:
+    """A detector's precision, recall and F1 on the held-out verdicts as detection would link their pairs
+    (Around), with its F1 on each pair's score alone beside them ("pairwise_f1") and its log loss."""
+    idx = np.flatnonzero(rows.holdout)
+    p, y = probability(rows.x[idx]), rows.label[idx]
+    said = None  # without the pairs around them: each pair's score alone
+    if rows.around is not None:
+        linked = rows.around.linked(probability, cutoff)
+        said = np.array([(int(rows.first_ids[i]), int(rows.second_ids[i])) in linked for i in idx], dtype=bool)
+    return {**score(p, y, cutoff, said=said), "pairwise_f1": score(p, y, cutoff)["f1"]}
 
 
 def _threshold(classifier: Any, rows: PairRows, train: np.ndarray) -> float:
@@ -424,11 +480,12 @@ def _threshold(classifier: Any, rows: PairRows, train: np.ndarray) -> float:
     return float(grid[int(np.argmax(f1s))])
 
 
-def score(p: np.ndarray, y: np.ndarray, cutoff: float) -> dict[str, Any]:
-    """Precision, recall and F1 of scores `p` from `cutoff` on, and log loss, against labels `y`."""
+def score(p: np.ndarray, y: np.ndarray, cutoff: float, said: np.ndarray | None = None) -> dict[str, Any]:
+    """Precision, recall and F1 of scores `p` from `cutoff` on (or of the calls `said`, where given), and log
+    loss, against labels `y`."""
     from sklearn.metrics import log_loss
 
-    said = p >= cutoff
+    said = p >= cutoff if said is None else said
     tp = int((said & (y == RETRY)).sum())
     precision = tp / int(said.sum()) if said.any() else 0.0
     recall = tp / int((y == RETRY).sum()) if (y == RETRY).any() else 0.0
@@ -453,7 +510,10 @@ def gate(candidate: dict, active: dict | None) -> Decision:
             False, False, f"rejected: {n} held-out verdicts on pairs drawn at random (review's retries to judge), "
             f"{MIN_HELD_OUT} of both kinds needed to compare it with the fixed formula, which detects meanwhile"
         )  # fmt: skip
-    versus = f"held-out F1 {mine['f1']} against the fixed formula's {formula['f1']} on the same {mine['n']} pairs"
+    versus = (
+        f"held-out F1 {mine['f1']} against the fixed formula's {formula['f1']} on the same {mine['n']} pairs as "
+        f"detection would link them (each pair's score alone: {mine.get('pairwise_f1')} against {formula.get('pairwise_f1')})"
+    )
     beats = (mine["f1"], -mine["log_loss"]) > (formula["f1"], -formula["log_loss"])
     if not beats:
         return Decision(False, True, f"rejected: {versus}; the formula detects", ("f1",))
@@ -487,9 +547,8 @@ def train_and_register(progress: Callable[[float, str], None] | None = None) -> 
     progress(0.3, f"training on {len(rows.label)} pairs")
     model, metrics = fit(rows)
     active = active_detector()
-    holdout = np.flatnonzero(rows.holdout)
-    if active is not None and len(holdout):
-        metrics["active_on_holdout"] = score(active.probability(rows.x[holdout]), rows.label[holdout], active.threshold)
+    if active is not None and rows.holdout.any():
+        metrics["active_on_holdout"] = score_held_out(rows, active.probability, active.threshold)
     version = version_name("rephrase", newest)
     manifest = {
         "format": FORMAT,
@@ -520,6 +579,34 @@ def train_and_register(progress: Callable[[float, str], None] | None = None) -> 
 # --- detection ----------------------------------------------------------------------
 
 
+def links(
+    pairs: list[Candidate], scores: np.ndarray, cutoff: float, stored: set[tuple[int, int]] | frozenset = frozenset()
+) -> list[tuple[float, Candidate]]:
+    """The pairs detection links, in its order (the later turns' times): each turn rephrases at most one
+    earlier turn, the nearest whose pair scores `cutoff` or more and is still free (a chain of retries links
+    each try to the one before), and is rephrased at most once. The pairs in `stored` (an earlier run's, as
+    (first id, second id)) are linked already and hold their turns: a rerun changes nothing."""
+    order = sorted(
+        zip(scores.tolist(), pairs, strict=True),
+        key=lambda item: (item[1].second.created_at, item[1].second.pk, -item[1].first.created_at.timestamp(), -item[1].first.pk),
+    )  # fmt: skip
+    used_first = {a for a, _ in stored}
+    used_second = {b for _, b in stored}
+    linked = []
+    for score_, c in order:
+        if score_ < cutoff:
+            continue
+        if (c.first.pk, c.second.pk) in stored:
+            linked.append((float(score_), c))
+            continue
+        if c.first.pk in used_first or c.second.pk in used_second:
+            continue
+        used_first.add(c.first.pk)
+        used_second.add(c.second.pk)
+        linked.append((float(score_), c))
+    return linked
+
+
 def detect_rephrases(since: datetime | None = None, *, after_id: int | None = None) -> dict[str, Any]:
     """Find and store rephrases among turns created at/after `since` and with id > `after_id`.
 
@@ -545,27 +632,16 @@ def detect_rephrases(since: datetime | None = None, *, after_id: int | None = No
     scores = detector.probability(x) if detector is not None else formula_probability(x)
     version = detector.version if detector is not None else DETECTOR_VERSION
     cutoff = detector.threshold if detector is not None else threshold()
-    scored = [(float(p), c.first, c.second) for p, c in zip(scores.tolist(), pairs, strict=True)]
-    # Each turn rephrases at most one earlier turn, the nearest that passes (a chain of retries
-    # links each try to the one before), and is rephrased at most once.
-    scored.sort(key=lambda item: (item[2].created_at, item[2].pk, -item[1].created_at.timestamp(), -item[1].pk))
     ids = {t.pk for c in pairs for t in (c.first, c.second)}
     stored = set(
         Rephrase.objects.filter(Q(first_id__in=ids) | Q(second_id__in=ids)).values_list("first_id", "second_id")
     )
-    used_first = {a for a, _ in stored}  # earlier runs' matches hold: reruns change nothing
-    used_second = {b for _, b in stored}
     created = existing = 0
-    for score_, first, second in scored:
-        if score_ < cutoff:
-            continue
+    for score_, c in links(pairs, scores, cutoff, stored):
+        first, second = c.first, c.second
         if (first.pk, second.pk) in stored:
             existing += 1
             continue
-        if first.pk in used_first or second.pk in used_second:
-            continue
-        used_first.add(first.pk)
-        used_second.add(second.pk)
         gap_ms = int((second.created_at - first.created_at).total_seconds() * 1000)
         # get_or_create: a concurrent run may have stored the same pair meanwhile.
         _, was_created = Rephrase.objects.get_or_create(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import Q
 
 from feedback.models import BargeIn, Feedback, Rephrase, RephraseLabel, Session, Turn
 from learning.models import Job
@@ -326,3 +327,61 @@ def test_the_simulated_reviewer_judges_pairs_drawn_at_random_from_its_runs_users
     (verdict,) = reviewed_rephrases()
     assert (verdict.first_id, verdict.second_id, verdict.is_rephrase, verdict.sampled) == (a.pk, b.pk, True, True)
     assert not reviewed_rephrases().filter(second=c).exists()
+
+
+def _unsaved(pk: int, user_id: int, at: datetime) -> Turn:
+    return Turn(pk=pk, user_id=user_id, created_at=at, raw_text=f"turn {pk}")
+
+
+def test_detection_links_each_turn_to_the_nearest_earlier_one_that_passes_once_each_way():
+    import numpy as np
+
+    from learning.rephrases import Candidate, links
+
+    a, a2, b, c = (_unsaved(k, 1, T0 + timedelta(seconds=5 * k)) for k in (1, 2, 3, 4))
+    pairs = [Candidate(a, a2, 0), Candidate(a, b, 1), Candidate(a2, b, 0), Candidate(a, c, 2), Candidate(b, c, 0)]
+    scores = np.array([0.9, 0.95, 0.6, 0.9, 0.4])
+    linked = [(c_.first.pk, c_.second.pk) for _, c_ in links(pairs, scores, 0.5)]
+    # b: the nearest passing turn (a2) wins over a better-scoring farther one; c: a is taken already and
+    # b does not pass, so c retries nothing.
+    assert linked == [(1, 2), (2, 3)]
+    # A pair an earlier run stored holds its turns: the first is taken, so the second try retries nothing.
+    assert [(c_.first.pk, c_.second.pk) for _, c_ in links(pairs, scores, 0.5, {(1, 3)})] == [(1, 3)]
+    assert links([], np.zeros(0), 0.5) == []
+
+
+@pytest.mark.django_db
+def test_held_out_verdicts_score_a_detector_on_the_pairs_detection_would_link(alice, monkeypatch):
+    """A try, a retry and a retry of the retry, judged at random: the last retries the one before, not the first.
+    The formula passes the pair (first, last) too, but detection links the last turn to the nearest try, so it
+    stores no wrong pair, and its held-out score says so where each pair's score alone would not."""
+    import numpy as np
+
+    from feedback.labels import label_rephrase
+    from learning import rephrases
+
+    monkeypatch.setattr(rephrases, "HOLDOUT_SHARE", 1.0)  # every verdict drawn at random is held out
+    staff = type(alice).objects.create_user("judge", is_staff=True)
+    first = _turn(alice, "whether four paris", T0, status=Turn.Status.OUT_OF_SCOPE)
+    again = _turn(
+        alice, "weather for paris", T0 + timedelta(seconds=5), status=Turn.Status.OUT_OF_SCOPE, session=first.session
+    )
+    last = _turn(
+        alice, "what is the weather in paris", T0 + timedelta(seconds=10), intent="weather_query", session=first.session
+    )
+    label_rephrase(first, last, staff, is_rephrase=False, sampled=True)
+    label_rephrase(again, last, staff, is_rephrase=True, sampled=True)
+
+    rows = rephrases.load_pairs(Q(user=alice))
+    assert rows.holdout.sum() == 2
+    # What decides the last turn's link: every pair among the three turns, the unjudged (first, again) too.
+    assert {(c.first.pk, c.second.pk) for c in rows.around.pairs} == {
+        (first.pk, again.pk),
+        (first.pk, last.pk),
+        (again.pk, last.pk),
+    }
+    passes_all = lambda x: np.full(len(x), 0.9)  # noqa: E731
+    scored = rephrases.score_held_out(rows, passes_all, 0.5)
+    assert scored["pairwise_f1"] == pytest.approx(0.6667, abs=1e-3)  # (first, last) alone looks like a retry
+    assert scored["f1"] == 1.0 and scored["precision"] == 1.0  # detection links only (again, last)
+    assert scored["n"] == 2 and scored["retries"] == 1
