@@ -172,3 +172,17 @@ def normalise(text: str) -> str:
     text = _TRAILING_PUNCT.sub(" ", text)
     words = _SPACES.sub(" ", text).strip().split(" ")
     return " ".join(_spell_numbers([w for w in words if w]))
+
+
+def sound(word: str) -> str:
+    """How a word sounds: its metaphone code, or the word itself where it has none (a number: "7" and "8"
+    must not sound alike)."""
+    import jellyfish
+
+    return jellyfish.metaphone(word) or word
+
+
+def sounds(text: str) -> str:
+    """How an utterance sounds, word by word: misheard and mistyped words often keep their sound ("turn of
+    the kitchn lights" sounds like "turn off the kitchen lights")."""
+    return " ".join(sound(word) for word in text.split())

@@ -46,6 +46,7 @@ from rapidfuzz import fuzz, process
 from assistant.artifacts import read_pickled, version_name, write_artifact
 from assistant.intents import OUT_OF_SCOPE
 from assistant.registry import ModelKind
+from assistant.text import sound, sounds
 from feedback.labels import turn_words
 from feedback.models import BargeIn, Feedback, Label, Rephrase, Turn
 from learning.registry import Decision, register_candidate
@@ -162,12 +163,6 @@ class RequestLanguageModel:
 # --- what the store says about a turn ----------------------------------------------------
 
 
-def _sound(word: str) -> str:
-    import jellyfish
-
-    return jellyfish.metaphone(word) or word
-
-
 def same_sound_share(first: str, second: str) -> float:
     """Share of `second`'s words that are, or sound like, a word of `first`: the same metaphone code, or
     spelt almost alike (rapidfuzz ratio >= SPELT_ALIKE: "light" and "lights")."""
@@ -175,10 +170,10 @@ def same_sound_share(first: str, second: str) -> float:
     if not b:
         return 0.0
     a_words = set(first.split())
-    a_sounds = {_sound(w) for w in a_words}
+    a_sounds = {sound(w) for w in a_words}
 
     def alike(word: str) -> bool:
-        return word in a_words or _sound(word) in a_sounds or any(fuzz.ratio(word, w) >= SPELT_ALIKE for w in a_words)
+        return word in a_words or sound(word) in a_sounds or any(fuzz.ratio(word, w) >= SPELT_ALIKE for w in a_words)
 
     return sum(1 for w in b if alike(w)) / len(b)
 
@@ -239,10 +234,6 @@ class GoodRequests:
             if self.texts[i] != words:
                 return ratio / 100.0, self.intents[i]
         return 0.0, None
-
-
-def sounds(text: str) -> str:
-    return " ".join(_sound(w) for w in text.split())
 
 
 def _stages(trace: list | None) -> dict[str, dict]:

@@ -71,8 +71,7 @@ from rapidfuzz import fuzz
 from assistant.artifacts import read_pickled, version_name, write_artifact
 from assistant.intents import DIALOGUE_INTENTS
 from assistant.registry import ModelKind, ModelUnavailable
-from assistant.rewrite.online import phonetic
-from assistant.text import normalise
+from assistant.text import normalise, sounds
 from feedback.labels import reviewed_rephrases
 from feedback.models import BargeIn, Feedback, Rephrase, Turn
 from learning.embeddings import embed
@@ -257,7 +256,7 @@ def pair_row(
         sem,
         lex,
         fuzz.ratio(lower_a, lower_b) / 100.0 if a and b else 0.0,
-        fuzz.ratio(phonetic(normalise(a)), phonetic(normalise(b))) / 100.0 if a and b else 0.0,
+        fuzz.ratio(sounds(normalise(a)), sounds(normalise(b))) / 100.0 if a and b else 0.0,
         close,
         float(first.pk in signals.heard),
         signals.heard.get(first.pk, 1.0),

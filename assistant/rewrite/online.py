@@ -45,6 +45,7 @@ import numpy as np
 
 from assistant.artifacts import checked_file, read_manifest
 from assistant.registry import ModelKind
+from assistant.text import sounds
 from assistant.turns import NluResult
 
 FORMAT = "rewrite-index-2"  # 2: the candidate features compare the readings (same_intent, slots_kept)
@@ -88,13 +89,6 @@ FIRE_FEATURES = (
 PERSONAL_VIEW, GLOBAL_VIEW = "personal", "global"
 
 
-def phonetic(text: str) -> str:
-    """How an utterance sounds: the metaphone code of each word."""
-    import jellyfish
-
-    return " ".join(jellyfish.metaphone(word) for word in text.split())
-
-
 @dataclass
 class Entry:
     text: str
@@ -116,7 +110,7 @@ class Query:
 
     @cached_property
     def sound(self) -> str:
-        return phonetic(self.text)
+        return sounds(self.text)
 
 
 @dataclass(frozen=True)
@@ -202,7 +196,7 @@ class RewriteIndex:
         }
         self.global_sounds: dict[str, list[int]] = {}
         for i, e in enumerate(self.global_entries):
-            self.global_sounds.setdefault(phonetic(e.text), []).append(i)
+            self.global_sounds.setdefault(sounds(e.text), []).append(i)
         # Row of each text in its layer's vectors (the same text has the same vector for everyone).
         self._global_row = {e.text: i for i, e in enumerate(self.global_entries)}
         self._personal_row = {e.text: i for i, e in enumerate(self.personal_entries)}
@@ -314,7 +308,7 @@ def candidate_features(query: Query, entry: Entry, personal: bool, vector: np.nd
     from rapidfuzz import fuzz
 
     alternatives = dict(query.nlu.alternatives)
-    sound = phonetic(entry.text)
+    sound = sounds(entry.text)
     return [
         float(vector @ query.vector) if vector is not None else 0.0,
         fuzz.ratio(query.text, entry.text) / 100.0,
