@@ -232,11 +232,6 @@ class RewriteIndex:
     def features(self, query: Query, cands: list[tuple[Entry, bool]], vectors: dict[str, np.ndarray]) -> np.ndarray:
         return np.array([candidate_features(query, e, p, vectors.get(e.text)) for e, p in cands], dtype=np.float32)
 
-    @property
-    def fires_on_any_turn(self) -> bool:
-        """A fire model decides, for confident turns too (else only risky turns are tried)."""
-        return self.fire_model is not None and any(math.isfinite(t) for t in self.fire_thresholds.values())
-
     def judges(self, user_id: int, *, use_personal: bool) -> bool:
         """Whether the fire model may fire on this person's turns, confident ones too: it serves, and the view
         their turns are judged in has a threshold (a view whose held-out fires never met the precision has none,
@@ -282,7 +277,7 @@ class RewriteIndex:
             return None
         if risky and top.score >= self.threshold:
             return Pick(top.entry, top.personal, top.score)
-        if not self.fires_on_any_turn:
+        if not self.judges(user_id, use_personal=use_personal):
             return None
         # The person's own record takes part only in the personal view, as in the fire model's training.
         view = self.view(user_id, use_personal=use_personal)

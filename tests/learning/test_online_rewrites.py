@@ -270,7 +270,7 @@ def test_the_fire_model_rewrites_words_that_keep_failing_however_confident_the_n
     assert result["metrics"]["fire"]["trained"] and result["status"] == "active", result["metrics"]
     REWRITE_INDEXES.reset_loaded()
     index = REWRITE_INDEXES.model()
-    assert index.fires_on_any_turn
+    assert index.judges(alice.pk, use_personal=True)
     # The record of words one person said stays in their own layer; everyone's holds what several said.
     assert "call my sister" not in index.records and index.records["play some jaz"].seen == 17
     assert index.personal_records[lone.pk]["call my sister"].good == 1
