@@ -15,7 +15,11 @@ since one user's failures are not independent); relative_defect_reduction_from_d
 interval (_ci, the same bootstrap, a user's two days together): the arms' users differ
 before anything is learned (experiments.arm_for hashes usernames; at 200 users per arm
 day-1 rates have differed by 17% relative), and this takes each arm's own start out
-(no rewrite fires on day 1); win_loss_ratio (wins / losses over the
+(no rewrite fires on day 1); relative_defect_reduction_adjusted {arm: the last-day reduction with
+each group's rate adjusted for its users' day-1 rates by its own regression on them (the regression
+adjustment of A/B testing's CUPED, with a slope per group)} with its interval (_adjusted_ci, the same bootstrap, the
+slope fitted again in each sample): the same quantity as relative_defect_reduction, with the day-1
+imbalance between arms taken out and, as users' days resemble each other, a narrower interval; win_loss_ratio (wins / losses over the
 run), false_fire_rate (losses / turns that would have succeeded without the rewrite),
 regression_rate (turns a rewrite turned from success into failure / turns that would
 have succeeded without it), rephrase_detection {precision, recall, f1, n_detected,
@@ -227,6 +231,65 @@ def reduction_from_day1(
     return round(estimate, 4), [round(float(low), 4), round(float(high), 4)]
 
 
+def _adjusted_reduction(arm: np.ndarray, control: np.ndarray) -> np.ndarray:
+    """1 - the arm's last-day defect rate / control's, each adjusted for its users' day-1 rates.
+
+    `arm`, `control`: (..., users, 4) as _user_days gives, leading axes for bootstrap samples. A user's
+    day-1 rate x predicts their last-day rate (the same voice, the same requests); with the slope theta_g of
+    last-day rate on x within each group (weighted by last-day turns: a slope of its own, as learning
+    changes how much the start matters), each group's last-day rate becomes rate - theta_g * (its users'
+    mean x - everyone's mean x): what it would have been with everyone's start (Lin's interacted
+    regression adjustment). A user with no day-1 turns takes the mean x of those with some (no adjustment)."""
+
+    def day1_rate(g: np.ndarray) -> np.ndarray:
+        return g[..., 0] / np.where(g[..., 1] > 0, g[..., 1], 1)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        both = np.concatenate([arm, control], axis=-2)
+        started = np.where(both[..., 1] > 0, both[..., 3], 0.0)  # weights of the users with day-1 turns
+        x_known = (started * day1_rate(both)).sum(-1) / started.sum(-1)
+
+        def moments(g: np.ndarray) -> tuple[np.ndarray, ...]:
+            x = np.where(g[..., 1] > 0, day1_rate(g), x_known[..., None])
+            n, d = g[..., 3], g[..., 2]
+            x_g, y_g = (n * x).sum(-1) / n.sum(-1), d.sum(-1) / n.sum(-1)
+            dx = x - x_g[..., None]
+            return n.sum(-1), x_g, y_g, (dx * (d - n * y_g[..., None])).sum(-1), (n * dx * dx).sum(-1)
+
+        (n_a, x_a, y_a, sxy_a, sxx_a), (n_c, x_c, y_c, sxy_c, sxx_c) = moments(arm), moments(control)
+        x_all = (x_a * n_a + x_c * n_c) / (n_a + n_c)
+
+        def adjusted(y_g, x_g, sxy, sxx):
+            return y_g - np.where(sxx > 0, sxy / np.where(sxx > 0, sxx, 1), 0.0) * (x_g - x_all)
+
+        return 1 - adjusted(y_a, x_a, sxy_a, sxx_a) / adjusted(y_c, x_c, sxy_c, sxx_c)
+
+
+def adjusted_reduction(
+    arm_first: list[dict], arm_last: list[dict], control_first: list[dict], control_last: list[dict], seed: int
+) -> tuple[float | None, list[float] | None]:
+    """1 - last-day defect rate of the arm / of control, each adjusted for where its users started (their
+    day-1 rates, before anything was learned: _adjusted_reduction), and its 95% bootstrap interval resampling
+    users (each user's two days together, the slope fitted again in every sample). It estimates the same as
+    relative_defect_reduction, without the luck of the draw of who is in which arm, and with a narrower
+    interval where users' days resemble each other."""
+    a, c = _user_days(arm_first, arm_last), _user_days(control_first, control_last)
+    if len(a) < 2 or len(c) < 2:
+        return None, None
+    estimate = float(_adjusted_reduction(a, c))
+    if not np.isfinite(estimate):
+        return None, None
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))
+    ic = rng.integers(0, len(c), size=(BOOTSTRAP_SAMPLES, len(c)))
+    samples = _adjusted_reduction(a[ia], c[ic])
+    samples = samples[np.isfinite(samples)]
+    if not len(samples):
+        return round(estimate, 4), None
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return round(estimate, 4), [round(float(low), 4), round(float(high), 4)]
+
+
 def score_probabilities(outcomes: list[bool], probabilities: list[float]) -> dict[str, float | int | None]:
     """AUC and expected calibration error (10 equal-width bins) of predicted P(defect) vs true defects."""
     y = np.asarray(outcomes, dtype=bool)
@@ -304,6 +367,16 @@ def build_report(
         )
         for arm in reduction
     }
+    adjusted = {
+        arm: adjusted_reduction(
+            [r for r in first_day if r["arm"] == arm],
+            [r for r in last_day if r["arm"] == arm],
+            [r for r in first_day if r["arm"] == "control"],
+            control_turns,
+            config.seed,
+        )
+        for arm in reduction
+    }
     regressed = sum(1 for r in supported if r["rewrite_fired"] and r["would_have_succeeded"] and not r["met"])
     scored = [r for r in supported if defect_probabilities and r["turn_id"] in defect_probabilities]
     defect_model = (
@@ -331,6 +404,8 @@ def build_report(
             "relative_defect_reduction_ci": reduction_ci,
             "relative_defect_reduction_from_day1": {arm: v[0] for arm, v in from_day1.items()},
             "relative_defect_reduction_from_day1_ci": {arm: v[1] for arm, v in from_day1.items()},
+            "relative_defect_reduction_adjusted": {arm: v[0] for arm, v in adjusted.items()},
+            "relative_defect_reduction_adjusted_ci": {arm: v[1] for arm, v in adjusted.items()},
             "win_loss_ratio": round(wins / losses, 4) if losses else None,
             "wins": wins,
             "losses": losses,

@@ -38,6 +38,8 @@ SUMMARY_KEYS = {
     "relative_defect_reduction_ci",
     "relative_defect_reduction_from_day1",
     "relative_defect_reduction_from_day1_ci",
+    "relative_defect_reduction_adjusted",
+    "relative_defect_reduction_adjusted_ci",
     "regression_rate",
     "win_loss_ratio",
     "false_fire_rate",
