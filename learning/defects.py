@@ -55,7 +55,8 @@ from assistant.artifacts import read_pickled, version_name, write_artifact
 from assistant.nlu.metrics import binary_calibration_error
 from assistant.registry import ModelKind
 from feedback.labels import reviewed
-from feedback.models import BargeIn, Feedback, Rephrase, Turn
+from feedback.models import Rephrase, Turn
+from feedback.reactions import Reactions
 from learning.embeddings import embed
 from learning.registry import Decision, register_candidate
 
@@ -168,13 +169,8 @@ def load_turns(turn_filter: dict[str, Any]) -> TurnRows:
         if later is not None:
             next_gap[i] = (later - rows[i]["created_at"]).total_seconds()
 
-    barge = {}
-    for turn_id, words, ms in _chunked_values(BargeIn, "turn_id", ids, ("turn_id", "offset_words", "offset_ms")):
-        if turn_id not in barge or words < barge[turn_id][0]:
-            barge[turn_id] = (words, ms)
-    thumbs: dict[int, str] = {}
-    for turn_id, kind in _chunked_values(Feedback, "turn_id", ids, ("turn_id", "kind"), order=("created_at", "id")):
-        thumbs[turn_id] = kind  # the latest opinion wins
+    reacted = Reactions.of(ids)
+    barge, thumbs = reacted.barge, reacted.latest
     rephrased_by: dict[int, tuple[int, float]] = {}
     retry_of: dict[int, int] = {}
     for first, second, score in _chunked_values(Rephrase, "first_id", ids, ("first_id", "second_id", "score")):
@@ -183,10 +179,8 @@ def load_turns(turn_filter: dict[str, Any]) -> TurnRows:
         retry_of[second] = first
     # How the rephrase itself went: read its own reactions.
     seconds = [s for s, _ in rephrased_by.values()]
-    second_barged = {t for (t,) in _chunked_values(BargeIn, "turn_id", seconds, ("turn_id",))}
-    second_down = {
-        t for t, k in _chunked_values(Feedback, "turn_id", seconds, ("turn_id", "kind")) if k == "thumbs_down"
-    }
+    second_reacted = Reactions.of(seconds)
+    second_barged, second_down = second_reacted.barged, second_reacted.down
     second_rephrased = {t for (t,) in _chunked_values(Rephrase, "first_id", seconds, ("first_id",))}
 
     texts = [_text(r) for r in rows]

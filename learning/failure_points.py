@@ -48,7 +48,8 @@ from assistant.intents import OUT_OF_SCOPE
 from assistant.registry import ModelKind
 from assistant.text import sound, sounds
 from feedback.labels import turn_words
-from feedback.models import BargeIn, Feedback, Label, Rephrase, Turn
+from feedback.models import Label, Rephrase, Turn
+from feedback.reactions import Reactions
 from learning.registry import Decision, register_candidate
 
 FORMAT = "failure-point-model-1"
@@ -431,8 +432,8 @@ def load_rows(turns: list[Turn], lm: RequestLanguageModel, good: GoodRequests | 
             if r not in by_first[r.first_id]:
                 by_first[r.first_id].append(r)
                 frontier.append(r.second_id)
-    barged = set(BargeIn.objects.filter(turn_id__in=ids).values_list("turn_id", flat=True))
-    down = set(Feedback.objects.filter(turn_id__in=ids, kind="thumbs_down").values_list("turn_id", flat=True))
+    reacted = Reactions.of(ids)
+    barged, down = reacted.barged, reacted.down
     reviewed = {
         label.turn_id: label.failure_point
         for label in Label.objects.filter(turn_id__in=ids, undone_at__isnull=True)

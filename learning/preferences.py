@@ -58,7 +58,8 @@ from django.db.models import Max, Q
 from assistant.artifacts import write_artifact
 from assistant.models import ModelVersion
 from assistant.skills.liking import FORMAT, PREFERENCE_MODELS, PRIOR
-from feedback.models import BargeIn, Feedback, Rephrase, Turn
+from feedback.models import Rephrase, Turn
+from feedback.reactions import Reactions
 from learning.registry import Decision, register_candidate
 from teaching.models import ForgottenPreference, InferredPreference, Preference
 from teaching.privacy import erasures
@@ -215,10 +216,9 @@ def _disliked(turn_ids: list[int], defect: dict[int, float | None]) -> set[int]:
     if not turn_ids:
         return set()
     bad = {t for t in turn_ids if (defect.get(t) or 0.0) >= DEFECT_AT}
-    bad |= set(BargeIn.objects.filter(turn_id__in=turn_ids).values_list("turn_id", flat=True))
+    reacted = Reactions.of(turn_ids)
+    bad |= reacted.barged | reacted.down
     bad |= set(Rephrase.objects.filter(first_id__in=turn_ids).values_list("first_id", flat=True))
-    thumbs_down = Feedback.objects.filter(turn_id__in=turn_ids, kind=Feedback.Kind.THUMBS_DOWN)
-    bad |= set(thumbs_down.values_list("turn_id", flat=True))
     return bad
 
 

@@ -73,7 +73,8 @@ from assistant.intents import DIALOGUE_INTENTS
 from assistant.registry import ModelKind, ModelUnavailable
 from assistant.text import normalise, sounds
 from feedback.labels import reviewed_rephrases
-from feedback.models import BargeIn, Feedback, Rephrase, Turn
+from feedback.models import Rephrase, Turn
+from feedback.reactions import Reactions
 from learning.embeddings import embed
 from learning.registry import Decision, register_candidate
 
@@ -211,21 +212,12 @@ class Signals:
     @classmethod
     def of(cls, turns: Iterable[Turn]) -> Signals:
         by_id = {t.pk: t for t in turns}
-        ids = list(by_id)
-        heard: dict[int, float] = {}
-        down, latest = set(), {}
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start : start + 5000]
-            for turn_id, words in BargeIn.objects.filter(turn_id__in=chunk).values_list("turn_id", "offset_words"):
-                reply_words = len((by_id[turn_id].response or "").split())
-                share = min(1.0, words / reply_words) if reply_words else 0.0
-                heard[turn_id] = min(share, heard.get(turn_id, 1.0))
-            rows = Feedback.objects.filter(turn_id__in=chunk).order_by("created_at", "id")
-            for turn_id, kind in rows.values_list("turn_id", "kind"):
-                latest[turn_id] = kind
-                if kind == Feedback.Kind.THUMBS_DOWN:
-                    down.add(turn_id)
-        return cls(heard=heard, down=down, up={t for t, k in latest.items() if k == Feedback.Kind.THUMBS_UP})
+        reacted = Reactions.of(by_id)
+        heard = {}
+        for turn_id, (words, _ms) in reacted.barge.items():
+            reply_words = len((by_id[turn_id].response or "").split())
+            heard[turn_id] = min(1.0, words / reply_words) if reply_words else 0.0
+        return cls(heard=heard, down=reacted.down, up=reacted.up)
 
     def failed(self, turn: Turn) -> bool:
         return turn.pk in self.heard or turn.pk in self.down or turn.status in FAILED_STATUSES
