@@ -37,6 +37,19 @@ def test_json_report_has_every_stage_and_the_total(nlu_model):
     assert set(report["targets"]) == {"total_p50_ms", "total_p95_ms", "met"}
 
 
+def test_the_turns_whose_words_were_new_are_summed_up_apart(nlu_model):
+    """A sentence said again is read from the NLU's recent predictions: the report keeps the turns whose
+    words this run had not said yet apart (a template without fillers comes back every lap)."""
+    n = len(TEMPLATES) + 7
+    said = list(utterances(n))
+    assert len(set(said)) < n  # the second lap repeats some
+    report = json.loads(bench("--n", str(n), "--warmup", "0", "--json"))
+    first = report["first_heard"]
+    assert first["turns"] == len(set(said))
+    assert set(first["stages"]) == {*STAGES, "total"}
+    assert all(set(summary) == SUMMARY_KEYS for summary in first["stages"].values())
+
+
 def test_the_total_includes_every_stage(nlu_model):
     report = json.loads(bench("--n", "5", "--warmup", "0", "--json"))
     stage_means = sum(s["mean"] for s in report["stages"].values())
