@@ -41,6 +41,7 @@ users who never did), how taught routines work on first and on paraphrased reuse
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -357,26 +358,19 @@ def build_report(
         for arm in reduction
     }
     first_day = [r for r in supported if r["day"] == 1]
-    from_day1 = {
-        arm: reduction_from_day1(
+
+    def from_the_start(estimator: Callable, arm: str) -> tuple[float | None, list[float] | None]:
+        """An estimator over the arm's and control's first and last days."""
+        return estimator(
             [r for r in first_day if r["arm"] == arm],
             [r for r in last_day if r["arm"] == arm],
             [r for r in first_day if r["arm"] == "control"],
             control_turns,
             config.seed,
         )
-        for arm in reduction
-    }
-    adjusted = {
-        arm: adjusted_reduction(
-            [r for r in first_day if r["arm"] == arm],
-            [r for r in last_day if r["arm"] == arm],
-            [r for r in first_day if r["arm"] == "control"],
-            control_turns,
-            config.seed,
-        )
-        for arm in reduction
-    }
+
+    from_day1 = {arm: from_the_start(reduction_from_day1, arm) for arm in reduction}
+    adjusted = {arm: from_the_start(adjusted_reduction, arm) for arm in reduction}
     regressed = sum(1 for r in supported if r["rewrite_fired"] and r["would_have_succeeded"] and not r["met"])
     scored = [r for r in supported if defect_probabilities and r["turn_id"] in defect_probabilities]
     defect_model = (
