@@ -210,26 +210,44 @@ def _reduction_from_start(arm: np.ndarray, control: np.ndarray) -> np.ndarray:
         return 1 - change(arm) / change(control)
 
 
-def reduction_from_day1(
-    arm_first: list[dict], arm_last: list[dict], control_first: list[dict], control_last: list[dict], seed: int
+def _from_start(
+    statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    arm_first: list[dict],
+    arm_last: list[dict],
+    control_first: list[dict],
+    control_last: list[dict],
+    seed: int,
 ) -> tuple[float | None, list[float] | None]:
-    """The arm's change from day 1 to the last day relative to control's, and its 95% bootstrap interval
-    resampling users (each user's two days together)."""
+    """`statistic` of the arm's and control's users' first and last days (arrays (..., users, 4) as _user_days
+    gives, leading axes for bootstrap samples), and its 95% bootstrap interval resampling users (each user's
+    two days together)."""
     a, c = _user_days(arm_first, arm_last), _user_days(control_first, control_last)
     if len(a) < 2 or len(c) < 2:
         return None, None
-    estimate = float(_reduction_from_start(a.sum(axis=0), c.sum(axis=0)))
+    estimate = float(statistic(a, c))
     if not np.isfinite(estimate):
         return None, None
     rng = np.random.default_rng(seed)
     ia = rng.integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))
     ic = rng.integers(0, len(c), size=(BOOTSTRAP_SAMPLES, len(c)))
-    samples = _reduction_from_start(a[ia].sum(axis=1), c[ic].sum(axis=1))
+    samples = statistic(a[ia], c[ic])
     samples = samples[np.isfinite(samples)]
     if not len(samples):
         return round(estimate, 4), None
     low, high = np.percentile(samples, [2.5, 97.5])
     return round(estimate, 4), [round(float(low), 4), round(float(high), 4)]
+
+
+def reduction_from_day1(
+    arm_first: list[dict], arm_last: list[dict], control_first: list[dict], control_last: list[dict], seed: int
+) -> tuple[float | None, list[float] | None]:
+    """The arm's change from day 1 to the last day relative to control's, and its 95% bootstrap interval
+    resampling users (each user's two days together)."""
+
+    def statistic(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return _reduction_from_start(a.sum(axis=-2), c.sum(axis=-2))
+
+    return _from_start(statistic, arm_first, arm_last, control_first, control_last, seed)
 
 
 def _adjusted_reduction(arm: np.ndarray, control: np.ndarray) -> np.ndarray:
@@ -274,21 +292,7 @@ def adjusted_reduction(
     users (each user's two days together, the slope fitted again in every sample). It estimates the same as
     relative_defect_reduction, without the luck of the draw of who is in which arm, and with a narrower
     interval where users' days resemble each other."""
-    a, c = _user_days(arm_first, arm_last), _user_days(control_first, control_last)
-    if len(a) < 2 or len(c) < 2:
-        return None, None
-    estimate = float(_adjusted_reduction(a, c))
-    if not np.isfinite(estimate):
-        return None, None
-    rng = np.random.default_rng(seed)
-    ia = rng.integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))
-    ic = rng.integers(0, len(c), size=(BOOTSTRAP_SAMPLES, len(c)))
-    samples = _adjusted_reduction(a[ia], c[ic])
-    samples = samples[np.isfinite(samples)]
-    if not len(samples):
-        return round(estimate, 4), None
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return round(estimate, 4), [round(float(low), 4), round(float(high), 4)]
+    return _from_start(_adjusted_reduction, arm_first, arm_last, control_first, control_last, seed)
 
 
 def score_probabilities(outcomes: list[bool], probabilities: list[float]) -> dict[str, float | int | None]:
