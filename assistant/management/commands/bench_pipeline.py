@@ -171,6 +171,11 @@ def summarise(values: list[float]) -> dict[str, float]:
     }
 
 
+def _row(name: str, s: dict[str, float]) -> str:
+    """One line of the table: a stage's percentiles, mean and max."""
+    return f"{name:<10}{s['p50']:>10.2f}{s['p95']:>10.2f}{s['p99']:>10.2f}{s['mean']:>10.2f}{s['max']:>10.2f}"
+
+
 class Command(BaseCommand):
     help = "Benchmark the turn pipeline: per-stage and total latency percentiles, and turns per second."
 
@@ -290,17 +295,13 @@ class Command(BaseCommand):
         self.stdout.write(f"{'stage':<10}{'p50':>10}{'p95':>10}{'p99':>10}{'mean':>10}{'max':>10}")
         rows = [*report["stages"].items(), ("other", report["outside_stages"]), ("total", report["total"])]
         for name, s in rows:
-            self.stdout.write(
-                f"{name:<10}{s['p50']:>10.2f}{s['p95']:>10.2f}{s['p99']:>10.2f}{s['mean']:>10.2f}{s['max']:>10.2f}"
-            )
+            self.stdout.write(_row(name, s))
         self.stdout.write("(other: time in handle_turn outside the stages, e.g. storing the turn)")
         first = report["first_heard"]
         if first["turns"]:
             self.stdout.write(f"the {first['turns']} turns whose words were new to this run:")
             for name, s in first["stages"].items():
-                self.stdout.write(
-                    f"{name:<10}{s['p50']:>10.2f}{s['p95']:>10.2f}{s['p99']:>10.2f}{s['mean']:>10.2f}{s['max']:>10.2f}"
-                )
+                self.stdout.write(_row(name, s))
         self.stdout.write(f"turns/second: {report['turns_per_second']}")
         self.stdout.write(f"statuses: {report['statuses']}")
         targets = report["targets"]
