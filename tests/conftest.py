@@ -97,7 +97,7 @@ def server_password(user, raw: str) -> None:
 def celery_workers(tmp_path):
     """Start real Celery workers: `start(n, **env)` -> [(process, log file)], stopped after the test
     (which must use django_db(transaction=True))."""
-    from tests.servers import start_worker, stop_worker
+    from tests.servers import start_worker, stop
 
     if not settings.REDIS_URL or not settings.DATABASE_URL:
         pytest.skip("needs DATABASE_URL and REDIS_URL (make test sets them)")
@@ -110,7 +110,7 @@ def celery_workers(tmp_path):
 
     yield start
     for proc in started:
-        stop_worker(proc)
+        stop(proc)
 
 
 @pytest.fixture

@@ -74,12 +74,7 @@ def running_server(log_dir: Path, *, workers: int = 1, **env_overrides: str) -> 
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def start_worker(tmp_path: Path, name: str, **env_overrides: str) -> tuple[subprocess.Popen, Path]:
@@ -104,9 +99,11 @@ def start_worker(tmp_path: Path, name: str, **env_overrides: str) -> tuple[subpr
     return proc, log_path
 
 
-def stop_worker(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server or worker started here: politely, then for good after 20 s (and reap it)."""
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
