@@ -37,7 +37,7 @@ from assistant.models import Device, Home
 from assistant.pipeline import prompts
 from assistant.pipeline.asr import choose_reading, recognise
 from assistant.pipeline.trace import StageFailed, Trace
-from assistant.rewrite.rules import apply_rewrite
+from assistant.rewrite.rules import apply_rewrite, early_embedding
 from assistant.skills import dialogue as dialogue_skill
 from assistant.text import TextError, check_utterance, normalise
 from assistant.turns import Action, Hypothesis, NluResult, SkillResult, TurnContext
@@ -296,6 +296,15 @@ def _run_stages(
             raise ValueError("nothing left after normalisation")
         st.output, st.confidence = asr.text, asr.confidence
 
+    layers = layers or RewriteLayers()
+    # The sentence embedding online rewriting may need starts now, beside the NLU, where the fire model will judge.
+    embed = early_embedding(
+        asr.text,
+        ctx.user_id,
+        nlu.sentence_vector,
+        allow_global=layers.global_rewrites,
+        allow_personal=layers.personal_rewrites,
+    )
     with trace.stage("nlu", input=asr.text) as st:
         if len(request.nbest) > 1:
             # Several hypotheses: the reading is chosen over hypotheses and intents together.
@@ -350,13 +359,12 @@ def _run_stages(
                 )
                 st.output = {"taught_concept": concept.name}
             elif understood.intent != "concept_teach":
-                layers = layers or RewriteLayers()
                 outcome, understood = apply_rewrite(
                     asr.text,
                     understood,
                     ctx.user_id,
                     understand,
-                    embed=nlu.sentence_vector,
+                    embed=embed,
                     allow_global=layers.global_rewrites,
                     allow_personal=layers.personal_rewrites,
                 )

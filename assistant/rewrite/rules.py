@@ -6,11 +6,18 @@ turn may be rewritten online (assistant/rewrite/online.py). The rewritten text
 goes through the NLU again, and the rewrite is kept only if its interpretation
 wins (rewrite_wins): in scope, and, unless there is evidence that the words fail
 as they are read, at least as confident as the original.
+
+For the words of a person whose turns the fire model judges, the sentence embedding online
+rewriting needs is started before the NLU, on another thread (early_embedding): torch runs
+outside the GIL, so the two overlap on two cores and the rewrite stage mostly finds it done.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +82,52 @@ def find_rule(text: str, user_id: int, *, allow_global: bool = True, allow_perso
     return min(
         candidates, key=lambda r: (r.scope != RewriteRule.Scope.PERSONAL, -r.confidence, -r.created_at.timestamp())
     )
+
+
+# One embedding at a time beside the turns of a process: under load a turn embeds its own words after the NLU.
+_EARLY = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-embedding")
+_EARLY_FREE = threading.BoundedSemaphore(1)
+
+
+def _new_after_fork() -> None:
+    """A forked process (a worker, a simulator process) has none of its parent's threads: the executor it
+    inherited would queue work for a thread that does not exist, and the slot may be held by a turn it never saw."""
+    global _EARLY, _EARLY_FREE
+    _EARLY = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-embedding")
+    _EARLY_FREE = threading.BoundedSemaphore(1)
+
+
+os.register_at_fork(after_in_child=_new_after_fork)
+
+
+def early_embedding(
+    text: str,
+    user_id: int,
+    embed: Callable[[str], np.ndarray] | None,
+    *,
+    allow_global: bool,
+    allow_personal: bool,
+) -> Callable[[str], np.ndarray] | None:
+    """`embed`, already at work on `text` beside the NLU when the fire model will judge this person's words
+    (and nothing else is being embedded early): the rewrite stage then waits only for what is left of it.
+    Other words, or no early start, are embedded when asked."""
+    if embed is None or not (allow_global or allow_personal):
+        return embed
+    try:
+        index = REWRITE_INDEXES.model()
+    except ModelUnavailable:
+        return embed
+    if text in index.known_good or not index.judges(user_id, use_personal=allow_personal):
+        return embed
+    if not _EARLY_FREE.acquire(blocking=False):
+        return embed
+    future = _EARLY.submit(embed, text)
+    future.add_done_callback(lambda _: _EARLY_FREE.release())
+
+    def early(words: str) -> np.ndarray:
+        return future.result() if words == text else embed(words)
+
+    return early
 
 
 def online_rewrite(

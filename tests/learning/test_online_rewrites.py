@@ -330,3 +330,71 @@ def test_a_confident_turn_is_not_embedded_where_the_fire_model_could_not_fire_on
     assert embedded == []
     rewrite(7, True)  # judged: embedded, then the fire model decides
     assert embedded == ["weather in wilkersen"]
+
+
+def test_the_words_of_a_judged_turn_are_embedded_beside_the_nlu_one_turn_at_a_time(monkeypatch):
+    """For a person whose turns the fire model judges, the embedding starts before the NLU on another thread;
+    words that usually work, a person it does not judge, and a turn that comes while another is being embedded
+    early are embedded when asked."""
+    import threading
+
+    from assistant.rewrite import rules
+
+    class Sure:
+        def predict(self, x):
+            return np.full(len(x), 0.7)
+
+    index = _index(threshold=math.inf, fire_model=Sure(), fire_threshold=0.6, global_fire_threshold=None)
+    monkeypatch.setattr(REWRITE_INDEXES, "model", lambda: index)
+    started, release, threads = threading.Event(), threading.Event(), []
+
+    def embed(text):
+        threads.append(threading.current_thread().name)
+        started.set()
+        release.wait(10)
+        return unit([1, 0.11, 0])
+
+    early = rules.early_embedding("weather in wilkersen", 7, embed, allow_global=True, allow_personal=True)
+    assert early is not embed and started.wait(10) and threads == ["early-embedding_0"]
+    # While it runs, another turn's words wait for their own turn's rewrite stage.
+    assert rules.early_embedding("weather in wilkerson", 7, embed, allow_global=True, allow_personal=True) is embed
+    release.set()
+    assert np.allclose(early("weather in wilkersen"), unit([1, 0.11, 0])) and len(threads) == 1
+    early("something else")  # other words (another hypothesis chosen) are embedded when asked, here
+    assert threads[-1] == threading.current_thread().name
+    for text, user, use_personal in (
+        ("what's the weather", 7, True),  # known to work: never rewritten
+        ("weather in wilkersen", 8, True),  # no personal layer: the global view, which has no threshold
+        ("weather in wilkersen", 7, False),  # the global arm
+    ):
+        assert rules.early_embedding(text, user, embed, allow_global=True, allow_personal=use_personal) is embed
+
+
+def test_a_forked_process_embeds_early_on_a_thread_of_its_own(monkeypatch):
+    """A process forked after its parent embedded early (a worker, the simulator's processes) gets a new executor:
+    the inherited one would wait for a thread that is not there."""
+    import multiprocessing
+
+    from assistant.rewrite import rules
+
+    class Sure:
+        def predict(self, x):
+            return np.full(len(x), 0.7)
+
+    index = _index(threshold=math.inf, fire_model=Sure(), fire_threshold=0.6, global_fire_threshold=None)
+    monkeypatch.setattr(REWRITE_INDEXES, "model", lambda: index)
+    early = rules.early_embedding("weather in wilkersen", 7, _unit_vector, allow_global=True, allow_personal=True)
+    assert np.allclose(early("weather in wilkersen"), unit([1, 0.11, 0]))
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_embed_early_in_child).get(timeout=60)
+
+
+def _unit_vector(text):
+    return unit([1, 0.11, 0])
+
+
+def _embed_early_in_child() -> bool:
+    from assistant.rewrite import rules
+
+    early = rules.early_embedding("weather in wilkersen", 7, _unit_vector, allow_global=True, allow_personal=True)
+    return early is not _unit_vector and bool(np.allclose(early("weather in wilkersen"), unit([1, 0.11, 0])))
