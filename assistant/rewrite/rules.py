@@ -84,20 +84,22 @@ def find_rule(text: str, user_id: int, *, allow_global: bool = True, allow_perso
     )
 
 
-# One embedding at a time beside the turns of a process: under load a turn embeds its own words after the NLU.
-_EARLY = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-embedding")
-_EARLY_FREE = threading.BoundedSemaphore(1)
+_EARLY: ThreadPoolExecutor
+_EARLY_FREE: threading.BoundedSemaphore
 
 
-def _new_after_fork() -> None:
-    """A forked process (a worker, a simulator process) has none of its parent's threads: the executor it
-    inherited would queue work for a thread that does not exist, and the slot may be held by a turn it never saw."""
+def _new_early_executor() -> None:
+    """One embedding at a time beside the turns of a process: under load a turn embeds its own words after the NLU.
+    Made again in a forked process (a worker, a simulator process), which has none of its parent's threads: the
+    executor it inherited would queue work for a thread that does not exist, and the slot may be held by a turn
+    it never saw."""
     global _EARLY, _EARLY_FREE
     _EARLY = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-embedding")
     _EARLY_FREE = threading.BoundedSemaphore(1)
 
 
-os.register_at_fork(after_in_child=_new_after_fork)
+_new_early_executor()
+os.register_at_fork(after_in_child=_new_early_executor)
 
 
 def early_embedding(
