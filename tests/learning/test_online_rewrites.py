@@ -39,6 +39,13 @@ class PrefersPersonal:
         return x[:, names.index("cosine")] + 2 * x[:, names.index("log_personal_count")]
 
 
+class Sure:
+    """A stand-in fire model: the same probability for any turn."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.full(len(x), 0.7)
+
+
 def _index(ranker=None, threshold=0.5, fire_model=None, **manifest) -> RewriteIndex:
     washington = Entry(
         "weather in wilkerson washington", "weather_query", {"place": "wilkerson washington"}, 50, 40, 0.9, 0
@@ -98,10 +105,6 @@ def test_words_known_to_fail_are_risky_whoever_says_them_or_only_for_the_one_who
 def test_the_fire_model_judges_each_view_by_its_own_threshold():
     """With the person's own layer in use the fire model knows more of them and is surer; the global layer alone
     (the global arm, or a person with no layer yet) fires from its own, lower, threshold."""
-
-    class Sure:  # a stand-in fire model: the same probability for any turn
-        def predict(self, x):
-            return np.full(len(x), 0.7)
 
     def fires(manifest: dict, user: int, use_personal: bool) -> bool:
         index = _index(threshold=math.inf, fire_model=Sure(), **manifest)
@@ -304,10 +307,6 @@ def test_a_confident_turn_is_not_embedded_where_the_fire_model_could_not_fire_on
     held-out fires never met the precision) nothing can fire on them, so the embedding is not computed."""
     from assistant.rewrite.rules import online_rewrite
 
-    class Sure:
-        def predict(self, x):
-            return np.full(len(x), 0.7)
-
     index = _index(threshold=math.inf, fire_model=Sure(), fire_threshold=0.6, global_fire_threshold=None)
     assert index.judges(7, use_personal=True)  # 7 has a personal layer: the personal view, threshold 0.6
     assert not index.judges(8, use_personal=True) and not index.judges(7, use_personal=False)  # the global view
@@ -339,10 +338,6 @@ def test_the_words_of_a_judged_turn_are_embedded_beside_the_nlu_one_turn_at_a_ti
     import threading
 
     from assistant.rewrite import rules
-
-    class Sure:
-        def predict(self, x):
-            return np.full(len(x), 0.7)
 
     index = _index(threshold=math.inf, fire_model=Sure(), fire_threshold=0.6, global_fire_threshold=None)
     monkeypatch.setattr(REWRITE_INDEXES, "model", lambda: index)
@@ -376,10 +371,6 @@ def test_a_forked_process_embeds_early_on_a_thread_of_its_own(monkeypatch):
     import multiprocessing
 
     from assistant.rewrite import rules
-
-    class Sure:
-        def predict(self, x):
-            return np.full(len(x), 0.7)
 
     index = _index(threshold=math.inf, fire_model=Sure(), fire_threshold=0.6, global_fire_threshold=None)
     monkeypatch.setattr(REWRITE_INDEXES, "model", lambda: index)
